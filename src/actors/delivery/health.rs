@@ -1,0 +1,89 @@
+//! A delivery actor's account of itself: what operators read at `/webhooks/{id}/health`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::iso8601;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthState {
+    /// Delivering; the last attempt succeeded (or none failed yet).
+    Healthy,
+    /// Some deliveries failed and wait for a retry, below the failure threshold.
+    Retrying,
+    /// `[circuit] failure_threshold` or more consecutive failures.
+    Failing,
+    /// The webhook is disabled (410 Gone, or by the API); nothing new is queued.
+    Disabled,
+    /// No delivering instance has reported on this webhook yet.
+    Unknown,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LastSuccess {
+    pub time: String,
+    pub status: u16,
+    pub latency_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LastFailure {
+    pub time: String,
+    pub status: Option<u16>,
+    pub error: String,
+}
+
+/// Running totals since the actor started.
+#[derive(Debug, Clone, Default)]
+pub struct Stats {
+    pub delivered: u64,
+    /// Failed attempts (each retry that fails counts).
+    pub failed: u64,
+    pub dead_lettered: u64,
+    pub consecutive_failures: u32,
+    pub last_success: Option<LastSuccess>,
+    pub last_failure: Option<LastFailure>,
+}
+
+impl Stats {
+    pub fn success(&mut self, status: u16, latency_ms: u64) {
+        self.delivered += 1;
+        self.consecutive_failures = 0;
+        self.last_success = Some(LastSuccess {
+            time: iso8601(crate::clock::now_ms()),
+            status,
+            latency_ms,
+        });
+    }
+
+    pub fn failure(&mut self, status: Option<u16>, error: &str) {
+        self.failed += 1;
+        self.consecutive_failures = self.consecutive_failures.saturating_add(1);
+        self.last_failure = Some(LastFailure {
+            time: iso8601(crate::clock::now_ms()),
+            status,
+            error: error.to_string(),
+        });
+    }
+}
+
+/// The `/webhooks/{id}/health` body (without `success`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthReport {
+    pub id: String,
+    pub state: HealthState,
+    pub in_flight: usize,
+    pub backlog: u64,
+    pub consecutive_failures: u32,
+    pub last_success: Option<LastSuccess>,
+    pub last_failure: Option<LastFailure>,
+    pub next_retry_at: Option<String>,
+    pub delivered: u64,
+    pub failed: u64,
+    pub dead_lettered: u64,
+    /// When the delivery actor made this report (it can come from another instance).
+    pub reported_at: String,
+}

@@ -1,0 +1,138 @@
+//! One HTTP delivery attempt.
+//!
+//! Each delivery arbiter (thread) has one `awc::Client` (it is `!Send`), shared by the
+//! delivery actors on that thread so they share its keep-alive connection pool. The pool has no
+//! global connection cap: each webhook is bounded by its own `max_in_flight`, so endpoints that
+//! hang cannot starve the others of connections.
+//!
+//! Redirects are never followed: a 3xx is a failed attempt like any other non-2xx.
+
+use std::cell::OnceCell;
+use std::time::{Duration, Instant};
+
+use awc::http::header;
+use bytes::Bytes;
+
+use super::backoff::parse_retry_after;
+use crate::config::DeliverySettings;
+use crate::domain::DeliveryId;
+
+/// How much of a response body is read (to keep the connection reusable) and kept.
+const RESPONSE_READ_LIMIT: usize = 64 * 1024;
+const RESPONSE_KEEP: usize = 1024;
+
+thread_local! {
+    static CLIENT: OnceCell<awc::Client> = const { OnceCell::new() };
+}
+
+/// This thread's delivery client, built on first use.
+pub fn client(settings: &DeliverySettings) -> awc::Client {
+    CLIENT.with(|cell| {
+        cell.get_or_init(|| {
+            let connector = awc::Connector::new()
+                .timeout(settings.timeout().min(Duration::from_secs(5)))
+                .limit(0)
+                .conn_keep_alive(Duration::from_secs(30));
+            awc::Client::builder()
+                .connector(connector)
+                .disable_redirects()
+                .timeout(settings.timeout())
+                .no_default_headers()
+                .add_default_header((header::USER_AGENT, settings.user_agent.as_str()))
+                .finish()
+        })
+        .clone()
+    })
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// 2xx.
+    Delivered,
+    /// 410 Gone: the receiver wants no more deliveries.
+    Gone,
+    /// Anything else: non-2xx, timeout, connection or DNS error.
+    Failed,
+}
+
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub verdict: Verdict,
+    pub status: Option<u16>,
+    pub latency: Duration,
+    /// What went wrong, for failed attempts.
+    pub error: Option<String>,
+    pub retry_after: Option<Duration>,
+    /// The first KiB of the response body.
+    pub response: Bytes,
+}
+
+/// POSTs `body` to `url`; never panics, every failure is an [`Attempt`] with an error.
+pub async fn post(
+    client: awc::Client,
+    url: String,
+    id: DeliveryId,
+    body: Bytes,
+    timeout: Duration,
+) -> Attempt {
+    let started = Instant::now();
+    let request = client
+        .post(url)
+        .timeout(timeout)
+        .insert_header((header::CONTENT_TYPE, "application/json"))
+        .insert_header(("webhook-id", id.as_str()))
+        .insert_header((
+            "webhook-timestamp",
+            (crate::clock::now_ms() / 1000).to_string(),
+        ));
+    let exchange = async {
+        let mut response = request.send_body(body).await.map_err(|e| e.to_string())?;
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
+        // A body we cannot read completely only costs the connection's reuse.
+        let mut kept = response
+            .body()
+            .limit(RESPONSE_READ_LIMIT)
+            .await
+            .unwrap_or_default();
+        kept.truncate(RESPONSE_KEEP);
+        Ok::<_, String>((status, retry_after, kept))
+    };
+    let outcome = match actix_rt::time::timeout(timeout, exchange).await {
+        Ok(outcome) => outcome,
+        Err(_) => Err(format!("timed out after {} ms", timeout.as_millis())),
+    };
+    let latency = started.elapsed();
+    match outcome {
+        Ok((status, retry_after, response)) => {
+            let verdict = if status.is_success() {
+                Verdict::Delivered
+            } else if status == awc::http::StatusCode::GONE {
+                Verdict::Gone
+            } else {
+                Verdict::Failed
+            };
+            Attempt {
+                verdict,
+                status: Some(status.as_u16()),
+                latency,
+                error: (verdict != Verdict::Delivered).then(|| format!("HTTP {status}")),
+                retry_after,
+                response,
+            }
+        }
+        Err(error) => Attempt {
+            verdict: Verdict::Failed,
+            status: None,
+            latency,
+            error: Some(error),
+            retry_after: None,
+            response: Bytes::new(),
+        },
+    }
+}

@@ -1,0 +1,308 @@
+//! The queue reader: moves events from the Redis stream to the supervisor, one batch at a time.
+//!
+//! Each cycle reads a batch with the consumer group (first this consumer's own pending entries,
+//! left by a crash or a failed cycle, then new ones, blocking up to `block_ms`), classifies
+//! every entry (valid event, malformed, deleted) and hands the batch to the supervisor, which
+//! queues and acknowledges it atomically. The next cycle starts when that is done, so the reader
+//! never holds more than one batch and never acknowledges anything itself.
+//!
+//! Failures never stop it: a malformed entry is set aside with its reason; a Redis error
+//! drops the connection and retries with backoff (recreating the consumer group if Redis lost
+//! it); a failed routing leaves the batch pending, and it is read again.
+
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use redis::aio::MultiplexedConnection;
+
+use super::supervisor::{IsReady, ReadEntry, RouteBatch, Supervisor};
+use crate::config::EventsSettings;
+use crate::domain::Event;
+use crate::store::{RawEntry, Store, StoreError};
+
+/// Raw values kept for a rejected entry (the reason says when it was cut).
+const REJECTED_RAW_LIMIT: usize = 64 * 1024;
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ReaderState {
+    Starting = 0,
+    Running = 1,
+    /// Redis is unreachable, or routing failed; retrying with backoff.
+    Reconnecting = 2,
+    Stopped = 3,
+}
+
+impl ReaderState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReaderState::Starting => "starting",
+            ReaderState::Running => "running",
+            ReaderState::Reconnecting => "reconnecting",
+            ReaderState::Stopped => "stopped",
+        }
+    }
+}
+
+/// What the reader tells `/health`, updated as it goes.
+#[derive(Debug, Default)]
+pub struct ReaderStatus {
+    state: AtomicU8,
+    /// Entries read from the stream and routed.
+    pub read: AtomicU64,
+    /// Entries set aside as malformed.
+    pub rejected: AtomicU64,
+}
+
+impl ReaderStatus {
+    pub fn state(&self) -> ReaderState {
+        match self.state.load(Ordering::Relaxed) {
+            1 => ReaderState::Running,
+            2 => ReaderState::Reconnecting,
+            3 => ReaderState::Stopped,
+            _ => ReaderState::Starting,
+        }
+    }
+
+    fn set(&self, state: ReaderState) {
+        self.state.store(state as u8, Ordering::Relaxed);
+    }
+}
+
+/// Run one read cycle (self-sent).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Poll;
+
+/// Stop after the current cycle. Answers once the reader has stopped reading.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StopReading;
+
+pub struct QueueReader {
+    store: Store,
+    settings: EventsSettings,
+    supervisor: Addr<Supervisor>,
+    status: Arc<ReaderStatus>,
+    /// The blocking-read connection; None until (re)connected.
+    conn: Option<MultiplexedConnection>,
+    /// This consumer's pending entries have all been routed; read new ones.
+    pending_done: bool,
+    backoff: Duration,
+    stopping: bool,
+}
+
+/// How a cycle failed, and whether its connection is still usable.
+struct CycleError {
+    conn: Option<MultiplexedConnection>,
+    message: String,
+}
+
+impl QueueReader {
+    pub fn new(
+        store: Store,
+        settings: EventsSettings,
+        supervisor: Addr<Supervisor>,
+        status: Arc<ReaderStatus>,
+    ) -> QueueReader {
+        QueueReader {
+            store,
+            settings,
+            supervisor,
+            status,
+            conn: None,
+            pending_done: false,
+            backoff: BACKOFF_MIN,
+            stopping: false,
+        }
+    }
+
+    fn after_cycle(
+        &mut self,
+        result: Result<(MultiplexedConnection, usize), CycleError>,
+        ctx: &mut Context<Self>,
+    ) {
+        match result {
+            Ok((conn, read)) => {
+                self.conn = Some(conn);
+                self.backoff = BACKOFF_MIN;
+                self.status.set(ReaderState::Running);
+                if read == 0 {
+                    self.pending_done = true;
+                }
+                ctx.notify(Poll);
+            }
+            Err(CycleError { conn, message }) => {
+                tracing::warn!(error = %message, retry_in_ms = self.backoff.as_millis() as u64, "event reader cycle failed");
+                self.conn = conn;
+                // Whatever this cycle read is pending now: read it again first.
+                self.pending_done = false;
+                self.status.set(ReaderState::Reconnecting);
+                ctx.notify_later(Poll, self.backoff);
+                self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+            }
+        }
+    }
+}
+
+/// Sorts raw stream entries into what the supervisor routes.
+fn classify(entries: Vec<RawEntry>, max_bytes: usize) -> Vec<ReadEntry> {
+    entries
+        .into_iter()
+        .map(|entry| {
+            if entry.deleted {
+                return ReadEntry::Gone(entry.id);
+            }
+            let Some(raw) = entry.event else {
+                return ReadEntry::Rejected {
+                    id: entry.id,
+                    reason: "entry has no `event` field".into(),
+                    raw: Vec::new(),
+                };
+            };
+            match Event::parse(&raw, max_bytes) {
+                Ok(event) => ReadEntry::Valid(entry.id, event),
+                Err(error) => {
+                    let mut reason = error.to_string();
+                    let mut raw = raw;
+                    if raw.len() > REJECTED_RAW_LIMIT {
+                        raw.truncate(REJECTED_RAW_LIMIT);
+                        reason.push_str(" (raw value cut to its first 64 KiB)");
+                    }
+                    ReadEntry::Rejected {
+                        id: entry.id,
+                        reason,
+                        raw,
+                    }
+                }
+            }
+        })
+        .collect()
+}
+
+impl Actor for QueueReader {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.notify(Poll);
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        self.status.set(ReaderState::Stopped);
+    }
+}
+
+impl Handler<Poll> for QueueReader {
+    type Result = AtomicResponse<Self, ()>;
+
+    fn handle(&mut self, _: Poll, ctx: &mut Context<Self>) -> Self::Result {
+        if self.stopping {
+            ctx.stop();
+            return AtomicResponse::new(Box::pin(fut::ready(())));
+        }
+        let store = self.store.clone();
+        let supervisor = self.supervisor.clone();
+        let settings = self.settings.clone();
+        let status = self.status.clone();
+        let conn = self.conn.take();
+        let pending = !self.pending_done;
+        let block = Duration::from_millis(settings.block_ms);
+        let cycle = async move {
+            if !matches!(supervisor.send(IsReady).await, Ok(true)) {
+                // The supervisor has not loaded the webhooks yet (Redis may be down).
+                return Err(CycleError {
+                    conn,
+                    message: "waiting for the supervisor to load webhooks".into(),
+                });
+            }
+            let events = store.events();
+            let mut conn = match conn {
+                Some(conn) => conn,
+                None => {
+                    let conn = store
+                        .blocking_connection(block)
+                        .await
+                        .map_err(|e| CycleError {
+                            conn: None,
+                            message: e.to_string(),
+                        })?;
+                    events.ensure_group().await.map_err(|e| CycleError {
+                        conn: None,
+                        message: e.to_string(),
+                    })?;
+                    conn
+                }
+            };
+            let read = events
+                .read(
+                    &mut conn,
+                    &settings.consumer,
+                    pending,
+                    settings.batch_size,
+                    settings.block_ms,
+                )
+                .await;
+            let entries = match read {
+                Ok(entries) => entries,
+                Err(StoreError::Redis(e)) if e.code() == Some("NOGROUP") => {
+                    // Redis lost the group (restarted without data): make it again.
+                    let made = events.ensure_group().await;
+                    return Err(CycleError {
+                        conn: made.is_ok().then_some(conn),
+                        message: "the consumer group was missing; recreated it".into(),
+                    });
+                }
+                Err(e) => {
+                    return Err(CycleError {
+                        conn: None,
+                        message: e.to_string(),
+                    })
+                }
+            };
+            let count = entries.len();
+            if count == 0 {
+                return Ok((conn, 0));
+            }
+            let batch = classify(entries, settings.max_bytes);
+            let rejected = batch
+                .iter()
+                .filter(|e| matches!(e, ReadEntry::Rejected { .. }))
+                .count();
+            match supervisor.send(RouteBatch(batch)).await {
+                Ok(Ok(_)) => {
+                    status.read.fetch_add(count as u64, Ordering::Relaxed);
+                    status
+                        .rejected
+                        .fetch_add(rejected as u64, Ordering::Relaxed);
+                    Ok((conn, count))
+                }
+                Ok(Err(message)) => Err(CycleError {
+                    conn: Some(conn),
+                    message: format!("routing failed: {message}"),
+                }),
+                Err(mailbox) => Err(CycleError {
+                    conn: Some(conn),
+                    message: format!("supervisor unavailable: {mailbox}"),
+                }),
+            }
+        };
+        AtomicResponse::new(Box::pin(
+            cycle
+                .into_actor(self)
+                .map(|result, act, ctx| act.after_cycle(result, ctx)),
+        ))
+    }
+}
+
+impl Handler<StopReading> for QueueReader {
+    type Result = ();
+
+    fn handle(&mut self, _: StopReading, ctx: &mut Context<Self>) {
+        self.stopping = true;
+        ctx.stop();
+    }
+}

@@ -1,0 +1,321 @@
+//! The supervisor: knows every webhook this instance owns, routes events to them and keeps
+//! one delivery actor per webhook running.
+//!
+//! It handles one message at a time, to completion (each handler is an atomic future), so a
+//! batch is always routed against a complete, consistent set of webhooks:
+//!
+//! * [`RouteBatch`] from the queue reader: match each event against the [`RouteIndex`], run
+//!   the fan-out script (queue per webhook + ack, atomically), then hand each queued event to
+//!   its delivery actor in memory.
+//! * [`WebhookChanged`] from the API on this instance or the change feed (pub/sub): reload
+//!   that webhook from Redis and start, reconfigure or stop its actor.
+//! * [`Resync`] on a timer and on every (re)subscription: reload everything if the webhooks'
+//!   version token moved. This catches changes whose notification was lost.
+//!
+//! Delivery actors are spread round-robin over the delivery arbiters (one per core).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use dashmap::DashMap;
+
+use super::delivery::{Configure, DeliveryActor, DeliveryConfig, Enqueued, Stop};
+use super::ownership::Ownership;
+use crate::domain::{Event, PreparedEvent, StreamId, Webhook, WebhookId};
+use crate::routing::RouteIndex;
+use crate::store::{FanoutBatch, Store, StoreError};
+
+/// The running delivery actors, shared with the API (health requests go straight to them).
+pub type ActorDirectory = Arc<DashMap<WebhookId, Addr<DeliveryActor>>>;
+
+/// One entry of a batch read from the event stream, as the reader classified it.
+pub enum ReadEntry {
+    Valid(StreamId, Event),
+    Rejected {
+        id: StreamId,
+        reason: String,
+        raw: Vec<u8>,
+    },
+    /// Deleted while pending: acknowledge it, nothing else.
+    Gone(StreamId),
+}
+
+/// Route and acknowledge a batch. Answers how many deliveries were queued.
+#[derive(Message)]
+#[rtype(result = "Result<usize, String>")]
+pub struct RouteBatch(pub Vec<ReadEntry>);
+
+/// A webhook was created, changed or deleted.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct WebhookChanged(pub WebhookId);
+
+/// Reload every webhook if anything changed since the last load (always, when `force`).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Resync {
+    pub force: bool,
+}
+
+/// Whether the initial load of webhooks has completed.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct IsReady;
+
+pub struct Supervisor {
+    store: Store,
+    config: Arc<DeliveryConfig>,
+    ownership: Ownership,
+    rejected_max_len: usize,
+    resync_every: Duration,
+    index: RouteIndex,
+    /// Owned webhooks, enabled or not, as last loaded.
+    webhooks: HashMap<WebhookId, Arc<Webhook>>,
+    actors: ActorDirectory,
+    workers: Vec<ArbiterHandle>,
+    next_worker: usize,
+    /// The version token of the last full load; None until the first one succeeds.
+    version: Option<Option<String>>,
+}
+
+impl Supervisor {
+    pub fn new(
+        store: Store,
+        settings: &crate::config::Settings,
+        workers: Vec<ArbiterHandle>,
+        actors: ActorDirectory,
+    ) -> Supervisor {
+        Supervisor {
+            store,
+            config: Arc::new(DeliveryConfig::new(settings)),
+            ownership: Ownership::All,
+            rejected_max_len: settings.events.rejected_max_len,
+            resync_every: Duration::from_millis(settings.webhooks.resync_ms),
+            index: RouteIndex::default(),
+            webhooks: HashMap::new(),
+            actors,
+            workers,
+            next_worker: 0,
+            version: None,
+        }
+    }
+
+    fn ready(&self) -> bool {
+        self.version.is_some()
+    }
+
+    /// Starts, reconfigures or stops the actor of one webhook to match `webhook`
+    /// (None = deleted). `backlog` is the queue length for a new actor.
+    fn apply(&mut self, id: WebhookId, webhook: Option<Webhook>, backlog: u64) {
+        let webhook = webhook.filter(|w| self.ownership.owns(&w.id)).map(Arc::new);
+        self.index.remove(&id);
+        let Some(webhook) = webhook else {
+            self.webhooks.remove(&id);
+            if let Some((_, actor)) = self.actors.remove(&id) {
+                actor.do_send(Stop);
+            }
+            return;
+        };
+        if webhook.enabled {
+            self.index.insert(&webhook);
+        }
+        let changed = self.webhooks.get(&id).is_none_or(|old| **old != *webhook);
+        self.webhooks.insert(id, webhook.clone());
+        if let Some(actor) = self.actors.get(&id) {
+            if changed {
+                actor.do_send(Configure(webhook));
+            }
+            return;
+        }
+        let arbiter = &self.workers[self.next_worker % self.workers.len()];
+        self.next_worker = self.next_worker.wrapping_add(1);
+        let (store, config) = (self.store.clone(), self.config.clone());
+        let actor = DeliveryActor::start_in_arbiter(arbiter, move |_| {
+            DeliveryActor::new(webhook, store, config, backlog)
+        });
+        self.actors.insert(id, actor);
+    }
+
+    /// Loads every webhook and every queue length, then makes the actors match.
+    fn full_load(&mut self, ctx: &mut Context<Self>, version: Option<String>) {
+        let store = self.store.clone();
+        let load = async move {
+            let webhooks = store.webhooks().load_all().await?;
+            let ids: Vec<WebhookId> = webhooks.iter().map(|w| w.id).collect();
+            let backlogs = store.queue().backlogs(&ids).await?;
+            Ok::<_, StoreError>((webhooks, backlogs))
+        };
+        ctx.wait(
+            load.into_actor(self)
+                .map(move |result, act, _| match result {
+                    Ok((webhooks, backlogs)) => {
+                        let count = webhooks.len();
+                        let present: HashSet<WebhookId> = webhooks.iter().map(|w| w.id).collect();
+                        let gone: Vec<WebhookId> = act
+                            .webhooks
+                            .keys()
+                            .filter(|id| !present.contains(id))
+                            .copied()
+                            .collect();
+                        for id in gone {
+                            act.apply(id, None, 0);
+                        }
+                        for (webhook, backlog) in webhooks.into_iter().zip(backlogs) {
+                            act.apply(webhook.id, Some(webhook), backlog);
+                        }
+                        if act.version.is_none() {
+                            tracing::info!(
+                                webhooks = count,
+                                "webhooks loaded; delivery actors started"
+                            );
+                        }
+                        act.version = Some(version);
+                    }
+                    Err(error) => tracing::warn!(%error, "loading webhooks failed; will retry"),
+                }),
+        );
+    }
+
+    /// Matches a batch, queues it durably, then hands the queued events to their actors.
+    fn route(
+        &mut self,
+        entries: Vec<ReadEntry>,
+    ) -> (FanoutBatch, Vec<(Arc<PreparedEvent>, Vec<WebhookId>)>) {
+        let mut batch = FanoutBatch::default();
+        let mut routed = Vec::new();
+        let mut targets = Vec::new();
+        for entry in entries {
+            match entry {
+                ReadEntry::Valid(id, event) => {
+                    self.index
+                        .route(&event.ev, event.user.as_ref(), &mut targets);
+                    let prepared = Arc::new(event.prepare(id));
+                    batch.event(&prepared, &targets);
+                    if !targets.is_empty() {
+                        routed.push((prepared, targets.clone()));
+                    }
+                }
+                ReadEntry::Rejected { id, reason, raw } => batch.reject(id, &reason, &raw),
+                ReadEntry::Gone(id) => batch.ack(id),
+            }
+        }
+        (batch, routed)
+    }
+}
+
+impl Actor for Supervisor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.notify(Resync { force: true });
+        ctx.run_interval(self.resync_every, |_, ctx| {
+            ctx.notify(Resync { force: false })
+        });
+        super::change_feed::start(self.store.clone(), ctx.address());
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        for actor in self.actors.iter() {
+            actor.do_send(Stop);
+        }
+        self.actors.clear();
+    }
+}
+
+impl Handler<RouteBatch> for Supervisor {
+    type Result = AtomicResponse<Self, Result<usize, String>>;
+
+    fn handle(&mut self, RouteBatch(entries): RouteBatch, _: &mut Context<Self>) -> Self::Result {
+        if !self.ready() {
+            return AtomicResponse::new(Box::pin(fut::ready(Err(
+                "webhooks are not loaded yet".to_string()
+            ))));
+        }
+        let (batch, routed) = self.route(entries);
+        let events = self.store.events();
+        let rejected_max_len = self.rejected_max_len;
+        let write = async move { events.fanout(&batch, rejected_max_len).await };
+        AtomicResponse::new(Box::pin(write.into_actor(self).map(
+            move |result, act, _| {
+                let queued = result.map_err(|e| e.to_string())?;
+                let mut entries = queued.into_iter();
+                let mut count = 0;
+                for (event, targets) in routed {
+                    for target in targets {
+                        let Some(entry) = entries.next().flatten() else {
+                            continue;
+                        };
+                        count += 1;
+                        if let Some(actor) = act.actors.get(&target) {
+                            actor.do_send(Enqueued {
+                                entry,
+                                event: event.clone(),
+                            });
+                        }
+                    }
+                }
+                Ok(count)
+            },
+        )))
+    }
+}
+
+impl Handler<WebhookChanged> for Supervisor {
+    type Result = AtomicResponse<Self, ()>;
+
+    fn handle(
+        &mut self,
+        WebhookChanged(id): WebhookChanged,
+        _: &mut Context<Self>,
+    ) -> Self::Result {
+        let store = self.store.clone();
+        let load = async move {
+            let webhook = store.webhooks().get(&id).await?;
+            let backlog = match &webhook {
+                Some(w) => store.queue().backlog(&w.id).await?,
+                None => 0,
+            };
+            Ok::<_, StoreError>((webhook, backlog))
+        };
+        AtomicResponse::new(Box::pin(load.into_actor(self).map(
+            move |result, act, _| match result {
+                Ok((webhook, backlog)) => act.apply(id, webhook, backlog),
+                // The periodic resync will pick the change up.
+                Err(error) => {
+                    tracing::warn!(webhook = %id, %error, "reloading a changed webhook failed")
+                }
+            },
+        )))
+    }
+}
+
+impl Handler<Resync> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, Resync { force }: Resync, ctx: &mut Context<Self>) {
+        let webhooks = self.store.webhooks();
+        let check = async move { webhooks.version().await };
+        ctx.wait(
+            check
+                .into_actor(self)
+                .map(move |result, act, ctx| match result {
+                    Ok(version) => {
+                        if force || act.version.as_ref() != Some(&version) {
+                            act.full_load(ctx, version);
+                        }
+                    }
+                    Err(error) => tracing::debug!(%error, "webhook version check failed"),
+                }),
+        );
+    }
+}
+
+impl Handler<IsReady> for Supervisor {
+    type Result = bool;
+
+    fn handle(&mut self, _: IsReady, _: &mut Context<Self>) -> bool {
+        self.ready()
+    }
+}

@@ -1,0 +1,101 @@
+//! The API's one error shape: `{"error": "<message>", "code": "<Code>"}`, plus `details` (field →
+//! rule broken) for input errors. Every failure the API can produce, including malformed
+//! bodies, oversized bodies, unknown routes and wrong methods, goes through [`ApiError`], so a
+//! client never sees an HTML or plain-text error.
+
+use std::collections::BTreeMap;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::json;
+
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the fields that were wrong, each with the rule it broke.
+    #[error("Invalid input: {}", describe(.0))]
+    InputValidation(BTreeMap<String, String>),
+    #[error("Unknown webhook")]
+    WebhookNotFound,
+    #[error("No such route: {0}")]
+    RouteNotFound(String),
+    #[error("Method {0} is not allowed here")]
+    MethodNotAllowed(String),
+    #[error("Request body is larger than the limit of {0} bytes")]
+    PayloadTooLarge(usize),
+    /// 500. The cause is logged, never returned.
+    #[error("Internal error")]
+    Internal(String),
+    /// 503: Redis (or another dependency) is unreachable.
+    #[error("Service unavailable: {0}")]
+    Unavailable(&'static str),
+}
+
+fn describe(details: &BTreeMap<String, String>) -> String {
+    details
+        .iter()
+        .map(|(field, rule)| format!("{field} {rule}"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl ApiError {
+    /// A 400 naming one field.
+    pub fn invalid(field: impl Into<String>, rule: impl Into<String>) -> ApiError {
+        ApiError::InputValidation(BTreeMap::from([(field.into(), rule.into())]))
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            ApiError::InputValidation(_) => "InputValidationError",
+            ApiError::WebhookNotFound => "WebhookNotFound",
+            ApiError::RouteNotFound(_) => "RouteNotFound",
+            ApiError::MethodNotAllowed(_) => "MethodNotAllowed",
+            ApiError::PayloadTooLarge(_) => "PayloadTooLarge",
+            ApiError::Internal(_) => "InternalError",
+            ApiError::Unavailable(_) => "ServiceUnavailable",
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> ApiError {
+        match &error {
+            StoreError::Redis(e)
+                if e.is_io_error()
+                    || e.is_timeout()
+                    || e.is_connection_dropped()
+                    || e.is_connection_refusal() =>
+            {
+                tracing::warn!(%error, "redis unavailable while serving a request");
+                ApiError::Unavailable("Redis is unreachable")
+            }
+            _ => ApiError::Internal(error.to_string()),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::InputValidation(_) => StatusCode::BAD_REQUEST,
+            ApiError::WebhookNotFound | ApiError::RouteNotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let ApiError::Internal(cause) = self {
+            tracing::error!(%cause, "request failed");
+        }
+        let mut body = json!({ "error": self.to_string(), "code": self.code() });
+        if let ApiError::InputValidation(details) = self {
+            body["details"] = json!(details);
+        }
+        HttpResponse::build(self.status_code()).json(body)
+    }
+}

@@ -1,0 +1,93 @@
+//! `GET /health` (the service) and `GET /webhooks/{id}/health` (one delivery actor).
+
+use actix_web::{web, HttpResponse};
+use serde_json::{json, Value};
+
+use super::errors::ApiError;
+use super::webhooks::parse_id;
+use super::ApiState;
+use crate::actors::delivery::{GetHealth, HealthReport, HealthState};
+use crate::clock::{iso8601, now_ms};
+use crate::domain::Webhook;
+
+/// 200 when Redis answers, 503 when it does not; always JSON.
+pub async fn service(state: web::Data<ApiState>) -> HttpResponse {
+    let redis_up = state.store.ping().await;
+    let lag = if redis_up {
+        state.store.events().lag().await.ok()
+    } else {
+        None
+    };
+    let (reader, actors) = match &state.router {
+        Some(router) => (router.reader.state().as_str(), Some(router.actors.len())),
+        None => ("disabled", None),
+    };
+    let body = json!({
+        "success": true,
+        "redis": if redis_up { "up" } else { "down" },
+        "reader": reader,
+        "lag": lag,
+        "actors": actors,
+    });
+    if redis_up {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+/// Asks the webhook's delivery actor when it runs here; otherwise reads the report the
+/// delivering instance last stored, with the backlog read now.
+pub async fn webhook(
+    state: web::Data<ApiState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&id)?;
+    let webhook = state
+        .store
+        .webhooks()
+        .get(&id)
+        .await?
+        .ok_or(ApiError::WebhookNotFound)?;
+    let actor = state
+        .router
+        .as_ref()
+        .and_then(|r| r.actors.get(&id).map(|a| a.clone()));
+    let report = match actor {
+        Some(actor) => actor
+            .send(GetHealth)
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?,
+        None => stored_report(&state, &webhook).await?,
+    };
+    let mut body = serde_json::to_value(report).map_err(|e| ApiError::Internal(e.to_string()))?;
+    body["success"] = Value::Bool(true);
+    Ok(HttpResponse::Ok().json(body))
+}
+
+async fn stored_report(state: &ApiState, webhook: &Webhook) -> Result<HealthReport, ApiError> {
+    let queue = state.store.queue();
+    let backlog = queue.backlog(&webhook.id).await?;
+    let stored = queue.health(&webhook.id).await?;
+    let mut report = stored
+        .and_then(|json| serde_json::from_str::<HealthReport>(&json).ok())
+        .unwrap_or_else(|| HealthReport {
+            id: webhook.id.to_string(),
+            state: HealthState::Unknown,
+            in_flight: 0,
+            backlog,
+            consecutive_failures: 0,
+            last_success: None,
+            last_failure: None,
+            next_retry_at: None,
+            delivered: 0,
+            failed: 0,
+            dead_lettered: 0,
+            reported_at: iso8601(now_ms()),
+        });
+    report.backlog = backlog;
+    if !webhook.enabled {
+        report.state = HealthState::Disabled;
+    }
+    Ok(report)
+}

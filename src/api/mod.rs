@@ -1,0 +1,124 @@
+//! The REST API (actix-web): webhooks in WildDuck's JSON shapes, event publishing, health.
+//!
+//! | route | handler |
+//! |---|---|
+//! | `GET /health` | [`health::service`] |
+//! | `POST /events` | [`events::publish`] |
+//! | `GET, POST /webhooks` | [`webhooks::list`], [`webhooks::create`] |
+//! | `GET, PUT, DELETE /webhooks/{id}` | [`webhooks::get`], [`webhooks::update`], [`webhooks::delete`] |
+//! | `GET /webhooks/{id}/health` | [`health::webhook`] |
+//!
+//! Every error is JSON ([`errors::ApiError`]), including those actix would otherwise answer
+//! itself: malformed or oversized bodies, bad query strings, unknown routes, wrong methods.
+
+mod cursor;
+pub mod errors;
+mod events;
+mod health;
+mod input;
+mod webhooks;
+
+use std::sync::Arc;
+
+use actix::Addr;
+use actix_web::error::{JsonPayloadError, QueryPayloadError};
+use actix_web::{web, HttpRequest};
+
+use crate::actors::queue_reader::ReaderStatus;
+use crate::actors::supervisor::{ActorDirectory, Supervisor, WebhookChanged};
+use crate::config::Settings;
+use crate::domain::WebhookId;
+use crate::store::Store;
+use errors::ApiError;
+
+/// The delivering side of this instance, when it has one.
+#[derive(Clone)]
+pub struct RouterHandle {
+    pub supervisor: Addr<Supervisor>,
+    pub actors: ActorDirectory,
+    pub reader: Arc<ReaderStatus>,
+}
+
+/// What every handler can reach.
+pub struct ApiState {
+    pub store: Store,
+    pub settings: Arc<Settings>,
+    /// None on an API-only instance (`[webhooks] enabled = false`).
+    pub router: Option<RouterHandle>,
+}
+
+impl ApiState {
+    /// Applies a webhook change to this instance's supervisor before answering, so an event
+    /// published after the response is routed with the change. Other instances learn of it
+    /// through the change feed.
+    async fn changed(&self, id: WebhookId) {
+        if let Some(router) = &self.router {
+            if let Err(error) = router.supervisor.send(WebhookChanged(id)).await {
+                tracing::warn!(webhook = %id, %error, "could not tell the supervisor about a change");
+            }
+        }
+    }
+}
+
+/// Registers every route and the JSON error handlers.
+pub fn configure(state: web::Data<ApiState>) -> impl FnOnce(&mut web::ServiceConfig) {
+    let body_limit = state.settings.api.body_limit_bytes;
+    move |cfg: &mut web::ServiceConfig| {
+        cfg.app_data(state)
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(body_limit)
+                    .content_type_required(false)
+                    .error_handler(move |error, _| json_error(error, body_limit).into()),
+            )
+            .app_data(
+                web::QueryConfig::default().error_handler(|error, _| query_error(error).into()),
+            )
+            .app_data(
+                web::PathConfig::default().error_handler(|_, _| ApiError::WebhookNotFound.into()),
+            )
+            .service(resource("/health").route(web::get().to(health::service)))
+            .service(resource("/events").route(web::post().to(events::publish)))
+            .service(
+                resource("/webhooks")
+                    .route(web::get().to(webhooks::list))
+                    .route(web::post().to(webhooks::create)),
+            )
+            .service(
+                resource("/webhooks/{id}")
+                    .route(web::get().to(webhooks::get))
+                    .route(web::put().to(webhooks::update))
+                    .route(web::delete().to(webhooks::delete)),
+            )
+            .service(resource("/webhooks/{id}/health").route(web::get().to(health::webhook)))
+            .default_service(web::to(|request: HttpRequest| async move {
+                Err::<actix_web::HttpResponse, _>(ApiError::RouteNotFound(
+                    request.path().to_string(),
+                ))
+            }));
+    }
+}
+
+/// A resource whose unsupported methods get a JSON 405.
+fn resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(|request: HttpRequest| async move {
+        Err::<actix_web::HttpResponse, _>(ApiError::MethodNotAllowed(request.method().to_string()))
+    }))
+}
+
+fn json_error(error: JsonPayloadError, limit: usize) -> ApiError {
+    match error {
+        JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
+            ApiError::PayloadTooLarge(limit)
+        }
+        JsonPayloadError::Deserialize(e) => {
+            ApiError::invalid("body", format!("must be valid JSON ({e})"))
+        }
+        JsonPayloadError::ContentType => ApiError::invalid("body", "must be JSON"),
+        other => ApiError::invalid("body", format!("could not be read ({other})")),
+    }
+}
+
+fn query_error(error: QueryPayloadError) -> ApiError {
+    ApiError::invalid("query", format!("could not be parsed ({error})"))
+}

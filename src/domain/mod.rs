@@ -1,0 +1,23 @@
+//! Domain types that parse input at the edge.
+//!
+//! Every value that comes from outside (an API body, a stream entry, a Redis record) becomes one
+//! of these types through a `parse` function that names the rule it broke. Code past the edge
+//! takes these types, so an invalid webhook URL or type pattern cannot exist inside the service.
+
+mod event;
+mod event_type;
+mod stream_id;
+mod type_pattern;
+mod user_id;
+mod webhook;
+mod webhook_id;
+mod webhook_url;
+
+pub use event::{Event, EventError, PreparedEvent};
+pub use event_type::EventType;
+pub use stream_id::StreamId;
+pub use type_pattern::TypePattern;
+pub use user_id::UserId;
+pub use webhook::{DeliveryId, Webhook};
+pub use webhook_id::WebhookId;
+pub use webhook_url::WebhookUrl;

@@ -1,0 +1,63 @@
+//! A webhook subscription and the id of one delivery to it.
+
+use std::fmt;
+use std::sync::Arc;
+
+use super::{EventType, StreamId, TypePattern, UserId, WebhookId, WebhookUrl};
+
+/// A subscription: where to POST, which event types, and whose events.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Webhook {
+    pub id: WebhookId,
+    pub url: WebhookUrl,
+    /// 1–32 patterns; an event matching any of them is delivered.
+    pub types: Vec<TypePattern>,
+    /// None = global: every user's events (and events without a user).
+    pub user: Option<UserId>,
+    /// ms since epoch.
+    pub created_ms: u64,
+    /// false after a 410 Gone or a `PUT {"enabled": false}`; nothing new is queued for it.
+    pub enabled: bool,
+    /// Why it was disabled, when it was.
+    pub disabled_reason: Option<String>,
+}
+
+impl Webhook {
+    /// Whether an event of this type, belonging to `user`, goes to this webhook. The routing
+    /// index answers the same question for all webhooks at once; this is its reference.
+    pub fn receives(&self, ev: &EventType, user: Option<&UserId>) -> bool {
+        let scoped_in = match &self.user {
+            None => true,
+            Some(mine) => user == Some(mine),
+        };
+        scoped_in && self.types.iter().any(|pattern| pattern.matches(ev))
+    }
+}
+
+/// Identifies one (event, webhook) pair: `<webhook id>:<event stream id>`. The same on every
+/// retry and redelivery, so receivers can deduplicate on it; it contains no `.`, so it can sit
+/// in a Standard Webhooks signature input.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct DeliveryId(Arc<str>);
+
+impl DeliveryId {
+    pub fn new(webhook: &WebhookId, event: StreamId) -> DeliveryId {
+        DeliveryId(Arc::from(format!("{webhook}:{event}")))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for DeliveryId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for DeliveryId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DeliveryId({})", self.0)
+    }
+}

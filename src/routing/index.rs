@@ -1,0 +1,220 @@
+//! The routing index: webhooks by scope (global or per user), then by pattern.
+
+use std::collections::HashMap;
+
+use crate::domain::{EventType, TypePattern, UserId, Webhook, WebhookId};
+
+/// Webhook ids by the patterns they listed, within one scope.
+#[derive(Default)]
+struct PatternIndex {
+    /// `*`
+    all: Vec<WebhookId>,
+    /// `a.b.*`, keyed by `a.b.`
+    prefixes: HashMap<Box<str>, Vec<WebhookId>>,
+    exact: HashMap<Box<str>, Vec<WebhookId>>,
+}
+
+impl PatternIndex {
+    fn bucket(&mut self, pattern: &TypePattern) -> &mut Vec<WebhookId> {
+        match pattern {
+            TypePattern::All => &mut self.all,
+            TypePattern::Prefix(prefix) => self.prefixes.entry(prefix.as_str().into()).or_default(),
+            TypePattern::Exact(exact) => self.exact.entry(exact.as_str().into()).or_default(),
+        }
+    }
+
+    fn remove(&mut self, pattern: &TypePattern, id: &WebhookId) {
+        let bucket = self.bucket(pattern);
+        if let Some(at) = bucket.iter().position(|x| x == id) {
+            bucket.swap_remove(at);
+        }
+        let emptied = bucket.is_empty();
+        if emptied {
+            match pattern {
+                TypePattern::All => {}
+                TypePattern::Prefix(prefix) => drop(self.prefixes.remove(prefix.as_str())),
+                TypePattern::Exact(exact) => drop(self.exact.remove(exact.as_str())),
+            }
+        }
+    }
+
+    fn collect(&self, ev: &str, out: &mut Vec<WebhookId>) {
+        out.extend_from_slice(&self.all);
+        if let Some(ids) = self.exact.get(ev) {
+            out.extend_from_slice(ids);
+        }
+        if self.prefixes.is_empty() {
+            return;
+        }
+        for (i, byte) in ev.bytes().enumerate() {
+            if byte == b'.' && i + 1 < ev.len() {
+                if let Some(ids) = self.prefixes.get(&ev[..=i]) {
+                    out.extend_from_slice(ids);
+                }
+            }
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.all.is_empty() && self.prefixes.is_empty() && self.exact.is_empty()
+    }
+}
+
+/// What the index needs to remember to take a webhook out again.
+struct Indexed {
+    user: Option<UserId>,
+    patterns: Vec<TypePattern>,
+}
+
+#[derive(Default)]
+pub struct RouteIndex {
+    global: PatternIndex,
+    users: HashMap<UserId, PatternIndex>,
+    indexed: HashMap<WebhookId, Indexed>,
+}
+
+impl RouteIndex {
+    pub fn len(&self) -> usize {
+        self.indexed.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.indexed.is_empty()
+    }
+
+    /// Adds or replaces a webhook's routes.
+    pub fn insert(&mut self, webhook: &Webhook) {
+        self.remove(&webhook.id);
+        let scope = match &webhook.user {
+            None => &mut self.global,
+            Some(user) => self.users.entry(user.clone()).or_default(),
+        };
+        let mut patterns: Vec<TypePattern> = Vec::with_capacity(webhook.types.len());
+        for pattern in &webhook.types {
+            if !patterns.contains(pattern) {
+                scope.bucket(pattern).push(webhook.id);
+                patterns.push(pattern.clone());
+            }
+        }
+        self.indexed.insert(
+            webhook.id,
+            Indexed {
+                user: webhook.user.clone(),
+                patterns,
+            },
+        );
+    }
+
+    pub fn remove(&mut self, id: &WebhookId) {
+        let Some(indexed) = self.indexed.remove(id) else {
+            return;
+        };
+        match &indexed.user {
+            None => indexed
+                .patterns
+                .iter()
+                .for_each(|p| self.global.remove(p, id)),
+            Some(user) => {
+                if let Some(scope) = self.users.get_mut(user) {
+                    indexed.patterns.iter().for_each(|p| scope.remove(p, id));
+                    if scope.is_empty() {
+                        self.users.remove(user);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Appends to `out` (after clearing it) every webhook that gets an event of type `ev`
+    /// belonging to `user`, each once, in id order.
+    pub fn route(&self, ev: &EventType, user: Option<&UserId>, out: &mut Vec<WebhookId>) {
+        out.clear();
+        self.global.collect(ev.as_str(), out);
+        if let Some(scope) = user.and_then(|u| self.users.get(u)) {
+            scope.collect(ev.as_str(), out);
+        }
+        out.sort_unstable();
+        out.dedup();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::WebhookUrl;
+
+    fn webhook(types: &[&str], user: Option<&str>) -> Webhook {
+        Webhook {
+            id: WebhookId::generate(),
+            url: WebhookUrl::parse("http://127.0.0.1/").unwrap(),
+            types: types
+                .iter()
+                .map(|t| TypePattern::parse(t).unwrap())
+                .collect(),
+            user: user.map(|u| UserId::parse(u).unwrap()),
+            created_ms: 0,
+            enabled: true,
+            disabled_reason: None,
+        }
+    }
+
+    fn route(index: &RouteIndex, ev: &str, user: Option<&str>) -> Vec<WebhookId> {
+        let mut out = Vec::new();
+        let user = user.map(|u| UserId::parse(u).unwrap());
+        index.route(&EventType::parse(ev).unwrap(), user.as_ref(), &mut out);
+        out
+    }
+
+    /// The index must agree with `Webhook::receives`, the reference, on every combination.
+    #[test]
+    fn agrees_with_the_reference_matcher() {
+        let webhooks = vec![
+            webhook(&["*"], None),
+            webhook(&["user.*"], None),
+            webhook(&["user.delete.*", "marked.spam"], None),
+            webhook(&["user.created", "user.*"], Some("u1")),
+            webhook(&["*"], Some("u2")),
+            webhook(&["forward added"], Some("u1")),
+        ];
+        let mut index = RouteIndex::default();
+        webhooks.iter().for_each(|w| index.insert(w));
+        let events = [
+            "user.created",
+            "user.delete.started",
+            "user",
+            "marked.spam",
+            "marked.ham",
+            "forward added",
+            "users.x",
+        ];
+        for ev in events {
+            for user in [None, Some("u1"), Some("u2"), Some("u3")] {
+                let user_id = user.map(|u| UserId::parse(u).unwrap());
+                let event_type = EventType::parse(ev).unwrap();
+                let mut expected: Vec<WebhookId> = webhooks
+                    .iter()
+                    .filter(|w| w.receives(&event_type, user_id.as_ref()))
+                    .map(|w| w.id)
+                    .collect();
+                expected.sort();
+                assert_eq!(route(&index, ev, user), expected, "{ev} for {user:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn remove_and_replace_leave_nothing_behind() {
+        let mut index = RouteIndex::default();
+        let mut hook = webhook(&["user.*", "mailbox.created"], Some("u1"));
+        index.insert(&hook);
+        assert_eq!(route(&index, "user.created", Some("u1")), [hook.id]);
+        hook.user = None;
+        hook.types = vec![TypePattern::parse("marked.spam").unwrap()];
+        index.insert(&hook);
+        assert!(route(&index, "user.created", Some("u1")).is_empty());
+        assert_eq!(route(&index, "marked.spam", None), [hook.id]);
+        index.remove(&hook.id);
+        assert!(route(&index, "marked.spam", None).is_empty());
+        assert!(index.users.is_empty() && index.global.is_empty() && index.is_empty());
+    }
+}

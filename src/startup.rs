@@ -1,0 +1,163 @@
+//! Building and running the service.
+//!
+//! [`Application::build`] wires everything from one [`Settings`]: the Redis store, the
+//! delivering side (delivery arbiters, supervisor, queue reader; skipped on an API-only
+//! instance) and the HTTP API. It binds before returning, so tests can ask for port 0 and read
+//! the real port from [`Application::port`].
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use actix_web::{web, App, HttpServer};
+
+use crate::actors::queue_reader::{QueueReader, ReaderStatus, StopReading};
+use crate::actors::supervisor::{ActorDirectory, Supervisor};
+use crate::api::{self, ApiState, RouterHandle};
+use crate::config::Settings;
+use crate::store::Store;
+
+/// The delivering side of a running instance.
+struct Router {
+    handle: RouterHandle,
+    reader: Addr<QueueReader>,
+    /// Kept so the delivery threads live as long as the application.
+    arbiters: Vec<Arbiter>,
+}
+
+pub struct Application {
+    port: u16,
+    server: actix_web::dev::Server,
+    router: Option<Router>,
+}
+
+impl Application {
+    /// Starts everything. Needs a running actix system (`#[actix_web::main]`, `#[actix_web::test]`).
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        // awc's rustls connector needs a process-wide crypto provider; a second install fails
+        // harmlessly (tests build several applications in one process).
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let settings = Arc::new(settings);
+        let store = Store::new(&settings.redis)?;
+        let router = settings
+            .webhooks
+            .enabled
+            .then(|| start_router(&settings, &store));
+        let listener = TcpListener::bind(settings.listen_addr()?)?;
+        let port = listener.local_addr()?.port();
+        let state = web::Data::new(ApiState {
+            store,
+            settings: settings.clone(),
+            router: router.as_ref().map(|r| r.handle.clone()),
+        });
+        let server = HttpServer::new(move || App::new().configure(api::configure(state.clone())))
+            .listen(listener)?
+            .workers(2)
+            .disable_signals()
+            .shutdown_timeout(5)
+            .run();
+        tracing::info!(
+            port,
+            delivering = settings.webhooks.enabled,
+            prefix = %settings.redis.prefix,
+            "hookrouter started"
+        );
+        Ok(Application {
+            port,
+            server,
+            router,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until the process gets SIGINT or SIGTERM, then shuts down in order.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        let mut serving = actix_rt::spawn(self.server);
+        tokio::select! {
+            result = &mut serving => return result.unwrap_or(Ok(())),
+            _ = shutdown_signal() => tracing::info!("shutdown requested"),
+        }
+        if let Some(router) = &self.router {
+            // Stop taking events first; whatever was read is routed before the reader stops.
+            let _ = router.reader.send(StopReading).await;
+            router.handle.supervisor.do_send(StopSupervisor);
+        }
+        handle.stop(true).await;
+        if let Some(router) = self.router {
+            for arbiter in router.arbiters {
+                arbiter.stop();
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Stops the supervisor, which stops every delivery actor.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct StopSupervisor;
+
+impl Handler<StopSupervisor> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, _: StopSupervisor, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
+
+fn start_router(settings: &Arc<Settings>, store: &Store) -> Router {
+    let arbiters: Vec<Arbiter> = (0..settings.delivery_workers())
+        .map(|_| Arbiter::new())
+        .collect();
+    let workers = arbiters.iter().map(Arbiter::handle).collect();
+    let actors = ActorDirectory::default();
+    let supervisor = Supervisor::new(store.clone(), settings, workers, actors.clone()).start();
+    let status = Arc::new(ReaderStatus::default());
+    let reader = QueueReader::new(
+        store.clone(),
+        settings.events.clone(),
+        supervisor.clone(),
+        status.clone(),
+    )
+    .start();
+    Router {
+        handle: RouterHandle {
+            supervisor,
+            actors,
+            reader: status,
+        },
+        reader,
+        arbiters,
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            _ => std::future::pending::<()>().await,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// How long tests and tools wait between readiness checks.
+pub const READY_POLL: Duration = Duration::from_millis(20);

@@ -1,0 +1,221 @@
+//! The producers' event stream `P:events` and the atomic fan-out out of it.
+//!
+//! Delivering instances read the stream with the consumer group [`EVENTS_GROUP`]. A batch of
+//! entries is routed by one Lua script ([`EventStream::fanout`]) that appends each event to the
+//! queue of every webhook it matched, sets malformed entries aside in `P:rejected`, and only
+//! then acknowledges and deletes the batch's entries. A crash before the script runs leaves
+//! the entries pending, and they are read again; after it, they are in the webhook queues.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use redis::aio::{ConnectionManager, MultiplexedConnection};
+use redis::{Script, Value};
+
+use super::reply::{bytes, read_group_entries};
+use super::{Keys, StoreError, StoreResult, EVENTS_GROUP};
+use crate::domain::{Event, PreparedEvent, StreamId, WebhookId};
+
+static FANOUT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/fanout.lua")));
+
+/// One entry read from the event stream.
+#[derive(Debug)]
+pub struct RawEntry {
+    pub id: StreamId,
+    /// The `event` field's raw bytes; None when the entry has no such field, or was deleted
+    /// while pending (`deleted`).
+    pub event: Option<Vec<u8>>,
+    pub deleted: bool,
+}
+
+/// What one fan-out script call does, built entry by entry.
+#[derive(Default)]
+pub struct FanoutBatch {
+    /// Distinct target webhooks; records refer to them by position (1-based in the script).
+    webhooks: Vec<WebhookId>,
+    positions: HashMap<WebhookId, usize>,
+    args: Vec<Vec<u8>>,
+    /// (event, target) pairs the script will answer for, in order.
+    pairs: usize,
+    entries: usize,
+}
+
+impl FanoutBatch {
+    pub fn is_empty(&self) -> bool {
+        self.entries == 0
+    }
+
+    /// Queues `event` for each of `targets`, acknowledging its entry.
+    pub fn event(&mut self, event: &PreparedEvent, targets: &[WebhookId]) {
+        self.entries += 1;
+        self.pairs += targets.len();
+        self.args.push(b"e".to_vec());
+        self.args.push(event.stream_id.to_string().into_bytes());
+        self.args.push(event.ev.as_str().as_bytes().to_vec());
+        self.args.push(event.tail.to_vec());
+        self.args.push(targets.len().to_string().into_bytes());
+        for target in targets {
+            let next = self.webhooks.len() + 1;
+            let position = *self.positions.entry(*target).or_insert(next);
+            if position == next {
+                self.webhooks.push(*target);
+            }
+            self.args.push(position.to_string().into_bytes());
+        }
+    }
+
+    /// Sets a malformed entry aside with its reason, acknowledging it.
+    pub fn reject(&mut self, id: StreamId, reason: &str, raw: &[u8]) {
+        self.entries += 1;
+        self.args.push(b"r".to_vec());
+        self.args.push(id.to_string().into_bytes());
+        self.args.push(reason.as_bytes().to_vec());
+        self.args.push(raw.to_vec());
+    }
+
+    /// Acknowledges an entry that needs nothing else (deleted while pending).
+    pub fn ack(&mut self, id: StreamId) {
+        self.entries += 1;
+        self.args.push(b"a".to_vec());
+        self.args.push(id.to_string().into_bytes());
+    }
+}
+
+#[derive(Clone)]
+pub struct EventStream {
+    conn: ConnectionManager,
+    keys: Keys,
+}
+
+impl EventStream {
+    pub(super) fn new(conn: ConnectionManager, keys: Keys) -> EventStream {
+        EventStream { conn, keys }
+    }
+
+    /// Creates the consumer group (and the stream) if missing. The group starts at the
+    /// beginning, so events published before any router ran are delivered too.
+    pub async fn ensure_group(&self) -> StoreResult<()> {
+        let mut conn = self.conn.clone();
+        let created: Result<Value, _> = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(self.keys.events())
+            .arg(EVENTS_GROUP)
+            .arg("0")
+            .arg("MKSTREAM")
+            .query_async(&mut conn)
+            .await;
+        match created {
+            Err(e) if e.code() != Some("BUSYGROUP") => Err(e.into()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Reads up to `count` entries for `consumer`: its own pending entries when `pending`,
+    /// else new ones, waiting up to `block_ms` for them. `conn` must be a connection whose
+    /// response timeout outlasts the block ([`super::Store::blocking_connection`]).
+    pub async fn read(
+        &self,
+        conn: &mut MultiplexedConnection,
+        consumer: &str,
+        pending: bool,
+        count: usize,
+        block_ms: u64,
+    ) -> StoreResult<Vec<RawEntry>> {
+        let mut cmd = redis::cmd("XREADGROUP");
+        cmd.arg("GROUP")
+            .arg(EVENTS_GROUP)
+            .arg(consumer)
+            .arg("COUNT")
+            .arg(count);
+        if !pending {
+            cmd.arg("BLOCK").arg(block_ms);
+        }
+        cmd.arg("STREAMS")
+            .arg(self.keys.events())
+            .arg(if pending { "0" } else { ">" });
+        let reply: Value = cmd.query_async(conn).await?;
+        let entries = read_group_entries(&reply).map_err(StoreError::Corrupt)?;
+        Ok(entries
+            .into_iter()
+            .map(|entry| RawEntry {
+                id: entry.id,
+                event: entry.field("event").map(<[u8]>::to_vec),
+                deleted: entry.fields.is_none(),
+            })
+            .collect())
+    }
+
+    /// Runs one fan-out; returns the queue entry id of each (event, webhook) pair in the
+    /// order they were added, None where the webhook was deleted or disabled meanwhile.
+    pub async fn fanout(
+        &self,
+        batch: &FanoutBatch,
+        rejected_max_len: usize,
+    ) -> StoreResult<Vec<Option<StreamId>>> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut invocation = FANOUT.prepare_invoke();
+        invocation.key(self.keys.events()).key(self.keys.rejected());
+        for webhook in &batch.webhooks {
+            invocation
+                .key(self.keys.webhook(webhook))
+                .key(self.keys.queue(webhook));
+        }
+        invocation
+            .arg(EVENTS_GROUP)
+            .arg(rejected_max_len)
+            .arg(crate::clock::now_ms())
+            .arg(batch.webhooks.len());
+        for arg in &batch.args {
+            invocation.arg(arg.as_slice());
+        }
+        let mut conn = self.conn.clone();
+        let reply: Vec<Value> = invocation.invoke_async(&mut conn).await?;
+        if reply.len() != batch.pairs {
+            return Err(StoreError::Corrupt(format!(
+                "fan-out answered {} pairs, expected {}",
+                reply.len(),
+                batch.pairs
+            )));
+        }
+        Ok(reply
+            .iter()
+            .map(|v| {
+                bytes(v)
+                    .and_then(|b| std::str::from_utf8(b).ok())
+                    .and_then(StreamId::parse)
+            })
+            .collect())
+    }
+
+    /// Appends events to the stream, all or none (`POST /events`).
+    pub async fn publish(&self, events: &[Event]) -> StoreResult<Vec<StreamId>> {
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for event in events {
+            pipe.cmd("XADD")
+                .arg(self.keys.events())
+                .arg("*")
+                .arg("event")
+                .arg(event.to_json().to_string());
+        }
+        let mut conn = self.conn.clone();
+        let ids: Vec<String> = pipe.query_async(&mut conn).await?;
+        ids.iter()
+            .map(|id| {
+                StreamId::parse(id)
+                    .ok_or_else(|| StoreError::Corrupt(format!("XADD returned {id}")))
+            })
+            .collect()
+    }
+
+    /// Entries in the stream not yet routed (read or not): the reader's lag.
+    pub async fn lag(&self) -> StoreResult<u64> {
+        let mut conn = self.conn.clone();
+        Ok(redis::cmd("XLEN")
+            .arg(self.keys.events())
+            .query_async(&mut conn)
+            .await?)
+    }
+}

@@ -1,0 +1,116 @@
+//! The Redis key schema, in one place.
+//!
+//! Every key starts with the configured prefix `P`. Variable parts (ids, users, patterns)
+//! always come last, so two families can never produce the same key.
+//!
+//! | key | type | holds |
+//! |---|---|---|
+//! | `P:events` | stream | events from producers; consumer group `hookrouter` |
+//! | `P:rejected` | stream | malformed event entries: reason, raw value (capped) |
+//! | `P:webhook:<id>` | hash | one webhook: url, type (JSON), user, created, enabled, rev |
+//! | `P:webhooks` | zset | every webhook id (score 0: ids sort by creation time) |
+//! | `P:webhooks:global` | zset | ids of webhooks without a user |
+//! | `P:webhooks:user:<user>` | zset | ids of that user's webhooks |
+//! | `P:webhooks:type:<pattern>` | zset | ids of webhooks listing that exact pattern |
+//! | `P:webhooks:version` | string | changes on every webhook change (resync check) |
+//! | `P:changes` | pub/sub channel | the id of each changed webhook |
+//! | `P:queue:<id>` | stream | the webhook's pending deliveries: e (event id), ev, b (body) |
+//! | `P:retry:<id>` | hash | queue entry id → `attempts:next_attempt_ms` for retried entries |
+//! | `P:dead:<id>` | stream | dead letters (capped) |
+//! | `P:health:<id>` | string | the delivery actor's last health report (JSON) |
+//! | `P:scratch:list` | zset | scratch space of the listing script, deleted before it returns |
+
+use std::sync::Arc;
+
+use crate::domain::WebhookId;
+
+/// The consumer group every delivering instance reads the event stream with.
+pub const EVENTS_GROUP: &str = "hookrouter";
+
+#[derive(Clone, Debug)]
+pub struct Keys {
+    prefix: Arc<str>,
+}
+
+impl Keys {
+    pub fn new(prefix: &str) -> Keys {
+        Keys {
+            prefix: Arc::from(prefix),
+        }
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    fn key(&self, rest: std::fmt::Arguments<'_>) -> String {
+        format!("{}:{}", self.prefix, rest)
+    }
+
+    pub fn events(&self) -> String {
+        self.key(format_args!("events"))
+    }
+
+    pub fn rejected(&self) -> String {
+        self.key(format_args!("rejected"))
+    }
+
+    pub fn webhook(&self, id: &WebhookId) -> String {
+        self.key(format_args!("webhook:{id}"))
+    }
+
+    pub fn webhooks_all(&self) -> String {
+        self.key(format_args!("webhooks"))
+    }
+
+    pub fn webhooks_global(&self) -> String {
+        self.key(format_args!("webhooks:global"))
+    }
+
+    pub fn webhooks_of_user(&self, user: &str) -> String {
+        self.key(format_args!("webhooks:user:{user}"))
+    }
+
+    pub fn webhooks_with_type(&self, pattern: &str) -> String {
+        self.key(format_args!("webhooks:type:{pattern}"))
+    }
+
+    pub fn webhooks_version(&self) -> String {
+        self.key(format_args!("webhooks:version"))
+    }
+
+    pub fn changes_channel(&self) -> String {
+        self.key(format_args!("changes"))
+    }
+
+    pub fn queue(&self, id: &WebhookId) -> String {
+        self.key(format_args!("queue:{id}"))
+    }
+
+    pub fn retry(&self, id: &WebhookId) -> String {
+        self.key(format_args!("retry:{id}"))
+    }
+
+    pub fn dead(&self, id: &WebhookId) -> String {
+        self.key(format_args!("dead:{id}"))
+    }
+
+    pub fn health(&self, id: &WebhookId) -> String {
+        self.key(format_args!("health:{id}"))
+    }
+
+    pub fn list_scratch(&self) -> String {
+        self.key(format_args!("scratch:list"))
+    }
+
+    /// Every key that belongs to one webhook besides its record and index entries; deleting a
+    /// webhook deletes these.
+    pub fn owned_by(&self, id: &WebhookId) -> [String; 4] {
+        [
+            self.queue(id),
+            self.retry(id),
+            self.dead(id),
+            self.health(id),
+        ]
+    }
+}

@@ -1,0 +1,107 @@
+//! Everything hookrouter keeps in Redis, behind typed handles.
+//!
+//! [`Store`] owns the shared connection (a `ConnectionManager`, which reconnects by itself) and
+//! the key schema. Its handles each cover one part of the data: [`WebhookStore`] the webhook
+//! records and their indexes, [`EventStream`] the producers' event stream and the atomic
+//! fan-out into per-webhook queues, [`QueueStore`] one webhook's queue, retry state and dead
+//! letters. Multi-key changes run as Lua scripts (in `scripts/`), so each is atomic.
+
+mod events;
+mod keys;
+mod queues;
+mod reply;
+mod webhooks;
+
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::AsyncConnectionConfig;
+
+pub use events::{EventStream, FanoutBatch, RawEntry};
+pub use keys::{Keys, EVENTS_GROUP};
+pub use queues::{DeadLetter, QueueStore, QueuedDelivery};
+pub use webhooks::{ListDirection, ListQuery, WebhookChange, WebhookPage, WebhookStore};
+
+use crate::config::RedisSettings;
+
+/// Errors from Redis, or data in Redis that is not what hookrouter wrote.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("unexpected data in redis: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The service's handle on Redis. Cheap to clone; clones share one multiplexed connection.
+#[derive(Clone)]
+pub struct Store {
+    client: redis::Client,
+    conn: ConnectionManager,
+    keys: Keys,
+    timeout: Duration,
+}
+
+impl Store {
+    /// Builds the handle without connecting: the service starts (and reports Redis as down)
+    /// when Redis is unreachable, and connects when it comes up.
+    pub fn new(settings: &RedisSettings) -> StoreResult<Store> {
+        let client = redis::Client::open(settings.url.as_str())?;
+        let timeout = Duration::from_millis(settings.timeout_ms);
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout.min(Duration::from_secs(2))))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        let conn = client.get_connection_manager_lazy(config)?;
+        Ok(Store {
+            client,
+            conn,
+            keys: Keys::new(&settings.prefix),
+            timeout,
+        })
+    }
+
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    pub fn webhooks(&self) -> WebhookStore {
+        WebhookStore::new(self.conn.clone(), self.keys.clone())
+    }
+
+    pub fn events(&self) -> EventStream {
+        EventStream::new(self.conn.clone(), self.keys.clone())
+    }
+
+    pub fn queue(&self) -> QueueStore {
+        QueueStore::new(self.conn.clone(), self.keys.clone())
+    }
+
+    /// A connection of its own for blocking commands (`XREADGROUP … BLOCK`), whose response
+    /// timeout outlasts the block so a quiet stream is not mistaken for a dead server.
+    pub async fn blocking_connection(&self, block: Duration) -> StoreResult<MultiplexedConnection> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.timeout.min(Duration::from_secs(2))))
+            .set_response_timeout(Some(block + self.timeout));
+        Ok(self
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?)
+    }
+
+    /// A pub/sub connection (webhook change notifications).
+    pub async fn pubsub(&self) -> StoreResult<redis::aio::PubSub> {
+        Ok(self.client.get_async_pubsub().await?)
+    }
+
+    /// Whether Redis answers a PING within the command timeout.
+    pub async fn ping(&self) -> bool {
+        let mut conn = self.conn.clone();
+        let cmd = redis::cmd("PING");
+        let ping = cmd.query_async::<String>(&mut conn);
+        matches!(tokio::time::timeout(self.timeout, ping).await, Ok(Ok(_)))
+    }
+}

@@ -1,0 +1,406 @@
+//! Webhook records and their indexes.
+//!
+//! A webhook is a hash `P:webhook:<id>` plus its id in index sets (all, global or per user, per
+//! type pattern) that answer the API's list filters without scanning. Every change is a Lua
+//! script that checks the record's revision (optimistic concurrency: a concurrent change makes
+//! the script refuse, and we re-read and retry), moves the id between index sets, bumps the
+//! version key and publishes the id on the change channel, all in one atomic step.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use redis::aio::ConnectionManager;
+use redis::Script;
+
+use super::{Keys, StoreError, StoreResult};
+use crate::domain::{EventType, TypePattern, UserId, Webhook, WebhookId, WebhookUrl};
+
+static PUT: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/webhook_put.lua")));
+static DELETE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/webhook_delete.lua")));
+static LIST: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/webhooks_list.lua")));
+
+/// How many times a change is retried when another writer changed the same webhook meanwhile.
+const MAX_CONFLICT_RETRIES: usize = 8;
+/// Records fetched per pipeline when loading many webhooks.
+const LOAD_CHUNK: usize = 1000;
+
+/// A partial update (`PUT /webhooks/{id}`, or the delivery actor disabling a webhook).
+#[derive(Debug, Clone, Default)]
+pub struct WebhookChange {
+    pub types: Option<Vec<TypePattern>>,
+    pub url: Option<WebhookUrl>,
+    /// Some(None) makes the webhook global.
+    pub user: Option<Option<UserId>>,
+    pub enabled: Option<bool>,
+    /// Recorded when `enabled` becomes false; cleared when it becomes true.
+    pub disabled_reason: Option<String>,
+}
+
+impl WebhookChange {
+    fn apply(&self, webhook: &mut Webhook) {
+        if let Some(types) = &self.types {
+            webhook.types = types.clone();
+        }
+        if let Some(url) = &self.url {
+            webhook.url = url.clone();
+        }
+        if let Some(user) = &self.user {
+            webhook.user = user.clone();
+        }
+        match self.enabled {
+            Some(true) => {
+                webhook.enabled = true;
+                webhook.disabled_reason = None;
+            }
+            Some(false) => {
+                webhook.enabled = false;
+                webhook.disabled_reason = self.disabled_reason.clone();
+            }
+            None => {}
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListDirection {
+    /// Ids after the bound.
+    Next,
+    /// Ids before the bound.
+    Previous,
+}
+
+/// Which webhooks to list. Filters combine with AND.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    /// Exactly this user's webhooks; with `event`, the webhooks that get this user's events.
+    pub user: Option<UserId>,
+    /// Webhooks whose type list contains exactly this string.
+    pub type_pattern: Option<String>,
+    /// Webhooks that would receive an event of this type.
+    pub event: Option<EventType>,
+    pub limit: usize,
+    pub cursor: Option<(ListDirection, WebhookId)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct WebhookPage {
+    pub total: u64,
+    pub results: Vec<Webhook>,
+    pub has_previous: bool,
+    pub has_next: bool,
+}
+
+#[derive(Clone)]
+pub struct WebhookStore {
+    conn: ConnectionManager,
+    keys: Keys,
+}
+
+impl WebhookStore {
+    pub(super) fn new(conn: ConnectionManager, keys: Keys) -> WebhookStore {
+        WebhookStore { conn, keys }
+    }
+
+    pub async fn get(&self, id: &WebhookId) -> StoreResult<Option<Webhook>> {
+        Ok(self.get_with_rev(id).await?.map(|(webhook, _)| webhook))
+    }
+
+    async fn get_with_rev(&self, id: &WebhookId) -> StoreResult<Option<(Webhook, u64)>> {
+        let mut conn = self.conn.clone();
+        let fields: HashMap<String, String> = redis::cmd("HGETALL")
+            .arg(self.keys.webhook(id))
+            .query_async(&mut conn)
+            .await?;
+        if fields.is_empty() {
+            return Ok(None);
+        }
+        decode(&fields).map(Some).map_err(StoreError::Corrupt)
+    }
+
+    /// Stores a new webhook.
+    pub async fn create(&self, webhook: &Webhook) -> StoreResult<()> {
+        if self.put(webhook, None, 1).await? {
+            Ok(())
+        } else {
+            Err(StoreError::Corrupt(format!(
+                "webhook id {} already exists",
+                webhook.id
+            )))
+        }
+    }
+
+    /// Applies `change`; None when the webhook does not exist.
+    pub async fn update(
+        &self,
+        id: &WebhookId,
+        change: &WebhookChange,
+    ) -> StoreResult<Option<Webhook>> {
+        for _ in 0..MAX_CONFLICT_RETRIES {
+            let Some((old, rev)) = self.get_with_rev(id).await? else {
+                return Ok(None);
+            };
+            let mut new = old.clone();
+            change.apply(&mut new);
+            if self.put(&new, Some((&old, rev)), rev + 1).await? {
+                return Ok(Some(new));
+            }
+        }
+        Err(StoreError::Corrupt(format!(
+            "webhook {id} kept changing while being updated"
+        )))
+    }
+
+    /// Deletes the webhook with its queue, retry state, dead letters and health report.
+    /// false when it did not exist.
+    pub async fn delete(&self, id: &WebhookId) -> StoreResult<bool> {
+        for _ in 0..MAX_CONFLICT_RETRIES {
+            let Some((old, rev)) = self.get_with_rev(id).await? else {
+                return Ok(false);
+            };
+            let sets = self.index_sets(&old);
+            let mut invocation = DELETE.prepare_invoke();
+            invocation
+                .key(self.keys.webhook(id))
+                .key(self.keys.webhooks_version())
+                .key(&sets)
+                .key(&self.keys.owned_by(id)[..])
+                .arg(id.to_string())
+                .arg(rev)
+                .arg(self.keys.changes_channel())
+                .arg(version_token())
+                .arg(sets.len());
+            let mut conn = self.conn.clone();
+            let done: i64 = invocation.invoke_async(&mut conn).await?;
+            if done == 1 {
+                return Ok(true);
+            }
+        }
+        Err(StoreError::Corrupt(format!(
+            "webhook {id} kept changing while being deleted"
+        )))
+    }
+
+    /// Writes `new` if the stored revision is `old`'s (or, for `old == None`, if there is none).
+    async fn put(
+        &self,
+        new: &Webhook,
+        old: Option<(&Webhook, u64)>,
+        rev: u64,
+    ) -> StoreResult<bool> {
+        let leave = old.map(|(old, _)| self.index_sets(old)).unwrap_or_default();
+        let join = self.index_sets(new);
+        let mut invocation = PUT.prepare_invoke();
+        invocation
+            .key(self.keys.webhook(&new.id))
+            .key(self.keys.webhooks_version())
+            .key(&leave)
+            .key(&join)
+            .arg(new.id.to_string())
+            .arg(old.map(|(_, rev)| rev.to_string()).unwrap_or_default())
+            .arg(self.keys.changes_channel())
+            .arg(version_token())
+            .arg(leave.len());
+        for (field, value) in encode(new, rev) {
+            invocation.arg(field).arg(value);
+        }
+        let mut conn = self.conn.clone();
+        let done: i64 = invocation.invoke_async(&mut conn).await?;
+        Ok(done == 1)
+    }
+
+    /// The index sets a webhook's id belongs in.
+    fn index_sets(&self, webhook: &Webhook) -> Vec<String> {
+        let mut sets = vec![
+            self.keys.webhooks_all(),
+            match &webhook.user {
+                None => self.keys.webhooks_global(),
+                Some(user) => self.keys.webhooks_of_user(user.as_str()),
+            },
+        ];
+        for pattern in &webhook.types {
+            let set = self.keys.webhooks_with_type(&pattern.to_string());
+            if !sets.contains(&set) {
+                sets.push(set);
+            }
+        }
+        sets
+    }
+
+    /// A token that changes whenever any webhook changes; compared by the resync check.
+    pub async fn version(&self) -> StoreResult<Option<String>> {
+        let mut conn = self.conn.clone();
+        Ok(redis::cmd("GET")
+            .arg(self.keys.webhooks_version())
+            .query_async(&mut conn)
+            .await?)
+    }
+
+    /// Every webhook, oldest first. Records that do not decode are skipped with a warning.
+    pub async fn load_all(&self) -> StoreResult<Vec<Webhook>> {
+        let mut conn = self.conn.clone();
+        let ids: Vec<String> = redis::cmd("ZRANGE")
+            .arg(self.keys.webhooks_all())
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut conn)
+            .await?;
+        let ids: Vec<WebhookId> = ids.iter().filter_map(|id| WebhookId::parse(id)).collect();
+        self.get_many(&ids).await
+    }
+
+    /// The webhooks among `ids` that exist, in the order given.
+    pub async fn get_many(&self, ids: &[WebhookId]) -> StoreResult<Vec<Webhook>> {
+        let mut webhooks = Vec::with_capacity(ids.len());
+        let mut conn = self.conn.clone();
+        for chunk in ids.chunks(LOAD_CHUNK) {
+            let mut pipe = redis::pipe();
+            for id in chunk {
+                pipe.cmd("HGETALL").arg(self.keys.webhook(id));
+            }
+            let records: Vec<HashMap<String, String>> = pipe.query_async(&mut conn).await?;
+            for (id, fields) in chunk.iter().zip(records) {
+                if fields.is_empty() {
+                    continue;
+                }
+                match decode(&fields) {
+                    Ok((webhook, _)) => webhooks.push(webhook),
+                    Err(problem) => {
+                        tracing::warn!(webhook = %id, %problem, "skipping unreadable webhook record")
+                    }
+                }
+            }
+        }
+        Ok(webhooks)
+    }
+
+    /// One page of webhooks matching `query`, ascending by id (= creation time).
+    pub async fn list(&self, query: &ListQuery) -> StoreResult<WebhookPage> {
+        let mut groups: Vec<Vec<String>> = Vec::new();
+        if let Some(event) = &query.event {
+            groups.push(
+                TypePattern::candidates_for(event)
+                    .map(|pattern| self.keys.webhooks_with_type(&pattern))
+                    .collect(),
+            );
+        }
+        if let Some(user) = &query.user {
+            let mut scope = vec![self.keys.webhooks_of_user(user.as_str())];
+            if query.event.is_some() {
+                scope.push(self.keys.webhooks_global());
+            }
+            groups.push(scope);
+        }
+        if let Some(pattern) = &query.type_pattern {
+            groups.push(vec![self.keys.webhooks_with_type(pattern)]);
+        }
+        let (direction, bound) = match &query.cursor {
+            None => ("first", String::new()),
+            Some((ListDirection::Next, id)) => ("next", id.to_string()),
+            Some((ListDirection::Previous, id)) => ("prev", id.to_string()),
+        };
+        let mut invocation = LIST.prepare_invoke();
+        let scratch = self.keys.list_scratch();
+        invocation
+            .key(&scratch)
+            .key(format!("{scratch}:2"))
+            .key(self.keys.webhooks_all());
+        for group in &groups {
+            invocation.key(&group[..]);
+        }
+        invocation
+            .arg(direction)
+            .arg(bound)
+            .arg(query.limit)
+            .arg(groups.len());
+        for group in &groups {
+            invocation.arg(group.len());
+        }
+        let mut conn = self.conn.clone();
+        let reply: Vec<redis::Value> = invocation.invoke_async(&mut conn).await?;
+        let number = |i: usize| match reply.get(i) {
+            Some(redis::Value::Int(n)) => Ok(*n),
+            other => Err(StoreError::Corrupt(format!(
+                "list script returned {other:?}"
+            ))),
+        };
+        let (total, has_previous, has_next) = (number(0)?, number(1)?, number(2)?);
+        let ids: Vec<WebhookId> = reply[3..]
+            .iter()
+            .filter_map(|value| match value {
+                redis::Value::BulkString(bytes) => {
+                    std::str::from_utf8(bytes).ok().and_then(WebhookId::parse)
+                }
+                _ => None,
+            })
+            .collect();
+        Ok(WebhookPage {
+            total: total as u64,
+            results: self.get_many(&ids).await?,
+            has_previous: has_previous == 1,
+            has_next: has_next == 1,
+        })
+    }
+}
+
+fn version_token() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+fn encode(webhook: &Webhook, rev: u64) -> Vec<(&'static str, String)> {
+    let types: Vec<String> = webhook.types.iter().map(ToString::to_string).collect();
+    let mut fields = vec![
+        ("id", webhook.id.to_string()),
+        ("url", webhook.url.to_string()),
+        ("type", serde_json::Value::from(types).to_string()),
+        ("created", webhook.created_ms.to_string()),
+        (
+            "enabled",
+            if webhook.enabled { "1" } else { "0" }.to_string(),
+        ),
+        ("rev", rev.to_string()),
+    ];
+    if let Some(user) = &webhook.user {
+        fields.push(("user", user.to_string()));
+    }
+    if let Some(reason) = &webhook.disabled_reason {
+        fields.push(("disabled_reason", reason.clone()));
+    }
+    fields
+}
+
+fn decode(fields: &HashMap<String, String>) -> Result<(Webhook, u64), String> {
+    let field = |name: &str| {
+        fields
+            .get(name)
+            .ok_or_else(|| format!("missing field {name}"))
+    };
+    let id = WebhookId::parse(field("id")?).ok_or("bad id")?;
+    let url = WebhookUrl::parse(field("url")?).map_err(|e| format!("url {e}"))?;
+    let types: Vec<String> =
+        serde_json::from_str(field("type")?).map_err(|e| format!("type: {e}"))?;
+    let types = types
+        .iter()
+        .map(|t| TypePattern::parse(t))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("type {e}"))?;
+    let user = fields
+        .get("user")
+        .map(|u| UserId::parse(u))
+        .transpose()
+        .map_err(|e| format!("user {e}"))?;
+    let created_ms = field("created")?.parse().map_err(|_| "bad created")?;
+    let rev = field("rev")?.parse().map_err(|_| "bad rev")?;
+    let webhook = Webhook {
+        id,
+        url,
+        types,
+        user,
+        created_ms,
+        enabled: field("enabled")? == "1",
+        disabled_reason: fields.get("disabled_reason").cloned(),
+    };
+    Ok((webhook, rev))
+}

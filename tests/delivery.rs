@@ -1,0 +1,367 @@
+//! End-to-end delivery: events published to the Redis stream reach real HTTP receivers with
+//! the right body and headers, the right webhooks, and the right retry behaviour.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use support::{eventually, Receiver, Reply, TestApp};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+#[actix_web::test]
+async fn delivers_the_exact_body_and_headers() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::ok();
+    let webhook = app
+        .create_webhook(&receiver.url(), &["user.created"], None)
+        .await;
+
+    let entry = app
+        .publish(json!({
+            "ev": "user.created",
+            "user": "5f1e9d2c8b3a4e0012345678",
+            "username": "ann",
+            "name": "Ann",
+            "address": "ann@example.com",
+            "time": 1_700_000_000_123_i64,
+        }))
+        .await;
+
+    let received = receiver.wait_for(1, WAIT).await;
+    let delivery = &received[0];
+    let expected_id = format!("{webhook}:{entry}");
+    assert_eq!(
+        String::from_utf8(delivery.body.clone()).unwrap(),
+        format!(
+            r#"{{"id":"{expected_id}","time":1700000000123,"ev":"user.created","user":"5f1e9d2c8b3a4e0012345678","username":"ann","name":"Ann","address":"ann@example.com"}}"#
+        )
+    );
+    assert!(!expected_id.contains('.'));
+    assert_eq!(delivery.header("content-type"), Some("application/json"));
+    assert_eq!(
+        delivery.header("user-agent"),
+        Some(concat!("hookrouter/", env!("CARGO_PKG_VERSION")))
+    );
+    assert_eq!(delivery.header("webhook-id"), Some(expected_id.as_str()));
+    let timestamp: u64 = delivery
+        .header("webhook-timestamp")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let now = hookrouter::clock::now_ms() / 1000;
+    assert!(
+        timestamp <= now && timestamp + 60 > now,
+        "{timestamp} vs {now}"
+    );
+
+    // The entry leaves the queue once delivered, and the event stream keeps nothing.
+    eventually("the queue to empty", WAIT, || async {
+        (app.stream_len(&format!("queue:{webhook}")).await == 0).then_some(())
+    })
+    .await;
+    assert_eq!(app.stream_len("events").await, 0);
+}
+
+#[actix_web::test]
+async fn stream_time_stands_in_for_a_missing_time() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::ok();
+    app.create_webhook(&receiver.url(), &["*"], None).await;
+    let entry = app
+        .publish(json!({"ev": "mailbox.created", "user": "u1", "path": "INBOX/x"}))
+        .await;
+    let body = receiver.wait_for(1, WAIT).await[0].json();
+    let entry_ms: i64 = entry.split('-').next().unwrap().parse().unwrap();
+    assert_eq!(body["time"], json!(entry_ms));
+    assert_eq!(body["path"], "INBOX/x");
+}
+
+#[actix_web::test]
+async fn patterns_match_all_prefixes_at_any_depth_and_exact_names() {
+    let app = TestApp::spawn().await;
+    let star = Receiver::ok();
+    let user_prefix = Receiver::ok();
+    let delete_prefix = Receiver::ok();
+    let exact = Receiver::ok();
+    app.create_webhook(&star.url(), &["*"], None).await;
+    app.create_webhook(&user_prefix.url(), &["user.*"], None)
+        .await;
+    app.create_webhook(&delete_prefix.url(), &["user.delete.*"], None)
+        .await;
+    app.create_webhook(&exact.url(), &["marked.spam"], None)
+        .await;
+
+    for ev in [
+        "user.created",
+        "user.delete.started",
+        "user.delete.a.b",
+        "marked.spam",
+        "marked.ham",
+        "user",
+        "forward added",
+    ] {
+        app.publish(json!({ "ev": ev })).await;
+    }
+    let types = |r: &Receiver| {
+        let mut types: Vec<String> = r
+            .received()
+            .iter()
+            .map(|d| d.json()["ev"].as_str().unwrap().to_string())
+            .collect();
+        types.sort();
+        types
+    };
+    star.wait_for(7, WAIT).await;
+    user_prefix.wait_for(3, WAIT).await;
+    delete_prefix.wait_for(2, WAIT).await;
+    exact.wait_for(1, WAIT).await;
+    // Give stray deliveries a moment to show up before checking nothing else arrived.
+    actix_rt::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(types(&star).len(), 7);
+    assert_eq!(
+        types(&user_prefix),
+        ["user.created", "user.delete.a.b", "user.delete.started"]
+    );
+    assert_eq!(
+        types(&delete_prefix),
+        ["user.delete.a.b", "user.delete.started"]
+    );
+    assert_eq!(types(&exact), ["marked.spam"]);
+}
+
+#[actix_web::test]
+async fn user_webhooks_get_only_their_users_events_and_global_ones_get_all() {
+    let app = TestApp::spawn().await;
+    let global = Receiver::ok();
+    let ann = Receiver::ok();
+    let bob = Receiver::ok();
+    app.create_webhook(&global.url(), &["*"], None).await;
+    app.create_webhook(&ann.url(), &["*"], Some("ann")).await;
+    app.create_webhook(&bob.url(), &["mailbox.*"], Some("bob"))
+        .await;
+
+    app.publish(json!({"ev": "mailbox.created", "user": "ann", "n": 1}))
+        .await;
+    app.publish(json!({"ev": "mailbox.created", "user": "bob", "n": 2}))
+        .await;
+    app.publish(json!({"ev": "address.forwarded.created", "n": 3}))
+        .await; // no user
+    app.publish(json!({"ev": "user.created", "user": "bob", "n": 4}))
+        .await;
+
+    global.wait_for(4, WAIT).await;
+    ann.wait_for(1, WAIT).await;
+    bob.wait_for(1, WAIT).await;
+    actix_rt::time::sleep(Duration::from_millis(300)).await;
+    let numbers = |r: &Receiver| {
+        r.received()
+            .iter()
+            .map(|d| d.json()["n"].as_i64().unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(numbers(&ann), [1], "ann sees only her own events");
+    assert_eq!(numbers(&bob), [2], "bob sees only his mailbox events");
+    let mut all = numbers(&global);
+    all.sort();
+    assert_eq!(all, [1, 2, 3, 4]);
+}
+
+#[actix_web::test]
+async fn failures_are_retried_with_the_same_delivery_id_until_success() {
+    let app = TestApp::spawn().await;
+    // 500, 503 with Retry-After: 0, then success.
+    let receiver = Receiver::scripted(|n, _| match n {
+        0 => Reply::Status(500),
+        1 => Reply::StatusRetryAfter(503, 0),
+        _ => Reply::Status(204),
+    });
+    let webhook = app.create_webhook(&receiver.url(), &["*"], None).await;
+    app.publish(json!({"ev": "user.password.changed", "user": "u"}))
+        .await;
+
+    let received = receiver.wait_for(3, WAIT).await;
+    let ids: Vec<String> = received.iter().map(|r| r.id()).collect();
+    assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
+    assert_eq!(
+        received[0].header("webhook-id"),
+        received[2].header("webhook-id")
+    );
+    // First retry waits initial_delay_ms (50 ms) at least.
+    assert!(received[1].at - received[0].at >= Duration::from_millis(45));
+
+    let health = eventually("a healthy report", WAIT, || async {
+        let (_, health) = app.webhook_health(&webhook).await;
+        (health["delivered"] == 1 && health["backlog"] == 0).then_some(health)
+    })
+    .await;
+    assert_eq!(health["state"], "healthy");
+    assert_eq!(health["failed"], 2);
+    assert_eq!(health["consecutiveFailures"], 0);
+    assert_eq!(health["lastSuccess"]["status"], 204);
+    assert_eq!(health["lastFailure"]["status"], 503);
+    // A redirect is a failure too, never followed.
+    let redirect = Receiver::scripted(|_, _| Reply::Status(302));
+    let other = app.create_webhook(&redirect.url(), &["x"], None).await;
+    app.publish(json!({"ev": "x"})).await;
+    redirect.wait_for(2, WAIT).await;
+    let (_, health) = app.webhook_health(&other).await;
+    assert_eq!(health["delivered"], 0);
+}
+
+#[actix_web::test]
+async fn exhausted_deliveries_become_dead_letters() {
+    let app = TestApp::spawn().await; // max_attempts = 4
+    let receiver = Receiver::scripted(|_, _| Reply::Status(500));
+    let webhook = app.create_webhook(&receiver.url(), &["*"], None).await;
+    let entry = app
+        .publish(json!({"ev": "marked.spam", "user": "u", "subject": "win"}))
+        .await;
+
+    receiver.wait_for(4, WAIT).await;
+    let dead = eventually("a dead letter", WAIT, || async {
+        let entries = app.stream_entries(&format!("dead:{webhook}")).await;
+        (!entries.is_empty()).then_some(entries)
+    })
+    .await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0]["id"], format!("{webhook}:{entry}"));
+    assert_eq!(dead[0]["attempts"], "4");
+    assert_eq!(dead[0]["status"], "500");
+    assert_eq!(dead[0]["error"], "HTTP 500 Internal Server Error");
+    assert_eq!(dead[0]["ev"], "marked.spam");
+    assert_eq!(app.stream_len(&format!("queue:{webhook}")).await, 0);
+    actix_rt::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(receiver.count(), 4, "no attempt after the last");
+    let (_, health) = app.webhook_health(&webhook).await;
+    assert_eq!(health["deadLettered"], 1);
+    assert_eq!(health["failed"], 4);
+}
+
+#[actix_web::test]
+async fn gone_disables_the_webhook_and_keeps_its_queue() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::scripted(|n, _| {
+        if n == 0 {
+            Reply::Status(410)
+        } else {
+            Reply::Status(200)
+        }
+    });
+    let webhook = app.create_webhook(&receiver.url(), &["*"], None).await;
+    app.publish(json!({"ev": "a", "n": 1})).await;
+    receiver.wait_for(1, WAIT).await;
+
+    let record = eventually("the webhook to be disabled", WAIT, || async {
+        let (_, record) = app.get_webhook(&webhook).await;
+        (record["enabled"] == false).then_some(record)
+    })
+    .await;
+    assert!(
+        record["disabledReason"].as_str().unwrap().contains("410"),
+        "{record}"
+    );
+    let (_, health) = app.webhook_health(&webhook).await;
+    assert_eq!(health["state"], "disabled");
+
+    // Nothing new is queued or sent while disabled; the first event stays queued.
+    app.publish(json!({"ev": "a", "n": 2})).await;
+    actix_rt::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(receiver.count(), 1);
+    assert_eq!(app.stream_len(&format!("queue:{webhook}")).await, 1);
+
+    // Re-enabled, it delivers what was kept, and new events.
+    let (status, _) = app.update_webhook(&webhook, json!({"enabled": true})).await;
+    assert_eq!(status, 200);
+    app.publish(json!({"ev": "a", "n": 3})).await;
+    let received = receiver.wait_for(3, WAIT).await;
+    let numbers: Vec<i64> = received[1..]
+        .iter()
+        .map(|r| r.json()["n"].as_i64().unwrap())
+        .collect();
+    assert_eq!(numbers, [1, 3]);
+}
+
+#[actix_web::test]
+async fn a_hanging_endpoint_does_not_delay_a_healthy_one() {
+    let app = TestApp::spawn_with(|s| s.delivery.timeout_ms = 5_000).await;
+    let hanging = Receiver::scripted(|_, _| Reply::Hang);
+    let healthy = Receiver::ok();
+    app.create_webhook(&hanging.url(), &["*"], None).await;
+    app.create_webhook(&healthy.url(), &["*"], None).await;
+
+    let started = Instant::now();
+    for n in 0..50 {
+        app.publish(json!({"ev": "message.new", "n": n})).await;
+    }
+    healthy.wait_for(50, WAIT).await;
+    let took = started.elapsed();
+    // The hanging endpoint holds every one of its slots for the 5 s timeout; the healthy
+    // webhook must not wait for any of it.
+    assert!(
+        took < Duration::from_secs(3),
+        "healthy deliveries took {took:?}"
+    );
+    assert!(hanging.count() >= 1);
+}
+
+#[actix_web::test]
+async fn a_malformed_entry_is_set_aside_and_the_next_one_is_delivered() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::ok();
+    app.create_webhook(&receiver.url(), &["*"], None).await;
+
+    app.publish_raw(b"{not json").await;
+    app.publish_raw(br#"{"ev":"a.*"}"#).await;
+    app.publish_raw(b"\xff\xfe\xfd").await;
+    let _: String = app
+        .redis(
+            redis::cmd("XADD")
+                .arg(app.key("events"))
+                .arg("*")
+                .arg("other")
+                .arg("x"),
+        )
+        .await;
+    app.publish(json!({"ev": "user.created", "n": 1})).await;
+
+    let received = receiver.wait_for(1, WAIT).await;
+    assert_eq!(received[0].json()["n"], 1);
+    let rejected = eventually("4 rejected entries", WAIT, || async {
+        let rejected = app.stream_entries("rejected").await;
+        (rejected.len() == 4).then_some(rejected)
+    })
+    .await;
+    let reasons: Vec<&str> = rejected.iter().map(|r| r["reason"].as_str()).collect();
+    assert!(
+        reasons[0].starts_with("event: is not valid JSON"),
+        "{reasons:?}"
+    );
+    assert_eq!(reasons[1], "ev: must not contain '*'");
+    assert_eq!(reasons[2], "event: is not valid UTF-8");
+    assert_eq!(reasons[3], "entry has no `event` field");
+    assert_eq!(rejected[0]["raw"], "{not json");
+    assert_eq!(app.stream_len("events").await, 0);
+    let (_, health) = app.health().await;
+    assert_eq!(health["reader"], "running");
+}
+
+#[actix_web::test]
+async fn post_events_publishes_to_the_stream() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::ok();
+    app.create_webhook(&receiver.url(), &["*"], None).await;
+    let (status, reply) = app
+        .post_events(json!({"ev": "user.created", "user": "u", "k": [1, 2]}))
+        .await;
+    assert_eq!(status, 200, "{reply}");
+    assert!(reply["id"].as_str().unwrap().contains('-'));
+    let (status, reply) = app.post_events(json!([{"ev": "a"}, {"ev": "b"}])).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["ids"].as_array().unwrap().len(), 2);
+    let received = receiver.wait_for(3, WAIT).await;
+    let mut types: Vec<Value> = received.iter().map(|r| r.json()["ev"].clone()).collect();
+    types.sort_by_key(|v| v.to_string());
+    assert_eq!(types, [json!("a"), json!("b"), json!("user.created")]);
+}

@@ -1,0 +1,58 @@
+//! Test helpers: a running hookrouter per test ([`TestApp`]), real HTTP receivers
+//! ([`Receiver`]) and direct Redis access for producing events and checking keys.
+//!
+//! Every `TestApp` gets its own Redis key prefix and deletes its keys when dropped, so tests
+//! run in parallel against one Redis.
+
+#![allow(dead_code)]
+
+mod app;
+mod receiver;
+
+pub use app::{TestApp, REDIS_URL};
+pub use receiver::{Received, Receiver, Reply};
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+/// Polls `check` until it returns Some or `timeout` passes (then panics with `what`).
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A prefix no other test uses.
+pub fn unique_prefix() -> String {
+    format!("hrtest-{:016x}", rand::random::<u64>())
+}
+
+/// Deletes every key under `prefix`.
+pub fn delete_prefix(prefix: &str) {
+    let Ok(client) = redis::Client::open(REDIS_URL) else {
+        return;
+    };
+    let Ok(mut conn) = client.get_connection() else {
+        return;
+    };
+    let pattern = format!("{prefix}:*");
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(&pattern)
+        .query(&mut conn)
+        .unwrap_or_default();
+    for chunk in keys.chunks(500) {
+        let _: Result<(), _> = redis::cmd("DEL").arg(chunk).query(&mut conn);
+    }
+}

@@ -1,0 +1,157 @@
+//! A real HTTP receiver (actix-web on an ephemeral port) that records every request and
+//! answers as the test scripts it.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use serde_json::Value;
+
+/// How the receiver answers one request.
+#[derive(Clone, Debug)]
+pub enum Reply {
+    Status(u16),
+    /// A status with a `Retry-After` header (seconds).
+    StatusRetryAfter(u16, u64),
+    /// Wait, then answer with the status.
+    Delay(Duration, u16),
+    /// Never answer.
+    Hang,
+}
+
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub at: Instant,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).expect("delivery body is JSON")
+    }
+
+    /// The delivery id (`id` of the body).
+    pub fn id(&self) -> String {
+        self.json()["id"].as_str().unwrap_or_default().to_string()
+    }
+}
+
+type Script = Arc<dyn Fn(usize, &Value) -> Reply + Send + Sync>;
+
+struct Shared {
+    received: Mutex<Vec<Received>>,
+    script: Script,
+}
+
+pub struct Receiver {
+    shared: Arc<Shared>,
+    port: u16,
+    server: actix_web::dev::ServerHandle,
+}
+
+impl Receiver {
+    /// A receiver answering 200 to everything.
+    pub fn ok() -> Receiver {
+        Receiver::scripted(|_, _| Reply::Status(200))
+    }
+
+    /// A receiver answering request n (0-based, counting all requests) with `script(n, body)`.
+    pub fn scripted(script: impl Fn(usize, &Value) -> Reply + Send + Sync + 'static) -> Receiver {
+        let shared = Arc::new(Shared {
+            received: Mutex::new(Vec::new()),
+            script: Arc::new(script),
+        });
+        let data = web::Data::from(shared.clone());
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind receiver");
+        let port = listener.local_addr().expect("receiver address").port();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .default_service(web::to(handle))
+        })
+        .listen(listener)
+        .expect("listen")
+        .workers(1)
+        .disable_signals()
+        .shutdown_timeout(0)
+        .run();
+        let handle = server.handle();
+        actix_rt::spawn(server);
+        Receiver {
+            shared,
+            port,
+            server: handle,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/hook", self.port)
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.shared.received.lock().unwrap().clone()
+    }
+
+    pub fn count(&self) -> usize {
+        self.shared.received.lock().unwrap().len()
+    }
+
+    /// Waits until at least `n` requests arrived.
+    pub async fn wait_for(&self, n: usize, timeout: Duration) -> Vec<Received> {
+        super::eventually(
+            &format!("{n} requests at {}", self.url()),
+            timeout,
+            || async {
+                let received = self.received();
+                (received.len() >= n).then_some(received)
+            },
+        )
+        .await
+    }
+
+    pub async fn stop(&self) {
+        self.server.stop(false).await;
+    }
+}
+
+async fn handle(shared: web::Data<Shared>, request: HttpRequest, body: web::Bytes) -> HttpResponse {
+    let headers = request
+        .headers()
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or_default().to_string()))
+        .collect();
+    let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let n = {
+        let mut received = shared.received.lock().unwrap();
+        received.push(Received {
+            headers,
+            body: body.to_vec(),
+            at: Instant::now(),
+        });
+        received.len() - 1
+    };
+    let reply = (shared.script)(n, &json);
+    let status = |code: u16| actix_web::http::StatusCode::from_u16(code).unwrap();
+    match reply {
+        Reply::Status(code) => HttpResponse::build(status(code)).body("ok"),
+        Reply::StatusRetryAfter(code, secs) => HttpResponse::build(status(code))
+            .insert_header(("Retry-After", secs.to_string()))
+            .body("later"),
+        Reply::Delay(wait, code) => {
+            actix_rt::time::sleep(wait).await;
+            HttpResponse::build(status(code)).body("slow")
+        }
+        Reply::Hang => {
+            actix_rt::time::sleep(Duration::from_secs(3600)).await;
+            HttpResponse::Ok().finish()
+        }
+    }
+}
