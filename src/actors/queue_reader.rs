@@ -102,6 +102,14 @@ struct CycleError {
     message: String,
 }
 
+/// How a cycle ended.
+enum Cycle {
+    /// Read (and routed) this many entries.
+    Read(MultiplexedConnection, usize),
+    /// The supervisor has not loaded the webhooks yet; nothing was read.
+    NotReady(Option<MultiplexedConnection>),
+}
+
 impl QueueReader {
     pub fn new(
         store: Store,
@@ -121,13 +129,13 @@ impl QueueReader {
         }
     }
 
-    fn after_cycle(
-        &mut self,
-        result: Result<(MultiplexedConnection, usize), CycleError>,
-        ctx: &mut Context<Self>,
-    ) {
+    fn after_cycle(&mut self, result: Result<Cycle, CycleError>, ctx: &mut Context<Self>) {
         match result {
-            Ok((conn, read)) => {
+            Ok(Cycle::NotReady(conn)) => {
+                self.conn = conn;
+                ctx.notify_later(Poll, BACKOFF_MIN);
+            }
+            Ok(Cycle::Read(conn, read)) => {
                 self.conn = Some(conn);
                 self.backoff = BACKOFF_MIN;
                 self.status.set(ReaderState::Running);
@@ -214,10 +222,7 @@ impl Handler<Poll> for QueueReader {
         let cycle = async move {
             if !matches!(supervisor.send(IsReady).await, Ok(true)) {
                 // The supervisor has not loaded the webhooks yet (Redis may be down).
-                return Err(CycleError {
-                    conn,
-                    message: "waiting for the supervisor to load webhooks".into(),
-                });
+                return Ok(Cycle::NotReady(conn));
             }
             let events = store.events();
             let mut conn = match conn {
@@ -265,7 +270,7 @@ impl Handler<Poll> for QueueReader {
             };
             let count = entries.len();
             if count == 0 {
-                return Ok((conn, 0));
+                return Ok(Cycle::Read(conn, 0));
             }
             let batch = classify(entries, settings.max_bytes);
             let rejected = batch
@@ -278,7 +283,7 @@ impl Handler<Poll> for QueueReader {
                     status
                         .rejected
                         .fetch_add(rejected as u64, Ordering::Relaxed);
-                    Ok((conn, count))
+                    Ok(Cycle::Read(conn, count))
                 }
                 Ok(Err(message)) => Err(CycleError {
                     conn: Some(conn),

@@ -30,6 +30,9 @@ use crate::store::{FanoutBatch, Store, StoreError};
 /// The running delivery actors, shared with the API (health requests go straight to them).
 pub type ActorDirectory = Arc<DashMap<WebhookId, Addr<DeliveryActor>>>;
 
+/// Events of a batch that matched, each with the webhooks it matched.
+type Routed = Vec<(Arc<PreparedEvent>, Vec<WebhookId>)>;
+
 /// One entry of a batch read from the event stream, as the reader classified it.
 pub enum ReadEntry {
     Valid(StreamId, Event),
@@ -179,10 +182,7 @@ impl Supervisor {
     }
 
     /// Matches a batch, queues it durably, then hands the queued events to their actors.
-    fn route(
-        &mut self,
-        entries: Vec<ReadEntry>,
-    ) -> (FanoutBatch, Vec<(Arc<PreparedEvent>, Vec<WebhookId>)>) {
+    fn route(&mut self, entries: Vec<ReadEntry>) -> (FanoutBatch, Routed) {
         let mut batch = FanoutBatch::default();
         let mut routed = Vec::new();
         let mut targets = Vec::new();

@@ -168,7 +168,7 @@ mod tests {
     /// The index must agree with `Webhook::receives`, the reference, on every combination.
     #[test]
     fn agrees_with_the_reference_matcher() {
-        let webhooks = vec![
+        let webhooks = [
             webhook(&["*"], None),
             webhook(&["user.*"], None),
             webhook(&["user.delete.*", "marked.spam"], None),

@@ -7,6 +7,9 @@ use hookrouter::config::Settings;
 use hookrouter::startup::Application;
 use serde_json::{json, Value};
 
+/// An XRANGE reply: entry id and field/value pairs.
+type StreamEntries = Vec<(String, Vec<(String, Vec<u8>)>)>;
+
 pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
 
 /// Settings for tests: own prefix, ephemeral port, fast retries and resyncs.
@@ -228,7 +231,7 @@ impl TestApp {
         &self,
         key: &str,
     ) -> Vec<std::collections::HashMap<String, String>> {
-        let entries: Vec<(String, Vec<(String, Vec<u8>)>)> = self
+        let entries: StreamEntries = self
             .redis(redis::cmd("XRANGE").arg(self.key(key)).arg("-").arg("+"))
             .await;
         entries

@@ -4,9 +4,10 @@
 //! Every `TestApp` gets its own Redis key prefix and deletes its keys when dropped, so tests
 //! run in parallel against one Redis.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 mod app;
+pub mod process;
 mod receiver;
 
 pub use app::{TestApp, REDIS_URL};

@@ -1,0 +1,454 @@
+//! The REST API: every route's success and error shapes (WildDuck-compatible).
+
+mod support;
+
+use std::collections::HashSet;
+
+use serde_json::{json, Value};
+use support::TestApp;
+
+const URL: &str = "http://127.0.0.1:9/hook";
+
+fn assert_error(status: u16, body: &Value, expected_status: u16, code: &str) {
+    assert_eq!(status, expected_status, "{body}");
+    assert_eq!(body["code"], code, "{body}");
+    assert!(
+        body["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{body}"
+    );
+}
+
+#[actix_web::test]
+async fn create_then_get_returns_wildduck_shapes() {
+    let app = TestApp::spawn_with(|s| s.webhooks.enabled = false).await;
+    let (status, created) = app
+        .post_webhook(json!({"type": ["user.*", "marked.spam"], "url": URL, "user": "5f1e9d2c8b3a4e0012345678", "sess": "s1", "ip": "127.0.0.1"}))
+        .await;
+    assert_eq!(status, 200, "{created}");
+    assert_eq!(created["success"], true);
+    let id = created["id"].as_str().unwrap();
+    assert_eq!(id.len(), 24);
+    assert!(id
+        .bytes()
+        .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+
+    let (status, webhook) = app.get_webhook(id).await;
+    assert_eq!(status, 200);
+    assert_eq!(webhook["success"], true);
+    assert_eq!(webhook["id"], id);
+    assert_eq!(webhook["type"], json!(["user.*", "marked.spam"]));
+    assert_eq!(webhook["user"], "5f1e9d2c8b3a4e0012345678");
+    assert_eq!(webhook["url"], URL);
+    assert_eq!(webhook["enabled"], true);
+    let created_at = webhook["created"].as_str().unwrap();
+    assert!(
+        created_at.ends_with('Z') && created_at.len() == 24,
+        "{created_at}"
+    );
+
+    let (_, global) = app.post_webhook(json!({"type": ["*"], "url": URL})).await;
+    let (_, webhook) = app.get_webhook(global["id"].as_str().unwrap()).await;
+    assert_eq!(webhook["user"], Value::Null);
+}
+
+#[actix_web::test]
+async fn create_names_every_broken_field() {
+    let app = TestApp::spawn_with(|s| s.webhooks.enabled = false).await;
+    let cases = [
+        (json!({"url": URL}), "type", "is required"),
+        (json!({"type": ["*"]}), "url", "is required"),
+        (json!({"type": [], "url": URL}), "type", "must list 1 to 32"),
+        (
+            json!({"type": ["a*"], "url": URL}),
+            "type",
+            "'*' may only be",
+        ),
+        (json!({"type": [5], "url": URL}), "type", "must be a string"),
+        (
+            json!({"type": vec!["a"; 33], "url": URL}),
+            "type",
+            "must list 1 to 32",
+        ),
+        (
+            json!({"type": ["a".repeat(129)], "url": URL}),
+            "type",
+            "at most 128 bytes",
+        ),
+        (
+            json!({"type": ["*"], "url": "ftp://x"}),
+            "url",
+            "must use http or https",
+        ),
+        (
+            json!({"type": ["*"], "url": "nope"}),
+            "url",
+            "must be a valid URL",
+        ),
+        (
+            json!({"type": ["*"], "url": format!("http://x/{}", "a".repeat(2048))}),
+            "url",
+            "2048",
+        ),
+        (
+            json!({"type": ["*"], "url": URL, "user": 5}),
+            "user",
+            "must be a string",
+        ),
+        (
+            json!({"type": ["*"], "url": URL, "color": "red"}),
+            "color",
+            "is not allowed",
+        ),
+    ];
+    for (body, field, rule) in cases {
+        let (status, reply) = app.post_webhook(body.clone()).await;
+        assert_error(status, &reply, 400, "InputValidationError");
+        let detail = reply["details"][field]
+            .as_str()
+            .unwrap_or_else(|| panic!("no detail for {field}: {reply}"));
+        assert!(detail.contains(rule), "{body}: {detail}");
+    }
+    // Every problem at once.
+    let (_, reply) = app
+        .post_webhook(json!({"type": "a*", "url": 1, "extra": true}))
+        .await;
+    let fields: HashSet<&str> = reply["details"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(fields, HashSet::from(["type", "url", "extra"]));
+
+    let (status, reply) = app.call_raw("POST", "/webhooks", b"{\"type\": [").await;
+    assert_error(status, &reply, 400, "InputValidationError");
+    assert!(reply["details"]["body"]
+        .as_str()
+        .unwrap()
+        .contains("valid JSON"));
+    let (status, reply) = app.call_raw("POST", "/webhooks", b"[1,2]").await;
+    assert_error(status, &reply, 400, "InputValidationError");
+    assert_eq!(reply["details"]["body"], "must be a JSON object");
+}
+
+#[actix_web::test]
+async fn unknown_and_malformed_ids_are_not_found() {
+    let app = TestApp::spawn_with(|s| s.webhooks.enabled = false).await;
+    for id in [
+        "0123456789abcdef01234567",
+        "nope",
+        "0123456789abcdef0123456z",
+    ] {
+        let (status, reply) = app.get_webhook(id).await;
+        assert_error(status, &reply, 404, "WebhookNotFound");
+        let (status, reply) = app.update_webhook(id, json!({"enabled": false})).await;
+        assert_error(status, &reply, 404, "WebhookNotFound");
+        let (status, reply) = app.delete_webhook(id).await;
+        assert_error(status, &reply, 404, "WebhookNotFound");
+        let (status, reply) = app.webhook_health(id).await;
+        assert_error(status, &reply, 404, "WebhookNotFound");
+    }
+}
+
+#[actix_web::test]
+async fn unknown_routes_and_methods_answer_json() {
+    let app = TestApp::spawn_with(|s| s.webhooks.enabled = false).await;
+    let (status, reply) = app.get("/nothing/here").await;
+    assert_error(status, &reply, 404, "RouteNotFound");
+    let (status, reply) = app.call_raw("PATCH", "/webhooks", b"{}").await;
+    assert_error(status, &reply, 405, "MethodNotAllowed");
+}
+
+#[actix_web::test]
+async fn oversized_bodies_get_a_json_413() {
+    let app = TestApp::spawn_with(|s| {
+        s.webhooks.enabled = false;
+        s.api.body_limit_bytes = 2048;
+    })
+    .await;
+    let (status, reply) = app
+        .post_webhook(json!({"type": ["*"], "url": format!("{URL}?{}", "a".repeat(4096))}))
+        .await;
+    assert_error(status, &reply, 413, "PayloadTooLarge");
+}
+
+#[actix_web::test]
+async fn update_changes_each_field_and_validates() {
+    let app = TestApp::spawn_with(|s| s.webhooks.enabled = false).await;
+    let id = app.create_webhook(URL, &["*"], Some("ann")).await;
+
+    let (status, reply) = app
+        .update_webhook(&id, json!({"type": ["user.*"], "url": "https://example.com/h", "user": null, "enabled": false}))
+        .await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply, json!({"success": true}));
+    let (_, webhook) = app.get_webhook(&id).await;
+    assert_eq!(webhook["type"], json!(["user.*"]));
+    assert_eq!(webhook["url"], "https://example.com/h");
+    assert_eq!(webhook["user"], Value::Null);
+    assert_eq!(webhook["enabled"], false);
+    assert_eq!(webhook["disabledReason"], "disabled through the API");
+
+    let (_, reply) = app
+        .update_webhook(&id, json!({"enabled": true, "user": "bob"}))
+        .await;
+    assert_eq!(reply["success"], true);
+    let (_, webhook) = app.get_webhook(&id).await;
+    assert_eq!(webhook["enabled"], true);
+    assert_eq!(webhook["user"], "bob");
+    assert!(webhook.get("disabledReason").is_none());
+
+    let (status, reply) = app.update_webhook(&id, json!({})).await;
+    assert_error(status, &reply, 400, "InputValidationError");
+    let (status, reply) = app
+        .update_webhook(&id, json!({"enabled": "yes", "url": "gopher://x"}))
+        .await;
+    assert_error(status, &reply, 400, "InputValidationError");
+    assert_eq!(reply["details"]["enabled"], "must be true or false");
+    assert_eq!(reply["details"]["url"], "must use http or https");
+    let (status, reply) = app.update_webhook(&id, json!({"id": "x"})).await;
+    assert_error(status, &reply, 400, "InputValidationError");
+    assert_eq!(reply["details"]["id"], "is not allowed");
+}
+
+#[actix_web::test]
+async fn delete_removes_the_webhook_and_everything_it_owns() {
+    let app = TestApp::spawn_with(|s| s.webhooks.enabled = false).await;
+    let id = app.create_webhook(URL, &["*"], Some("ann")).await;
+    // An API-only instance delivers nothing, so events queue up... but only once routed;
+    // put something in the queue directly to see it dropped.
+    let _: String = app
+        .redis(
+            redis::cmd("XADD")
+                .arg(app.key(&format!("queue:{id}")))
+                .arg("*")
+                .arg("e")
+                .arg("1-0"),
+        )
+        .await;
+    let (status, reply) = app.delete_webhook(&id).await;
+    assert_eq!(status, 200);
+    assert_eq!(reply, json!({"success": true}));
+    let (status, _) = app.get_webhook(&id).await;
+    assert_eq!(status, 404);
+    let exists: u64 = app
+        .redis(redis::cmd("EXISTS").arg(app.key(&format!("queue:{id}"))))
+        .await;
+    assert_eq!(exists, 0);
+    let (_, list) = app.list_webhooks("user=ann").await;
+    assert_eq!(list["total"], 0);
+    let (status, _) = app.delete_webhook(&id).await;
+    assert_eq!(status, 404);
+}
+
+#[actix_web::test]
+async fn list_pages_through_more_than_250_webhooks_both_ways() {
+    let app = TestApp::spawn_with(|s| s.webhooks.enabled = false).await;
+    let mut created = Vec::new();
+    for _ in 0..260 {
+        created.push(app.create_webhook(URL, &["*"], None).await);
+    }
+
+    let (status, first) = app.list_webhooks("limit=250").await;
+    assert_eq!(status, 200);
+    assert_eq!(first["success"], true);
+    assert_eq!(first["total"], 260);
+    assert_eq!(first["page"], 1);
+    assert_eq!(first["previousCursor"], false);
+    let results = first["results"].as_array().unwrap();
+    assert_eq!(results.len(), 250);
+    let keys: HashSet<&str> = results[0]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        HashSet::from(["id", "type", "user", "url", "created", "enabled"])
+    );
+
+    let next = first["nextCursor"].as_str().expect("a next cursor");
+    let (_, second) = app
+        .list_webhooks(&format!("limit=250&next={next}&page=2"))
+        .await;
+    assert_eq!(second["page"], 2);
+    assert_eq!(second["nextCursor"], false);
+    let second_results = second["results"].as_array().unwrap();
+    assert_eq!(second_results.len(), 10);
+
+    let mut seen: Vec<String> = results
+        .iter()
+        .chain(second_results)
+        .map(|w| w["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(seen, created, "pages list every webhook once, oldest first");
+
+    let previous = second["previousCursor"]
+        .as_str()
+        .expect("a previous cursor");
+    let (_, back) = app
+        .list_webhooks(&format!("limit=250&previous={previous}"))
+        .await;
+    let back_ids: Vec<String> = back["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["id"].as_str().unwrap().to_string())
+        .collect();
+    seen.truncate(250);
+    assert_eq!(back_ids, seen);
+    assert_eq!(back["previousCursor"], false);
+
+    let (_, default_page) = app.list_webhooks("").await;
+    assert_eq!(default_page["results"].as_array().unwrap().len(), 20);
+}
+
+#[actix_web::test]
+async fn list_filters_by_type_event_and_user() {
+    let app = TestApp::spawn_with(|s| s.webhooks.enabled = false).await;
+    let all = app.create_webhook(URL, &["*"], None).await;
+    let users = app.create_webhook(URL, &["user.*"], None).await;
+    let deletes = app
+        .create_webhook(URL, &["user.delete.*"], Some("ann"))
+        .await;
+    let spam = app.create_webhook(URL, &["marked.spam"], Some("bob")).await;
+
+    let ids = |body: &Value| -> Vec<String> {
+        body["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (_, body) = app.list_webhooks("type=user.*").await;
+    assert_eq!(ids(&body), [users.as_str()]);
+    let (_, body) = app.list_webhooks("event=user.delete.started").await;
+    assert_eq!(ids(&body), [all.clone(), users.clone(), deletes.clone()]);
+    assert_eq!(body["total"], 3);
+    let (_, body) = app
+        .list_webhooks("event=user.delete.started&user=bob")
+        .await;
+    assert_eq!(ids(&body), [all.clone(), users.clone()]);
+    let (_, body) = app.list_webhooks("event=marked.spam&user=bob").await;
+    assert_eq!(ids(&body), [all.clone(), spam.clone()]);
+    let (_, body) = app.list_webhooks("user=ann").await;
+    assert_eq!(ids(&body), [deletes.as_str()]);
+    let (_, body) = app.list_webhooks("user=ann&type=user.*").await;
+    assert!(ids(&body).is_empty());
+}
+
+#[actix_web::test]
+async fn list_rejects_bad_query_parameters() {
+    let app = TestApp::spawn_with(|s| s.webhooks.enabled = false).await;
+    for (query, field) in [
+        ("limit=0", "limit"),
+        ("limit=251", "limit"),
+        ("limit=ten", "limit"),
+        ("page=0", "page"),
+        ("next=garbage", "next"),
+        ("previous=garbage", "previous"),
+        ("event=a.*", "event"),
+    ] {
+        let (status, reply) = app.list_webhooks(query).await;
+        assert_error(status, &reply, 400, "InputValidationError");
+        assert!(reply["details"][field].is_string(), "{query}: {reply}");
+    }
+}
+
+#[actix_web::test]
+async fn post_events_validates_like_the_reader() {
+    let app = TestApp::spawn_with(|s| {
+        s.webhooks.enabled = false;
+        s.events.max_bytes = 100;
+    })
+    .await;
+    let (status, reply) = app.post_events(json!({"user": "u"})).await;
+    assert_error(status, &reply, 400, "InputValidationError");
+    assert_eq!(reply["details"]["ev"], "is required");
+    let (status, reply) = app
+        .post_events(json!([{"ev": "ok"}, {"ev": "a*"}, 7, {"ev": "x", "pad": "y".repeat(200)}]))
+        .await;
+    assert_error(status, &reply, 400, "InputValidationError");
+    assert_eq!(reply["details"]["1.ev"], "must not contain '*'");
+    assert_eq!(reply["details"]["2"], "must be a JSON object");
+    assert!(reply["details"]["3"]
+        .as_str()
+        .unwrap()
+        .contains("larger than the limit of 100"));
+    assert_eq!(
+        app.stream_len("events").await,
+        0,
+        "nothing is published when any event is bad"
+    );
+    let (status, reply) = app.post_events(json!([])).await;
+    assert_error(status, &reply, 400, "InputValidationError");
+
+    let (status, reply) = app
+        .post_events(json!({"ev": "user.created", "user": "u"}))
+        .await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(
+        app.stream_len("events").await,
+        1,
+        "an API-only instance leaves events waiting"
+    );
+}
+
+#[actix_web::test]
+async fn health_reports_redis_reader_and_lag() {
+    let app = TestApp::spawn().await;
+    let (status, health) = app.health().await;
+    assert_eq!(status, 200);
+    assert_eq!(health["success"], true);
+    assert_eq!(health["redis"], "up");
+    assert_eq!(health["reader"], "running");
+    assert_eq!(health["lag"], 0);
+
+    let api_only = app.sibling(|s| s.webhooks.enabled = false).await;
+    let (_, health) = api_only.health().await;
+    assert_eq!(health["reader"], "disabled");
+}
+
+#[actix_web::test]
+async fn health_is_503_while_redis_is_unreachable() {
+    let app = TestApp::spawn_with(|s| {
+        s.redis.url = "redis://127.0.0.1:1".into();
+        s.redis.timeout_ms = 300;
+        s.webhooks.enabled = false;
+    })
+    .await;
+    let (status, health) = app.health().await;
+    assert_eq!(status, 503);
+    assert_eq!(health["redis"], "down");
+    let (status, reply) = app.post_webhook(json!({"type": ["*"], "url": URL})).await;
+    assert_error(status, &reply, 503, "ServiceUnavailable");
+}
+
+#[actix_web::test]
+async fn webhook_health_has_every_field() {
+    let app = TestApp::spawn().await;
+    let id = app.create_webhook(URL, &["*"], None).await;
+    let (status, health) = app.webhook_health(&id).await;
+    assert_eq!(status, 200);
+    for field in [
+        "success",
+        "id",
+        "state",
+        "inFlight",
+        "backlog",
+        "consecutiveFailures",
+        "lastSuccess",
+        "lastFailure",
+        "nextRetryAt",
+        "delivered",
+        "failed",
+        "deadLettered",
+    ] {
+        assert!(health.get(field).is_some(), "{field} missing from {health}");
+    }
+    assert_eq!(health["state"], "healthy");
+    assert_eq!(health["backlog"], 0);
+    assert_eq!(health["lastSuccess"], Value::Null);
+}

@@ -1,0 +1,171 @@
+//! Real processes for fault tests: the hookrouter binary as a child, and private
+//! redis-server instances the tests may kill and restart.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The hookrouter binary, running with `HOOKROUTER__*` settings from `env`.
+pub struct ServiceProcess {
+    child: Child,
+    pub port: u16,
+}
+
+impl ServiceProcess {
+    /// Starts the binary on a free port against `redis_url` with `prefix`, plus `env`.
+    pub fn start(redis_url: &str, prefix: &str, env: &[(&str, String)]) -> ServiceProcess {
+        let port = free_port();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_hookrouter"));
+        command
+            .arg("--config")
+            .arg("/nonexistent/hookrouter.toml")
+            .env("HOOKROUTER__API__LISTEN", format!("127.0.0.1:{port}"))
+            .env("HOOKROUTER__REDIS__URL", redis_url)
+            .env("HOOKROUTER__REDIS__PREFIX", prefix)
+            .env("HOOKROUTER__EVENTS__BLOCK_MS", "100")
+            .env("HOOKROUTER__WEBHOOKS__RESYNC_MS", "200")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let child = command.spawn().expect("start the hookrouter binary");
+        ServiceProcess { child, port }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+
+    /// Waits until `/health` answers (any status).
+    pub async fn wait_until_serving(&self) {
+        let client = awc::Client::default();
+        super::eventually(
+            "the service to answer /health",
+            Duration::from_secs(15),
+            || async {
+                client
+                    .get(self.url("/health"))
+                    .send()
+                    .await
+                    .ok()
+                    .map(|_| ())
+            },
+        )
+        .await;
+    }
+
+    /// `/health` as JSON, if it answers.
+    pub async fn health(&self) -> Option<(u16, serde_json::Value)> {
+        let client = awc::Client::default();
+        let mut response = client.get(self.url("/health")).send().await.ok()?;
+        let status = response.status().as_u16();
+        Some((status, response.json().await.ok()?))
+    }
+
+    /// SIGKILL: no chance to clean up.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then waits for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        self.child.wait().expect("wait for hookrouter")
+    }
+
+    pub fn try_exit_status(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A private redis-server (no persistence) on its own port.
+pub struct RedisProcess {
+    child: Option<Child>,
+    pub port: u16,
+}
+
+impl RedisProcess {
+    /// A port for a Redis that is not started yet.
+    pub fn unstarted() -> RedisProcess {
+        RedisProcess {
+            child: None,
+            port: free_port(),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts (or restarts) the server, empty, and waits until it answers.
+    pub async fn start(&mut self) {
+        self.stop();
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed");
+        self.child = Some(child);
+        let url = self.url();
+        super::eventually(
+            "the private redis to answer",
+            Duration::from_secs(10),
+            || async {
+                let client = redis::Client::open(url.as_str()).ok()?;
+                let mut conn = client.get_multiplexed_async_connection().await.ok()?;
+                redis::cmd("PING")
+                    .query_async::<String>(&mut conn)
+                    .await
+                    .ok()
+                    .map(|_| ())
+            },
+        )
+        .await;
+    }
+
+    /// Kills the server; its data is gone.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for RedisProcess {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
