@@ -65,13 +65,9 @@ async fn main() -> std::io::Result<()> {
         seen: Mutex::new(HashSet::new()),
     });
     println!("listening on http://{}/ (any path)", args.listen);
-    HttpServer::new(move || {
-        App::new()
-            .app_data(state.clone())
-            .default_service(web::to(receive))
-    })
-    .bind(&args.listen)?
-    .workers(1)
-    .run()
-    .await
+    HttpServer::new(move || App::new().app_data(state.clone()).default_service(web::to(receive)))
+        .bind(&args.listen)?
+        .workers(1)
+        .run()
+        .await
 }

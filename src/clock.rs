@@ -14,8 +14,7 @@ pub fn now_ms() -> u64 {
 
 /// `2026-11-26T18:26:10.123Z`, as JavaScript's `Date.prototype.toISOString` writes it.
 pub fn iso8601(ms: u64) -> String {
-    let format =
-        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+    let format = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .ok()
         .and_then(|t| t.format(&format).ok())

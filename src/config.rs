@@ -25,6 +25,8 @@ pub struct Settings {
     pub retry: RetrySettings,
     pub circuit: CircuitSettings,
     pub dead_letters: DeadLetterSettings,
+    pub attempts: AttemptLogSettings,
+    pub shutdown: ShutdownSettings,
     pub log: LogSettings,
 }
 
@@ -74,6 +76,9 @@ pub struct WebhooksSettings {
     /// How often the supervisor checks whether webhooks changed without it hearing about it
     /// (a lost pub/sub message, a Redis restart). The check is one GET when nothing changed.
     pub resync_ms: u64,
+    /// When Redis comes back without its data (restarted without persistence), write back the
+    /// webhooks this delivering instance still knows, instead of losing every subscription.
+    pub restore_lost: bool,
 }
 
 impl Default for WebhooksSettings {
@@ -81,6 +86,7 @@ impl Default for WebhooksSettings {
         Self {
             enabled: true,
             resync_ms: 1_000,
+            restore_lost: true,
         }
     }
 }
@@ -163,14 +169,17 @@ impl Default for RetrySettings {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CircuitSettings {
-    /// Consecutive failures after which a webhook's health reads `failing`.
+    /// Consecutive failures that open the circuit: one probe at a time, at the backoff pace.
     pub failure_threshold: u32,
+    /// A webhook failing without a single success for this long is disabled.
+    pub disable_after_ms: u64,
 }
 
 impl Default for CircuitSettings {
     fn default() -> Self {
         Self {
             failure_threshold: 5,
+            disable_after_ms: 5 * 24 * 3_600_000,
         }
     }
 }
@@ -180,11 +189,47 @@ impl Default for CircuitSettings {
 pub struct DeadLetterSettings {
     /// Dead letters kept per webhook (oldest trimmed first).
     pub max_len: usize,
+    /// Dead letters older than this are dropped.
+    pub ttl_ms: u64,
 }
 
 impl Default for DeadLetterSettings {
     fn default() -> Self {
-        Self { max_len: 10_000 }
+        Self {
+            max_len: 10_000,
+            ttl_ms: 30 * 24 * 3_600_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AttemptLogSettings {
+    /// Attempts kept per webhook in its attempt log (oldest trimmed first).
+    pub max_len: usize,
+    /// A webhook's attempt log is dropped after this long without a new attempt.
+    pub ttl_ms: u64,
+}
+
+impl Default for AttemptLogSettings {
+    fn default() -> Self {
+        Self {
+            max_len: 1_000,
+            ttl_ms: 7 * 24 * 3_600_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShutdownSettings {
+    /// On SIGTERM/SIGINT, how long deliveries already under way may take to finish.
+    pub grace_ms: u64,
+}
+
+impl Default for ShutdownSettings {
+    fn default() -> Self {
+        Self { grace_ms: 10_000 }
     }
 }
 
@@ -245,30 +290,17 @@ impl Settings {
             "must be at least 1024",
         );
         check(
-            !self.redis.prefix.is_empty()
-                && !self
-                    .redis
-                    .prefix
-                    .chars()
-                    .any(|c| c.is_whitespace() || c == '*'),
+            !self.redis.prefix.is_empty() && !self.redis.prefix.chars().any(|c| c.is_whitespace() || c == '*'),
             "redis.prefix",
             "must be non-empty, without spaces or '*'",
         );
-        check(
-            self.redis.timeout_ms > 0,
-            "redis.timeout_ms",
-            "must be positive",
-        );
+        check(self.redis.timeout_ms > 0, "redis.timeout_ms", "must be positive");
         check(
             self.webhooks.resync_ms >= 100,
             "webhooks.resync_ms",
             "must be at least 100",
         );
-        check(
-            self.events.max_bytes >= 64,
-            "events.max_bytes",
-            "must be at least 64",
-        );
+        check(self.events.max_bytes >= 64, "events.max_bytes", "must be at least 64");
         check(
             (1..=10_000).contains(&self.events.batch_size),
             "events.batch_size",
@@ -279,21 +311,13 @@ impl Settings {
             "events.block_ms",
             "must be between 10 and 60000",
         );
-        check(
-            !self.events.consumer.is_empty(),
-            "events.consumer",
-            "must not be empty",
-        );
+        check(!self.events.consumer.is_empty(), "events.consumer", "must not be empty");
         check(
             self.events.rejected_max_len > 0,
             "events.rejected_max_len",
             "must be positive",
         );
-        check(
-            self.delivery.timeout_ms > 0,
-            "delivery.timeout_ms",
-            "must be positive",
-        );
+        check(self.delivery.timeout_ms > 0, "delivery.timeout_ms", "must be positive");
         check(
             (1..=10_000).contains(&self.delivery.max_in_flight),
             "delivery.max_in_flight",
@@ -319,11 +343,7 @@ impl Settings {
             "retry.max_delay_ms",
             "must be at least retry.initial_delay_ms",
         );
-        check(
-            self.retry.max_attempts >= 1,
-            "retry.max_attempts",
-            "must be at least 1",
-        );
+        check(self.retry.max_attempts >= 1, "retry.max_attempts", "must be at least 1");
         check(
             (0.0..=1.0).contains(&self.retry.jitter),
             "retry.jitter",
@@ -395,13 +415,7 @@ mod tests {
         settings.retry.jitter = 3.0;
         settings.api.listen = "nowhere".into();
         let message = settings.validate().unwrap_err().to_string();
-        assert!(
-            message.contains("retry.jitter: must be a fraction"),
-            "{message}"
-        );
-        assert!(
-            message.contains("api.listen: must be an IP address"),
-            "{message}"
-        );
+        assert!(message.contains("retry.jitter: must be a fraction"), "{message}");
+        assert!(message.contains("api.listen: must be an IP address"), "{message}");
     }
 }

@@ -12,10 +12,11 @@ use std::time::Duration;
 use actix::prelude::*;
 use actix_web::{web, App, HttpServer};
 
-use crate::actors::queue_reader::{QueueReader, ReaderStatus, StopReading};
+use crate::actors::queue_reader::{QueueReader, ReaderStatus};
 use crate::actors::supervisor::{ActorDirectory, Supervisor};
 use crate::api::{self, ApiState, RouterHandle};
 use crate::config::Settings;
+use crate::shutdown::Shutdown;
 use crate::store::Store;
 
 /// The delivering side of a running instance.
@@ -30,6 +31,7 @@ pub struct Application {
     port: u16,
     server: actix_web::dev::Server,
     router: Option<Router>,
+    grace: Duration,
 }
 
 impl Application {
@@ -40,10 +42,7 @@ impl Application {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let settings = Arc::new(settings);
         let store = Store::new(&settings.redis)?;
-        let router = settings
-            .webhooks
-            .enabled
-            .then(|| start_router(&settings, &store));
+        let router = settings.webhooks.enabled.then(|| start_router(&settings, &store));
         let listener = TcpListener::bind(settings.listen_addr()?)?;
         let port = listener.local_addr()?.port();
         let state = web::Data::new(ApiState {
@@ -51,12 +50,16 @@ impl Application {
             settings: settings.clone(),
             router: router.as_ref().map(|r| r.handle.clone()),
         });
-        let server = HttpServer::new(move || App::new().configure(api::configure(state.clone())))
-            .listen(listener)?
-            .workers(2)
-            .disable_signals()
-            .shutdown_timeout(5)
-            .run();
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(api::errors::json_errors())
+                .configure(api::configure(state.clone()))
+        })
+        .listen(listener)?
+        .workers(2)
+        .disable_signals()
+        .shutdown_timeout(5)
+        .run();
         tracing::info!(
             port,
             delivering = settings.webhooks.enabled,
@@ -67,6 +70,7 @@ impl Application {
             port,
             server,
             router,
+            grace: Duration::from_millis(settings.shutdown.grace_ms),
         })
     }
 
@@ -74,20 +78,17 @@ impl Application {
         self.port
     }
 
-    /// Serves until the process gets SIGINT or SIGTERM, then shuts down in order.
+    /// Serves until the process gets SIGINT or SIGTERM, then shuts down in order
+    /// ([`Shutdown`]).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let handle = self.server.handle();
         let mut serving = actix_rt::spawn(self.server);
         tokio::select! {
             result = &mut serving => return result.unwrap_or(Ok(())),
-            _ = shutdown_signal() => tracing::info!("shutdown requested"),
+            _ = Shutdown::requested() => tracing::info!("shutdown requested"),
         }
-        if let Some(router) = &self.router {
-            // Stop taking events first; whatever was read is routed before the reader stops.
-            let _ = router.reader.send(StopReading).await;
-            router.handle.supervisor.do_send(StopSupervisor);
-        }
-        handle.stop(true).await;
+        let delivery = self.router.as_ref().map(|r| (&r.reader, &r.handle.supervisor));
+        Shutdown { grace: self.grace }.run(delivery, handle).await;
         if let Some(router) = self.router {
             for arbiter in router.arbiters {
                 arbiter.stop();
@@ -97,23 +98,8 @@ impl Application {
     }
 }
 
-/// Stops the supervisor, which stops every delivery actor.
-#[derive(Message)]
-#[rtype(result = "()")]
-struct StopSupervisor;
-
-impl Handler<StopSupervisor> for Supervisor {
-    type Result = ();
-
-    fn handle(&mut self, _: StopSupervisor, ctx: &mut Context<Self>) {
-        ctx.stop();
-    }
-}
-
 fn start_router(settings: &Arc<Settings>, store: &Store) -> Router {
-    let arbiters: Vec<Arbiter> = (0..settings.delivery_workers())
-        .map(|_| Arbiter::new())
-        .collect();
+    let arbiters: Vec<Arbiter> = (0..settings.delivery_workers()).map(|_| Arbiter::new()).collect();
     let workers = arbiters.iter().map(Arbiter::handle).collect();
     let actors = ActorDirectory::default();
     let supervisor = Supervisor::new(store.clone(), settings, workers, actors.clone()).start();
@@ -135,29 +121,3 @@ fn start_router(settings: &Arc<Settings>, store: &Store) -> Router {
         arbiters,
     }
 }
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) {
-            (Ok(mut term), Ok(mut int)) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = int.recv() => {}
-                }
-            }
-            _ => std::future::pending::<()>().await,
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
-/// How long tests and tools wait between readiness checks.
-pub const READY_POLL: Duration = Duration::from_millis(20);

@@ -12,10 +12,7 @@ const URL: &str = "http://127.0.0.1:9/hook";
 fn assert_error(status: u16, body: &Value, expected_status: u16, code: &str) {
     assert_eq!(status, expected_status, "{body}");
     assert_eq!(body["code"], code, "{body}");
-    assert!(
-        body["error"].as_str().is_some_and(|e| !e.is_empty()),
-        "{body}"
-    );
+    assert!(body["error"].as_str().is_some_and(|e| !e.is_empty()), "{body}");
 }
 
 #[actix_web::test]
@@ -28,9 +25,7 @@ async fn create_then_get_returns_wildduck_shapes() {
     assert_eq!(created["success"], true);
     let id = created["id"].as_str().unwrap();
     assert_eq!(id.len(), 24);
-    assert!(id
-        .bytes()
-        .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+    assert!(id.bytes().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
 
     let (status, webhook) = app.get_webhook(id).await;
     assert_eq!(status, 200);
@@ -41,10 +36,7 @@ async fn create_then_get_returns_wildduck_shapes() {
     assert_eq!(webhook["url"], URL);
     assert_eq!(webhook["enabled"], true);
     let created_at = webhook["created"].as_str().unwrap();
-    assert!(
-        created_at.ends_with('Z') && created_at.len() == 24,
-        "{created_at}"
-    );
+    assert!(created_at.ends_with('Z') && created_at.len() == 24, "{created_at}");
 
     let (_, global) = app.post_webhook(json!({"type": ["*"], "url": URL})).await;
     let (_, webhook) = app.get_webhook(global["id"].as_str().unwrap()).await;
@@ -58,17 +50,9 @@ async fn create_names_every_broken_field() {
         (json!({"url": URL}), "type", "is required"),
         (json!({"type": ["*"]}), "url", "is required"),
         (json!({"type": [], "url": URL}), "type", "must list 1 to 32"),
-        (
-            json!({"type": ["a*"], "url": URL}),
-            "type",
-            "'*' may only be",
-        ),
+        (json!({"type": ["a*"], "url": URL}), "type", "'*' may only be"),
         (json!({"type": [5], "url": URL}), "type", "must be a string"),
-        (
-            json!({"type": vec!["a"; 33], "url": URL}),
-            "type",
-            "must list 1 to 32",
-        ),
+        (json!({"type": vec!["a"; 33], "url": URL}), "type", "must list 1 to 32"),
         (
             json!({"type": ["a".repeat(129)], "url": URL}),
             "type",
@@ -79,11 +63,7 @@ async fn create_names_every_broken_field() {
             "url",
             "must use http or https",
         ),
-        (
-            json!({"type": ["*"], "url": "nope"}),
-            "url",
-            "must be a valid URL",
-        ),
+        (json!({"type": ["*"], "url": "nope"}), "url", "must be a valid URL"),
         (
             json!({"type": ["*"], "url": format!("http://x/{}", "a".repeat(2048))}),
             "url",
@@ -109,9 +89,7 @@ async fn create_names_every_broken_field() {
         assert!(detail.contains(rule), "{body}: {detail}");
     }
     // Every problem at once.
-    let (_, reply) = app
-        .post_webhook(json!({"type": "a*", "url": 1, "extra": true}))
-        .await;
+    let (_, reply) = app.post_webhook(json!({"type": "a*", "url": 1, "extra": true})).await;
     let fields: HashSet<&str> = reply["details"]
         .as_object()
         .unwrap()
@@ -122,10 +100,7 @@ async fn create_names_every_broken_field() {
 
     let (status, reply) = app.call_raw("POST", "/webhooks", b"{\"type\": [").await;
     assert_error(status, &reply, 400, "InputValidationError");
-    assert!(reply["details"]["body"]
-        .as_str()
-        .unwrap()
-        .contains("valid JSON"));
+    assert!(reply["details"]["body"].as_str().unwrap().contains("valid JSON"));
     let (status, reply) = app.call_raw("POST", "/webhooks", b"[1,2]").await;
     assert_error(status, &reply, 400, "InputValidationError");
     assert_eq!(reply["details"]["body"], "must be a JSON object");
@@ -134,11 +109,7 @@ async fn create_names_every_broken_field() {
 #[actix_web::test]
 async fn unknown_and_malformed_ids_are_not_found() {
     let app = TestApp::spawn_with(|s| s.webhooks.enabled = false).await;
-    for id in [
-        "0123456789abcdef01234567",
-        "nope",
-        "0123456789abcdef0123456z",
-    ] {
+    for id in ["0123456789abcdef01234567", "nope", "0123456789abcdef0123456z"] {
         let (status, reply) = app.get_webhook(id).await;
         assert_error(status, &reply, 404, "WebhookNotFound");
         let (status, reply) = app.update_webhook(id, json!({"enabled": false})).await;
@@ -178,7 +149,10 @@ async fn update_changes_each_field_and_validates() {
     let id = app.create_webhook(URL, &["*"], Some("ann")).await;
 
     let (status, reply) = app
-        .update_webhook(&id, json!({"type": ["user.*"], "url": "https://example.com/h", "user": null, "enabled": false}))
+        .update_webhook(
+            &id,
+            json!({"type": ["user.*"], "url": "https://example.com/h", "user": null, "enabled": false}),
+        )
         .await;
     assert_eq!(status, 200, "{reply}");
     assert_eq!(reply, json!({"success": true}));
@@ -189,9 +163,7 @@ async fn update_changes_each_field_and_validates() {
     assert_eq!(webhook["enabled"], false);
     assert_eq!(webhook["disabledReason"], "disabled through the API");
 
-    let (_, reply) = app
-        .update_webhook(&id, json!({"enabled": true, "user": "bob"}))
-        .await;
+    let (_, reply) = app.update_webhook(&id, json!({"enabled": true, "user": "bob"})).await;
     assert_eq!(reply["success"], true);
     let (_, webhook) = app.get_webhook(&id).await;
     assert_eq!(webhook["enabled"], true);
@@ -257,21 +229,11 @@ async fn list_pages_through_more_than_250_webhooks_both_ways() {
     assert_eq!(first["previousCursor"], false);
     let results = first["results"].as_array().unwrap();
     assert_eq!(results.len(), 250);
-    let keys: HashSet<&str> = results[0]
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
-    assert_eq!(
-        keys,
-        HashSet::from(["id", "type", "user", "url", "created", "enabled"])
-    );
+    let keys: HashSet<&str> = results[0].as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(keys, HashSet::from(["id", "type", "user", "url", "created", "enabled"]));
 
     let next = first["nextCursor"].as_str().expect("a next cursor");
-    let (_, second) = app
-        .list_webhooks(&format!("limit=250&next={next}&page=2"))
-        .await;
+    let (_, second) = app.list_webhooks(&format!("limit=250&next={next}&page=2")).await;
     assert_eq!(second["page"], 2);
     assert_eq!(second["nextCursor"], false);
     let second_results = second["results"].as_array().unwrap();
@@ -284,12 +246,8 @@ async fn list_pages_through_more_than_250_webhooks_both_ways() {
         .collect();
     assert_eq!(seen, created, "pages list every webhook once, oldest first");
 
-    let previous = second["previousCursor"]
-        .as_str()
-        .expect("a previous cursor");
-    let (_, back) = app
-        .list_webhooks(&format!("limit=250&previous={previous}"))
-        .await;
+    let previous = second["previousCursor"].as_str().expect("a previous cursor");
+    let (_, back) = app.list_webhooks(&format!("limit=250&previous={previous}")).await;
     let back_ids: Vec<String> = back["results"]
         .as_array()
         .unwrap()
@@ -309,9 +267,7 @@ async fn list_filters_by_type_event_and_user() {
     let app = TestApp::spawn_with(|s| s.webhooks.enabled = false).await;
     let all = app.create_webhook(URL, &["*"], None).await;
     let users = app.create_webhook(URL, &["user.*"], None).await;
-    let deletes = app
-        .create_webhook(URL, &["user.delete.*"], Some("ann"))
-        .await;
+    let deletes = app.create_webhook(URL, &["user.delete.*"], Some("ann")).await;
     let spam = app.create_webhook(URL, &["marked.spam"], Some("bob")).await;
 
     let ids = |body: &Value| -> Vec<String> {
@@ -327,9 +283,7 @@ async fn list_filters_by_type_event_and_user() {
     let (_, body) = app.list_webhooks("event=user.delete.started").await;
     assert_eq!(ids(&body), [all.clone(), users.clone(), deletes.clone()]);
     assert_eq!(body["total"], 3);
-    let (_, body) = app
-        .list_webhooks("event=user.delete.started&user=bob")
-        .await;
+    let (_, body) = app.list_webhooks("event=user.delete.started&user=bob").await;
     assert_eq!(ids(&body), [all.clone(), users.clone()]);
     let (_, body) = app.list_webhooks("event=marked.spam&user=bob").await;
     assert_eq!(ids(&body), [all.clone(), spam.clone()]);
@@ -385,9 +339,7 @@ async fn post_events_validates_like_the_reader() {
     let (status, reply) = app.post_events(json!([])).await;
     assert_error(status, &reply, 400, "InputValidationError");
 
-    let (status, reply) = app
-        .post_events(json!({"ev": "user.created", "user": "u"}))
-        .await;
+    let (status, reply) = app.post_events(json!({"ev": "user.created", "user": "u"})).await;
     assert_eq!(status, 200, "{reply}");
     assert_eq!(
         app.stream_len("events").await,

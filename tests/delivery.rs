@@ -14,9 +14,7 @@ const WAIT: Duration = Duration::from_secs(10);
 async fn delivers_the_exact_body_and_headers() {
     let app = TestApp::spawn().await;
     let receiver = Receiver::ok();
-    let webhook = app
-        .create_webhook(&receiver.url(), &["user.created"], None)
-        .await;
+    let webhook = app.create_webhook(&receiver.url(), &["user.created"], None).await;
 
     let entry = app
         .publish(json!({
@@ -45,16 +43,9 @@ async fn delivers_the_exact_body_and_headers() {
         Some(concat!("hookrouter/", env!("CARGO_PKG_VERSION")))
     );
     assert_eq!(delivery.header("webhook-id"), Some(expected_id.as_str()));
-    let timestamp: u64 = delivery
-        .header("webhook-timestamp")
-        .unwrap()
-        .parse()
-        .unwrap();
+    let timestamp: u64 = delivery.header("webhook-timestamp").unwrap().parse().unwrap();
     let now = hookrouter::clock::now_ms() / 1000;
-    assert!(
-        timestamp <= now && timestamp + 60 > now,
-        "{timestamp} vs {now}"
-    );
+    assert!(timestamp <= now && timestamp + 60 > now, "{timestamp} vs {now}");
 
     // The entry leaves the queue once delivered, and the event stream keeps nothing.
     eventually("the queue to empty", WAIT, || async {
@@ -86,12 +77,9 @@ async fn patterns_match_all_prefixes_at_any_depth_and_exact_names() {
     let delete_prefix = Receiver::ok();
     let exact = Receiver::ok();
     app.create_webhook(&star.url(), &["*"], None).await;
-    app.create_webhook(&user_prefix.url(), &["user.*"], None)
-        .await;
-    app.create_webhook(&delete_prefix.url(), &["user.delete.*"], None)
-        .await;
-    app.create_webhook(&exact.url(), &["marked.spam"], None)
-        .await;
+    app.create_webhook(&user_prefix.url(), &["user.*"], None).await;
+    app.create_webhook(&delete_prefix.url(), &["user.delete.*"], None).await;
+    app.create_webhook(&exact.url(), &["marked.spam"], None).await;
 
     for ev in [
         "user.created",
@@ -124,10 +112,7 @@ async fn patterns_match_all_prefixes_at_any_depth_and_exact_names() {
         types(&user_prefix),
         ["user.created", "user.delete.a.b", "user.delete.started"]
     );
-    assert_eq!(
-        types(&delete_prefix),
-        ["user.delete.a.b", "user.delete.started"]
-    );
+    assert_eq!(types(&delete_prefix), ["user.delete.a.b", "user.delete.started"]);
     assert_eq!(types(&exact), ["marked.spam"]);
 }
 
@@ -139,17 +124,14 @@ async fn user_webhooks_get_only_their_users_events_and_global_ones_get_all() {
     let bob = Receiver::ok();
     app.create_webhook(&global.url(), &["*"], None).await;
     app.create_webhook(&ann.url(), &["*"], Some("ann")).await;
-    app.create_webhook(&bob.url(), &["mailbox.*"], Some("bob"))
-        .await;
+    app.create_webhook(&bob.url(), &["mailbox.*"], Some("bob")).await;
 
     app.publish(json!({"ev": "mailbox.created", "user": "ann", "n": 1}))
         .await;
     app.publish(json!({"ev": "mailbox.created", "user": "bob", "n": 2}))
         .await;
-    app.publish(json!({"ev": "address.forwarded.created", "n": 3}))
-        .await; // no user
-    app.publish(json!({"ev": "user.created", "user": "bob", "n": 4}))
-        .await;
+    app.publish(json!({"ev": "address.forwarded.created", "n": 3})).await; // no user
+    app.publish(json!({"ev": "user.created", "user": "bob", "n": 4})).await;
 
     global.wait_for(4, WAIT).await;
     ann.wait_for(1, WAIT).await;
@@ -178,16 +160,12 @@ async fn failures_are_retried_with_the_same_delivery_id_until_success() {
         _ => Reply::Status(204),
     });
     let webhook = app.create_webhook(&receiver.url(), &["*"], None).await;
-    app.publish(json!({"ev": "user.password.changed", "user": "u"}))
-        .await;
+    app.publish(json!({"ev": "user.password.changed", "user": "u"})).await;
 
     let received = receiver.wait_for(3, WAIT).await;
     let ids: Vec<String> = received.iter().map(|r| r.id()).collect();
     assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
-    assert_eq!(
-        received[0].header("webhook-id"),
-        received[2].header("webhook-id")
-    );
+    assert_eq!(received[0].header("webhook-id"), received[2].header("webhook-id"));
     // First retry waits initial_delay_ms (50 ms) at least.
     assert!(received[1].at - received[0].at >= Duration::from_millis(45));
 
@@ -242,13 +220,7 @@ async fn exhausted_deliveries_become_dead_letters() {
 #[actix_web::test]
 async fn gone_disables_the_webhook_and_keeps_its_queue() {
     let app = TestApp::spawn().await;
-    let receiver = Receiver::scripted(|n, _| {
-        if n == 0 {
-            Reply::Status(410)
-        } else {
-            Reply::Status(200)
-        }
-    });
+    let receiver = Receiver::scripted(|n, _| if n == 0 { Reply::Status(410) } else { Reply::Status(200) });
     let webhook = app.create_webhook(&receiver.url(), &["*"], None).await;
     app.publish(json!({"ev": "a", "n": 1})).await;
     receiver.wait_for(1, WAIT).await;
@@ -258,10 +230,7 @@ async fn gone_disables_the_webhook_and_keeps_its_queue() {
         (record["enabled"] == false).then_some(record)
     })
     .await;
-    assert!(
-        record["disabledReason"].as_str().unwrap().contains("410"),
-        "{record}"
-    );
+    assert!(record["disabledReason"].as_str().unwrap().contains("410"), "{record}");
     let (_, health) = app.webhook_health(&webhook).await;
     assert_eq!(health["state"], "disabled");
 
@@ -276,10 +245,7 @@ async fn gone_disables_the_webhook_and_keeps_its_queue() {
     assert_eq!(status, 200);
     app.publish(json!({"ev": "a", "n": 3})).await;
     let received = receiver.wait_for(3, WAIT).await;
-    let numbers: Vec<i64> = received[1..]
-        .iter()
-        .map(|r| r.json()["n"].as_i64().unwrap())
-        .collect();
+    let numbers: Vec<i64> = received[1..].iter().map(|r| r.json()["n"].as_i64().unwrap()).collect();
     assert_eq!(numbers, [1, 3]);
 }
 
@@ -299,10 +265,7 @@ async fn a_hanging_endpoint_does_not_delay_a_healthy_one() {
     let took = started.elapsed();
     // The hanging endpoint holds every one of its slots for the 5 s timeout; the healthy
     // webhook must not wait for any of it.
-    assert!(
-        took < Duration::from_secs(3),
-        "healthy deliveries took {took:?}"
-    );
+    assert!(took < Duration::from_secs(3), "healthy deliveries took {took:?}");
     assert!(hanging.count() >= 1);
 }
 
@@ -316,13 +279,7 @@ async fn a_malformed_entry_is_set_aside_and_the_next_one_is_delivered() {
     app.publish_raw(br#"{"ev":"a.*"}"#).await;
     app.publish_raw(b"\xff\xfe\xfd").await;
     let _: String = app
-        .redis(
-            redis::cmd("XADD")
-                .arg(app.key("events"))
-                .arg("*")
-                .arg("other")
-                .arg("x"),
-        )
+        .redis(redis::cmd("XADD").arg(app.key("events")).arg("*").arg("other").arg("x"))
         .await;
     app.publish(json!({"ev": "user.created", "n": 1})).await;
 
@@ -334,10 +291,7 @@ async fn a_malformed_entry_is_set_aside_and_the_next_one_is_delivered() {
     })
     .await;
     let reasons: Vec<&str> = rejected.iter().map(|r| r["reason"].as_str()).collect();
-    assert!(
-        reasons[0].starts_with("event: is not valid JSON"),
-        "{reasons:?}"
-    );
+    assert!(reasons[0].starts_with("event: is not valid JSON"), "{reasons:?}");
     assert_eq!(reasons[1], "ev: must not contain '*'");
     assert_eq!(reasons[2], "event: is not valid UTF-8");
     assert_eq!(reasons[3], "entry has no `event` field");

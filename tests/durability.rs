@@ -40,9 +40,7 @@ async fn changes_made_on_an_api_only_instance_reach_the_delivering_one_within_a_
     first.wait_for(1, WAIT).await;
 
     // Update: the new URL is used.
-    let (status, _) = api_only
-        .update_webhook(&id, json!({"url": second.url()}))
-        .await;
+    let (status, _) = api_only.update_webhook(&id, json!({"url": second.url()})).await;
     assert_eq!(status, 200);
     let changed = Instant::now();
     eventually("the new url to be used", Duration::from_secs(2), || async {
@@ -95,31 +93,20 @@ async fn kill_dash_nine_mid_backlog_loses_nothing() {
     assert_eq!(response.status(), 200, "{:?}", response.body().await);
 
     let total = 400;
-    let events: Vec<_> = (0..total)
-        .map(|n| json!({"ev": "message.new", "n": n}))
-        .collect();
-    let mut response = client
-        .post(service.url("/events"))
-        .send_json(&events)
-        .await
-        .unwrap();
+    let events: Vec<_> = (0..total).map(|n| json!({"ev": "message.new", "n": n})).collect();
+    let mut response = client.post(service.url("/events")).send_json(&events).await.unwrap();
     assert_eq!(response.status(), 200, "{:?}", response.body().await);
 
     receiver.wait_for(40, WAIT).await;
     service.kill9();
     let at_kill = distinct_numbers(&receiver).len();
-    assert!(
-        at_kill < total as usize,
-        "the backlog was not drained before the kill"
-    );
+    assert!(at_kill < total as usize, "the backlog was not drained before the kill");
 
     let service = ServiceProcess::start(REDIS_URL, &prefix, &env);
     service.wait_until_serving().await;
-    eventually(
-        "every event after the restart",
-        Duration::from_secs(30),
-        || async { (distinct_numbers(&receiver).len() == total as usize).then_some(()) },
-    )
+    eventually("every event after the restart", Duration::from_secs(30), || async {
+        (distinct_numbers(&receiver).len() == total as usize).then_some(())
+    })
     .await;
     let duplicates = receiver.count() - total as usize;
     println!("kill -9 mid-backlog: {total} events, {at_kill} delivered before the kill, {duplicates} duplicates");
@@ -149,11 +136,7 @@ async fn survives_redis_being_down_at_start_and_losing_its_data() {
     let receiver = Receiver::ok();
     let client = awc::Client::default();
     let create = json!({"type": ["*"], "url": receiver.url()});
-    let response = client
-        .post(service.url("/webhooks"))
-        .send_json(&create)
-        .await
-        .unwrap();
+    let response = client.post(service.url("/webhooks")).send_json(&create).await.unwrap();
     assert_eq!(response.status(), 200);
     client
         .post(service.url("/events"))
@@ -172,11 +155,7 @@ async fn survives_redis_being_down_at_start_and_losing_its_data() {
     redis.start().await;
     let back = Instant::now();
     eventually("a webhook to be created again", WAIT, || async {
-        let response = client
-            .post(service.url("/webhooks"))
-            .send_json(&create)
-            .await
-            .ok()?;
+        let response = client.post(service.url("/webhooks")).send_json(&create).await.ok()?;
         (response.status() == 200).then_some(())
     })
     .await;
@@ -190,13 +169,7 @@ async fn survives_redis_being_down_at_start_and_losing_its_data() {
         distinct_numbers(&receiver).contains(&2).then_some(())
     })
     .await;
-    println!(
-        "delivery resumed {:?} after redis came back",
-        back.elapsed()
-    );
+    println!("delivery resumed {:?} after redis came back", back.elapsed());
     assert!(back.elapsed() < Duration::from_secs(5));
-    assert!(
-        service.try_exit_status().is_none(),
-        "the service kept running"
-    );
+    assert!(service.try_exit_status().is_none(), "the service kept running");
 }

@@ -1,7 +1,7 @@
 //! Webhook change notifications from every instance, over Redis pub/sub.
 //!
-//! Each change to a webhook publishes its id on `P:changes` (inside the same script that makes
-//! the change). This task subscribes and forwards each id to the supervisor as a
+//! Each change to a webhook publishes `<id>:<version>` on `P:changes` (inside the same script
+//! that makes the change). This task subscribes and forwards each to the supervisor as a
 //! [`WebhookChanged`]. Pub/sub drops messages while disconnected, so after every
 //! (re)subscription the supervisor gets a forced [`Resync`]; the periodic resync covers the rest.
 
@@ -33,12 +33,8 @@ pub fn start(store: Store, supervisor: Addr<Supervisor>) {
                             if !supervisor.connected() {
                                 return;
                             }
-                            let payload: Vec<u8> = message.get_payload_bytes().to_vec();
-                            match std::str::from_utf8(&payload)
-                                .ok()
-                                .and_then(WebhookId::parse)
-                            {
-                                Some(id) => supervisor.do_send(WebhookChanged(id)),
+                            match parse(message.get_payload_bytes()) {
+                                Some((id, version)) => supervisor.do_send(WebhookChanged { id, version }),
                                 None => tracing::debug!("ignoring a malformed change notification"),
                             }
                         }
@@ -52,4 +48,13 @@ pub fn start(store: Store, supervisor: Addr<Supervisor>) {
             pause = (pause * 2).min(RECONNECT_MAX);
         }
     });
+}
+
+/// `<id>:<version>`, or a bare `<id>` (a queue change without a new version).
+fn parse(payload: &[u8]) -> Option<(WebhookId, Option<u64>)> {
+    let text = std::str::from_utf8(payload).ok()?;
+    match text.split_once(':') {
+        Some((id, version)) => Some((WebhookId::parse(id)?, Some(version.parse().ok()?))),
+        None => Some((WebhookId::parse(text)?, None)),
+    }
 }

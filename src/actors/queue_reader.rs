@@ -228,13 +228,10 @@ impl Handler<Poll> for QueueReader {
             let mut conn = match conn {
                 Some(conn) => conn,
                 None => {
-                    let conn = store
-                        .blocking_connection(block)
-                        .await
-                        .map_err(|e| CycleError {
-                            conn: None,
-                            message: e.to_string(),
-                        })?;
+                    let conn = store.blocking_connection(block).await.map_err(|e| CycleError {
+                        conn: None,
+                        message: e.to_string(),
+                    })?;
                     events.ensure_group().await.map_err(|e| CycleError {
                         conn: None,
                         message: e.to_string(),
@@ -273,16 +270,11 @@ impl Handler<Poll> for QueueReader {
                 return Ok(Cycle::Read(conn, 0));
             }
             let batch = classify(entries, settings.max_bytes);
-            let rejected = batch
-                .iter()
-                .filter(|e| matches!(e, ReadEntry::Rejected { .. }))
-                .count();
+            let rejected = batch.iter().filter(|e| matches!(e, ReadEntry::Rejected { .. })).count();
             match supervisor.send(RouteBatch(batch)).await {
                 Ok(Ok(_)) => {
                     status.read.fetch_add(count as u64, Ordering::Relaxed);
-                    status
-                        .rejected
-                        .fetch_add(rejected as u64, Ordering::Relaxed);
+                    status.rejected.fetch_add(rejected as u64, Ordering::Relaxed);
                     Ok(Cycle::Read(conn, count))
                 }
                 Ok(Err(message)) => Err(CycleError {

@@ -5,7 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use actix_web::http::StatusCode;
+use actix_web::dev::ServiceResponse;
+use actix_web::http::{header, StatusCode};
+use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 
@@ -63,10 +65,7 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> ApiError {
         match &error {
             StoreError::Redis(e)
-                if e.is_io_error()
-                    || e.is_timeout()
-                    || e.is_connection_dropped()
-                    || e.is_connection_refusal() =>
+                if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal() =>
             {
                 tracing::warn!(%error, "redis unavailable while serving a request");
                 ApiError::Unavailable("Redis is unreachable")
@@ -98,4 +97,35 @@ impl ResponseError for ApiError {
         }
         HttpResponse::build(self.status_code()).json(body)
     }
+}
+
+/// A safety net for errors actix answers itself without asking us (a body over the limit
+/// read as raw bytes, say): any error response that is not JSON is replaced by our shape.
+pub fn json_errors<B: 'static>() -> ErrorHandlers<B> {
+    ErrorHandlers::new().default_handler(|response: ServiceResponse<B>| {
+        let is_json = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json"));
+        if is_json {
+            return Ok(ErrorHandlerResponse::Response(response.map_into_left_body()));
+        }
+        let status = response.status();
+        let (message, code) = match status {
+            StatusCode::BAD_REQUEST => ("Invalid input: the request could not be read", "InputValidationError"),
+            StatusCode::NOT_FOUND => ("No such route", "RouteNotFound"),
+            StatusCode::METHOD_NOT_ALLOWED => ("Method not allowed here", "MethodNotAllowed"),
+            StatusCode::PAYLOAD_TOO_LARGE => ("Request body is larger than the limit", "PayloadTooLarge"),
+            s if s.is_server_error() => ("Internal error", "InternalError"),
+            _ => ("Request refused", "RequestError"),
+        };
+        let (request, _) = response.into_parts();
+        let body = HttpResponse::build(status).json(json!({ "error": message, "code": code }));
+        Ok(ErrorHandlerResponse::Response(
+            ServiceResponse::new(request, body)
+                .map_into_boxed_body()
+                .map_into_right_body(),
+        ))
+    })
 }

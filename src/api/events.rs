@@ -13,20 +13,14 @@ use crate::domain::Event;
 /// Events one request may publish.
 pub const MAX_BATCH: usize = 1000;
 
-pub async fn publish(
-    state: web::Data<ApiState>,
-    body: web::Json<Value>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn publish(state: web::Data<ApiState>, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
     let max_bytes = state.settings.events.max_bytes;
     let (items, batch) = match body.into_inner() {
         Value::Array(items) => (items, true),
         single => (vec![single], false),
     };
     if items.is_empty() || items.len() > MAX_BATCH {
-        return Err(ApiError::invalid(
-            "body",
-            format!("must hold 1 to {MAX_BATCH} events"),
-        ));
+        return Err(ApiError::invalid("body", format!("must hold 1 to {MAX_BATCH} events")));
     }
     let mut events = Vec::with_capacity(items.len());
     let mut errors = BTreeMap::new();

@@ -38,10 +38,7 @@ pub async fn service(state: web::Data<ApiState>) -> HttpResponse {
 
 /// Asks the webhook's delivery actor when it runs here; otherwise reads the report the
 /// delivering instance last stored, with the backlog read now.
-pub async fn webhook(
-    state: web::Data<ApiState>,
-    id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn webhook(state: web::Data<ApiState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&id)?;
     let webhook = state
         .store
@@ -49,10 +46,7 @@ pub async fn webhook(
         .get(&id)
         .await?
         .ok_or(ApiError::WebhookNotFound)?;
-    let actor = state
-        .router
-        .as_ref()
-        .and_then(|r| r.actors.get(&id).map(|a| a.clone()));
+    let actor = state.router.as_ref().and_then(|r| r.actors.get(&id).map(|a| a.clone()));
     let report = match actor {
         Some(actor) => actor
             .send(GetHealth)
@@ -77,6 +71,7 @@ async fn stored_report(state: &ApiState, webhook: &Webhook) -> Result<HealthRepo
             in_flight: 0,
             backlog,
             consecutive_failures: 0,
+            failing_since: None,
             last_success: None,
             last_failure: None,
             next_retry_at: None,
@@ -86,8 +81,11 @@ async fn stored_report(state: &ApiState, webhook: &Webhook) -> Result<HealthRepo
             reported_at: iso8601(now_ms()),
         });
     report.backlog = backlog;
+    // The record is newer than any report on these two.
     if !webhook.enabled {
         report.state = HealthState::Disabled;
+    } else if webhook.paused {
+        report.state = HealthState::Paused;
     }
     Ok(report)
 }

@@ -41,11 +41,7 @@ impl Fields {
     }
 
     /// Parses `key` with `parse` when present; records its error under `key`.
-    pub fn parse<T>(
-        &mut self,
-        key: &str,
-        parse: impl FnOnce(Value) -> Result<T, String>,
-    ) -> Option<T> {
+    pub fn parse<T>(&mut self, key: &str, parse: impl FnOnce(Value) -> Result<T, String>) -> Option<T> {
         let value = self.take(key)?;
         match parse(value) {
             Ok(parsed) => Some(parsed),
@@ -57,14 +53,9 @@ impl Fields {
     }
 
     /// Like [`Fields::parse`], and records "is required" when `key` is missing.
-    pub fn require<T>(
-        &mut self,
-        key: &str,
-        parse: impl FnOnce(Value) -> Result<T, String>,
-    ) -> Option<T> {
+    pub fn require<T>(&mut self, key: &str, parse: impl FnOnce(Value) -> Result<T, String>) -> Option<T> {
         if !self.map.contains_key(key) {
-            self.errors
-                .insert(key.to_string(), "is required".to_string());
+            self.errors.insert(key.to_string(), "is required".to_string());
             return None;
         }
         self.parse(key, parse)
@@ -102,11 +93,7 @@ impl Query {
         }
     }
 
-    pub fn parse<T>(
-        &mut self,
-        key: &str,
-        parse: impl FnOnce(&str) -> Result<T, String>,
-    ) -> Option<T> {
+    pub fn parse<T>(&mut self, key: &str, parse: impl FnOnce(&str) -> Result<T, String>) -> Option<T> {
         let value = self.params.get(key)?;
         match parse(value) {
             Ok(parsed) => Some(parsed),
@@ -118,22 +105,10 @@ impl Query {
     }
 
     /// An integer in `range`, `default` when absent.
-    pub fn integer(
-        &mut self,
-        key: &str,
-        range: std::ops::RangeInclusive<u64>,
-        default: u64,
-    ) -> u64 {
-        let rule = format!(
-            "must be an integer from {} to {}",
-            range.start(),
-            range.end()
-        );
+    pub fn integer(&mut self, key: &str, range: std::ops::RangeInclusive<u64>, default: u64) -> u64 {
+        let rule = format!("must be an integer from {} to {}", range.start(), range.end());
         self.parse(key, |text| {
-            text.parse::<u64>()
-                .ok()
-                .filter(|n| range.contains(n))
-                .ok_or(rule)
+            text.parse::<u64>().ok().filter(|n| range.contains(n)).ok_or(rule)
         })
         .unwrap_or(default)
     }

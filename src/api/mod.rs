@@ -7,6 +7,11 @@
 //! | `GET, POST /webhooks` | [`webhooks::list`], [`webhooks::create`] |
 //! | `GET, PUT, DELETE /webhooks/{id}` | [`webhooks::get`], [`webhooks::update`], [`webhooks::delete`] |
 //! | `GET /webhooks/{id}/health` | [`health::webhook`] |
+//! | `POST /webhooks/{id}/pause`, `/resume` | [`webhooks::pause`], [`webhooks::resume`] |
+//! | `GET /webhooks/{id}/attempts` | [`history::attempts`] |
+//! | `GET, DELETE /webhooks/{id}/dead` | [`history::dead_letters`], [`history::purge_dead`] |
+//! | `POST /webhooks/{id}/dead/replay` | [`history::replay`] |
+//! | `GET /rejected` | [`history::rejected`] |
 //!
 //! Every error is JSON ([`errors::ApiError`]), including those actix would otherwise answer
 //! itself: malformed or oversized bodies, bad query strings, unknown routes, wrong methods.
@@ -15,6 +20,7 @@ mod cursor;
 pub mod errors;
 mod events;
 mod health;
+mod history;
 mod input;
 mod webhooks;
 
@@ -51,9 +57,9 @@ impl ApiState {
     /// Applies a webhook change to this instance's supervisor before answering, so an event
     /// published after the response is routed with the change. Other instances learn of it
     /// through the change feed.
-    async fn changed(&self, id: WebhookId) {
+    async fn changed(&self, id: WebhookId, version: Option<u64>) {
         if let Some(router) = &self.router {
-            if let Err(error) = router.supervisor.send(WebhookChanged(id)).await {
+            if let Err(error) = router.supervisor.send(WebhookChanged { id, version }).await {
                 tracing::warn!(webhook = %id, %error, "could not tell the supervisor about a change");
             }
         }
@@ -71,12 +77,9 @@ pub fn configure(state: web::Data<ApiState>) -> impl FnOnce(&mut web::ServiceCon
                     .content_type_required(false)
                     .error_handler(move |error, _| json_error(error, body_limit).into()),
             )
-            .app_data(
-                web::QueryConfig::default().error_handler(|error, _| query_error(error).into()),
-            )
-            .app_data(
-                web::PathConfig::default().error_handler(|_, _| ApiError::WebhookNotFound.into()),
-            )
+            .app_data(web::QueryConfig::default().error_handler(|error, _| query_error(error).into()))
+            .app_data(web::PayloadConfig::default().limit(body_limit))
+            .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::WebhookNotFound.into()))
             .service(resource("/health").route(web::get().to(health::service)))
             .service(resource("/events").route(web::post().to(events::publish)))
             .service(
@@ -91,10 +94,18 @@ pub fn configure(state: web::Data<ApiState>) -> impl FnOnce(&mut web::ServiceCon
                     .route(web::delete().to(webhooks::delete)),
             )
             .service(resource("/webhooks/{id}/health").route(web::get().to(health::webhook)))
+            .service(resource("/webhooks/{id}/pause").route(web::post().to(webhooks::pause)))
+            .service(resource("/webhooks/{id}/resume").route(web::post().to(webhooks::resume)))
+            .service(resource("/webhooks/{id}/attempts").route(web::get().to(history::attempts)))
+            .service(
+                resource("/webhooks/{id}/dead")
+                    .route(web::get().to(history::dead_letters))
+                    .route(web::delete().to(history::purge_dead)),
+            )
+            .service(resource("/webhooks/{id}/dead/replay").route(web::post().to(history::replay)))
+            .service(resource("/rejected").route(web::get().to(history::rejected)))
             .default_service(web::to(|request: HttpRequest| async move {
-                Err::<actix_web::HttpResponse, _>(ApiError::RouteNotFound(
-                    request.path().to_string(),
-                ))
+                Err::<actix_web::HttpResponse, _>(ApiError::RouteNotFound(request.path().to_string()))
             }));
     }
 }
@@ -111,9 +122,7 @@ fn json_error(error: JsonPayloadError, limit: usize) -> ApiError {
         JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
             ApiError::PayloadTooLarge(limit)
         }
-        JsonPayloadError::Deserialize(e) => {
-            ApiError::invalid("body", format!("must be valid JSON ({e})"))
-        }
+        JsonPayloadError::Deserialize(e) => ApiError::invalid("body", format!("must be valid JSON ({e})")),
         JsonPayloadError::ContentType => ApiError::invalid("body", "must be JSON"),
         other => ApiError::invalid("body", format!("could not be read ({other})")),
     }

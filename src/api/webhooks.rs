@@ -31,6 +31,9 @@ pub struct WebhookView {
     enabled: bool,
     #[serde(rename = "disabledReason", skip_serializing_if = "Option::is_none")]
     disabled_reason: Option<String>,
+    /// Present (true) only while paused, so WildDuck-shaped results stay as they were.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    paused: bool,
 }
 
 impl From<&Webhook> for WebhookView {
@@ -43,6 +46,7 @@ impl From<&Webhook> for WebhookView {
             created: iso8601(webhook.created_ms),
             enabled: webhook.enabled,
             disabled_reason: webhook.disabled_reason.clone(),
+            paused: webhook.paused,
         }
     }
 }
@@ -66,8 +70,7 @@ fn parse_types(value: Value) -> Result<Vec<TypePattern>, String> {
         let Value::String(text) = item else {
             return Err(format!("item {i} must be a string"));
         };
-        let pattern = TypePattern::parse(text.trim())
-            .map_err(|rule| format!("item {i} ({text:?}) {rule}"))?;
+        let pattern = TypePattern::parse(text.trim()).map_err(|rule| format!("item {i} ({text:?}) {rule}"))?;
         if !patterns.contains(&pattern) {
             patterns.push(pattern);
         }
@@ -89,9 +92,7 @@ fn parse_user(value: Value) -> Result<Option<UserId>, String> {
 }
 
 fn parse_enabled(value: Value) -> Result<bool, String> {
-    value
-        .as_bool()
-        .ok_or_else(|| "must be true or false".into())
+    value.as_bool().ok_or_else(|| "must be true or false".into())
 }
 
 pub async fn list(
@@ -141,10 +142,7 @@ pub async fn list(
     })))
 }
 
-pub async fn create(
-    state: web::Data<ApiState>,
-    body: web::Json<Value>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn create(state: web::Data<ApiState>, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
     let mut fields = Fields::object(body.into_inner(), &["type", "url", "user"], IGNORED_KEYS)?;
     let types = fields.require("type", parse_types);
     let url = fields.require("url", parse_url);
@@ -161,17 +159,15 @@ pub async fn create(
         created_ms: now_ms(),
         enabled: true,
         disabled_reason: None,
+        paused: false,
     };
-    state.store.webhooks().create(&webhook).await?;
-    state.changed(webhook.id).await;
+    let version = state.store.webhooks().create(&webhook).await?;
+    state.changed(webhook.id, Some(version)).await;
     tracing::info!(webhook = %webhook.id, url = %webhook.url, "webhook created");
     Ok(HttpResponse::Ok().json(json!({ "success": true, "id": webhook.id.to_string() })))
 }
 
-pub async fn get(
-    state: web::Data<ApiState>,
-    id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn get(state: web::Data<ApiState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&id)?;
     let webhook = state
         .store
@@ -179,8 +175,7 @@ pub async fn get(
         .get(&id)
         .await?
         .ok_or(ApiError::WebhookNotFound)?;
-    let mut body = serde_json::to_value(WebhookView::from(&webhook))
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mut body = serde_json::to_value(WebhookView::from(&webhook)).map_err(|e| ApiError::Internal(e.to_string()))?;
     body["success"] = json!(true);
     Ok(HttpResponse::Ok().json(body))
 }
@@ -191,11 +186,7 @@ pub async fn update(
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&id)?;
-    let mut fields = Fields::object(
-        body.into_inner(),
-        &["type", "url", "user", "enabled"],
-        IGNORED_KEYS,
-    )?;
+    let mut fields = Fields::object(body.into_inner(), &["type", "url", "user", "enabled"], IGNORED_KEYS)?;
     if fields.is_empty() && fields.errors.is_empty() {
         return Err(ApiError::invalid(
             "body",
@@ -208,27 +199,54 @@ pub async fn update(
         user: fields.parse("user", parse_user),
         enabled: fields.parse("enabled", parse_enabled),
         disabled_reason: Some("disabled through the API".into()),
+        paused: None,
     };
     fields.finish()?;
-    state
+    let (_, version) = state
         .store
         .webhooks()
         .update(&id, &change)
         .await?
         .ok_or(ApiError::WebhookNotFound)?;
-    state.changed(id).await;
+    state.changed(id, Some(version)).await;
     Ok(HttpResponse::Ok().json(json!({ "success": true })))
 }
 
-pub async fn delete(
-    state: web::Data<ApiState>,
-    id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn delete(state: web::Data<ApiState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&id)?;
-    if !state.store.webhooks().delete(&id).await? {
-        return Err(ApiError::WebhookNotFound);
-    }
-    state.changed(id).await;
+    let version = state
+        .store
+        .webhooks()
+        .delete(&id)
+        .await?
+        .ok_or(ApiError::WebhookNotFound)?;
+    state.changed(id, Some(version)).await;
     tracing::info!(webhook = %id, "webhook deleted");
+    Ok(HttpResponse::Ok().json(json!({ "success": true })))
+}
+
+/// `POST /webhooks/{id}/pause`: keep queueing its events, deliver nothing.
+pub async fn pause(state: web::Data<ApiState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    set_paused(&state, &id, true).await
+}
+
+/// `POST /webhooks/{id}/resume`: deliver again, starting with what queued meanwhile.
+pub async fn resume(state: web::Data<ApiState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    set_paused(&state, &id, false).await
+}
+
+async fn set_paused(state: &ApiState, id: &str, paused: bool) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(id)?;
+    let change = WebhookChange {
+        paused: Some(paused),
+        ..WebhookChange::default()
+    };
+    let (_, version) = state
+        .store
+        .webhooks()
+        .update(&id, &change)
+        .await?
+        .ok_or(ApiError::WebhookNotFound)?;
+    state.changed(id, Some(version)).await;
     Ok(HttpResponse::Ok().json(json!({ "success": true })))
 }

@@ -49,16 +49,12 @@ impl Event {
         if raw.len() > max_bytes {
             return Err(EventError::new(
                 "event",
-                format!(
-                    "is {} bytes, larger than the limit of {max_bytes}",
-                    raw.len()
-                ),
+                format!("is {} bytes, larger than the limit of {max_bytes}", raw.len()),
             ));
         }
-        let text =
-            std::str::from_utf8(raw).map_err(|_| EventError::new("event", "is not valid UTF-8"))?;
-        let value: Value = serde_json::from_str(text)
-            .map_err(|e| EventError::new("event", format!("is not valid JSON ({e})")))?;
+        let text = std::str::from_utf8(raw).map_err(|_| EventError::new("event", "is not valid UTF-8"))?;
+        let value: Value =
+            serde_json::from_str(text).map_err(|e| EventError::new("event", format!("is not valid JSON ({e})")))?;
         Event::from_value(value)
     }
 
@@ -69,9 +65,7 @@ impl Event {
         };
         let ev = match fields.shift_remove("ev") {
             None | Some(Value::Null) => return Err(EventError::new("ev", "is required")),
-            Some(Value::String(ev)) => {
-                EventType::parse(&ev).map_err(|rule| EventError::new("ev", rule))?
-            }
+            Some(Value::String(ev)) => EventType::parse(&ev).map_err(|rule| EventError::new("ev", rule))?,
             Some(_) => return Err(EventError::new("ev", "must be a string")),
         };
         let time = match fields.shift_remove("time") {
@@ -94,18 +88,11 @@ impl Event {
         };
         let user = match fields.get("user") {
             None | Some(Value::Null) => None,
-            Some(Value::String(user)) => {
-                Some(UserId::parse(user).map_err(|rule| EventError::new("user", rule))?)
-            }
+            Some(Value::String(user)) => Some(UserId::parse(user).map_err(|rule| EventError::new("user", rule))?),
             Some(_) => return Err(EventError::new("user", "must be a string")),
         };
         fields.shift_remove("id");
-        Ok(Event {
-            ev,
-            time,
-            user,
-            fields,
-        })
+        Ok(Event { ev, time, user, fields })
     }
 
     /// The event as producers publish it (used by `POST /events`).
@@ -140,12 +127,7 @@ impl Event {
     }
 }
 
-fn write_member(
-    out: &mut impl std::io::Write,
-    key: &str,
-    value: &Value,
-    comma: bool,
-) -> std::io::Result<()> {
+fn write_member(out: &mut impl std::io::Write, key: &str, value: &Value, comma: bool) -> std::io::Result<()> {
     if comma {
         out.write_all(b",")?;
     }
@@ -190,7 +172,9 @@ mod tests {
 
     #[test]
     fn body_keeps_wildduck_key_order_and_passes_fields_through() {
-        let event = parse(r#"{"user":"u1","ev":"user.created","username":"ann","nested":{"b":1,"a":[1,2]},"id":"dropped"}"#).unwrap();
+        let event =
+            parse(r#"{"user":"u1","ev":"user.created","username":"ann","nested":{"b":1,"a":[1,2]},"id":"dropped"}"#)
+                .unwrap();
         let prepared = event.prepare(StreamId {
             ms: 1700000000123,
             seq: 4,
@@ -232,10 +216,7 @@ mod tests {
         for (raw, field) in cases {
             assert_eq!(parse(raw).unwrap_err().field, field, "{raw}");
         }
-        assert_eq!(
-            Event::parse(b"\xff\xfe", 10).unwrap_err().rule,
-            "is not valid UTF-8"
-        );
+        assert_eq!(Event::parse(b"\xff\xfe", 10).unwrap_err().rule, "is not valid UTF-8");
         assert!(Event::parse(&[b' '; 11], 10)
             .unwrap_err()
             .rule

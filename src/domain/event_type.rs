@@ -63,10 +63,7 @@ mod tests {
     #[test]
     fn refuses_empty_long_starred_and_control() {
         assert_eq!(EventType::parse("").unwrap_err(), "must not be empty");
-        assert_eq!(
-            EventType::parse("user.*").unwrap_err(),
-            "must not contain '*'"
-        );
+        assert_eq!(EventType::parse("user.*").unwrap_err(), "must not contain '*'");
         assert!(EventType::parse(&"a".repeat(129)).is_err());
         assert!(EventType::parse(&"a".repeat(128)).is_ok());
         assert!(EventType::parse("a\nb").is_err());

@@ -28,9 +28,7 @@ impl TypePattern {
             Some(prefix) if !prefix.is_empty() && !prefix.contains('*') => {
                 Ok(TypePattern::Prefix(format!("{prefix}.")))
             }
-            Some(_) => {
-                Err("'*' may only be the whole pattern or its last segment, as in user.*".into())
-            }
+            Some(_) => Err("'*' may only be the whole pattern or its last segment, as in user.*".into()),
             None if text.contains('*') => {
                 Err("'*' may only be the whole pattern or its last segment, as in user.*".into())
             }
@@ -42,9 +40,7 @@ impl TypePattern {
         let ev = event.as_str();
         match self {
             TypePattern::All => true,
-            TypePattern::Prefix(prefix) => {
-                ev.len() > prefix.len() && ev.starts_with(prefix.as_str())
-            }
+            TypePattern::Prefix(prefix) => ev.len() > prefix.len() && ev.starts_with(prefix.as_str()),
             TypePattern::Exact(exact) => ev == exact,
         }
     }

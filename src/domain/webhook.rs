@@ -20,6 +20,8 @@ pub struct Webhook {
     pub enabled: bool,
     /// Why it was disabled, when it was.
     pub disabled_reason: Option<String>,
+    /// Paused by an operator: events keep being queued, nothing is delivered.
+    pub paused: bool,
 }
 
 impl Webhook {

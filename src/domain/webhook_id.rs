@@ -74,18 +74,14 @@ mod tests {
         let id = WebhookId::generate();
         let text = id.to_string();
         assert_eq!(text.len(), 24);
-        assert!(text
-            .bytes()
-            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)));
+        assert!(text.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)));
         assert_eq!(WebhookId::parse(&text), Some(id));
         assert_eq!(WebhookId::parse(&text.to_uppercase()), Some(id));
     }
 
     #[test]
     fn ids_sort_by_creation() {
-        let ids: Vec<String> = (0..1000)
-            .map(|_| WebhookId::generate().to_string())
-            .collect();
+        let ids: Vec<String> = (0..1000).map(|_| WebhookId::generate().to_string()).collect();
         let mut sorted = ids.clone();
         sorted.sort();
         // The counter may wrap once in 2^24 ids; 1000 consecutive ids wrap with tiny odds,

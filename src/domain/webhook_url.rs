@@ -27,9 +27,7 @@ impl WebhookUrl {
             return Err("must not carry credentials; put them in the path or query".into());
         }
         if url.as_str().len() > MAX_URL_LEN {
-            return Err(format!(
-                "must be at most {MAX_URL_LEN} characters once normalised"
-            ));
+            return Err(format!("must be at most {MAX_URL_LEN} characters once normalised"));
         }
         Ok(WebhookUrl(url))
     }

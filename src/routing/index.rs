@@ -110,10 +110,7 @@ impl RouteIndex {
             return;
         };
         match &indexed.user {
-            None => indexed
-                .patterns
-                .iter()
-                .for_each(|p| self.global.remove(p, id)),
+            None => indexed.patterns.iter().for_each(|p| self.global.remove(p, id)),
             Some(user) => {
                 if let Some(scope) = self.users.get_mut(user) {
                     indexed.patterns.iter().for_each(|p| scope.remove(p, id));
@@ -147,14 +144,12 @@ mod tests {
         Webhook {
             id: WebhookId::generate(),
             url: WebhookUrl::parse("http://127.0.0.1/").unwrap(),
-            types: types
-                .iter()
-                .map(|t| TypePattern::parse(t).unwrap())
-                .collect(),
+            types: types.iter().map(|t| TypePattern::parse(t).unwrap()).collect(),
             user: user.map(|u| UserId::parse(u).unwrap()),
             created_ms: 0,
             enabled: true,
             disabled_reason: None,
+            paused: false,
         }
     }
 

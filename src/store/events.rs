@@ -122,11 +122,7 @@ impl EventStream {
         block_ms: u64,
     ) -> StoreResult<Vec<RawEntry>> {
         let mut cmd = redis::cmd("XREADGROUP");
-        cmd.arg("GROUP")
-            .arg(EVENTS_GROUP)
-            .arg(consumer)
-            .arg("COUNT")
-            .arg(count);
+        cmd.arg("GROUP").arg(EVENTS_GROUP).arg(consumer).arg("COUNT").arg(count);
         if !pending {
             cmd.arg("BLOCK").arg(block_ms);
         }
@@ -147,20 +143,14 @@ impl EventStream {
 
     /// Runs one fan-out; returns the queue entry id of each (event, webhook) pair in the
     /// order they were added, None where the webhook was deleted or disabled meanwhile.
-    pub async fn fanout(
-        &self,
-        batch: &FanoutBatch,
-        rejected_max_len: usize,
-    ) -> StoreResult<Vec<Option<StreamId>>> {
+    pub async fn fanout(&self, batch: &FanoutBatch, rejected_max_len: usize) -> StoreResult<Vec<Option<StreamId>>> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
         let mut invocation = FANOUT.prepare_invoke();
         invocation.key(self.keys.events()).key(self.keys.rejected());
         for webhook in &batch.webhooks {
-            invocation
-                .key(self.keys.webhook(webhook))
-                .key(self.keys.queue(webhook));
+            invocation.key(self.keys.webhook(webhook)).key(self.keys.queue(webhook));
         }
         invocation
             .arg(EVENTS_GROUP)
@@ -203,10 +193,7 @@ impl EventStream {
         let mut conn = self.conn.clone();
         let ids: Vec<String> = pipe.query_async(&mut conn).await?;
         ids.iter()
-            .map(|id| {
-                StreamId::parse(id)
-                    .ok_or_else(|| StoreError::Corrupt(format!("XADD returned {id}")))
-            })
+            .map(|id| StreamId::parse(id).ok_or_else(|| StoreError::Corrupt(format!("XADD returned {id}"))))
             .collect()
     }
 

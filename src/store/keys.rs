@@ -12,11 +12,13 @@
 //! | `P:webhooks:global` | zset | ids of webhooks without a user |
 //! | `P:webhooks:user:<user>` | zset | ids of that user's webhooks |
 //! | `P:webhooks:type:<pattern>` | zset | ids of webhooks listing that exact pattern |
-//! | `P:webhooks:version` | string | changes on every webhook change (resync check) |
-//! | `P:changes` | pub/sub channel | the id of each changed webhook |
+//! | `P:webhooks:version` | string | counter incremented by every webhook change (resync check) |
+//! | `P:changes` | pub/sub channel | `<id>:<version>` of each webhook change |
 //! | `P:queue:<id>` | stream | the webhook's pending deliveries: e (event id), ev, b (body) |
 //! | `P:retry:<id>` | hash | queue entry id → `attempts:next_attempt_ms` for retried entries |
-//! | `P:dead:<id>` | stream | dead letters (capped) |
+//! | `P:dead:<id>` | stream | dead letters (capped by count and age) |
+//! | `P:attempts:<id>` | stream | the webhook's attempt log, newest last (capped; expires when idle) |
+//! | `P:circuit:<id>` | hash | consecutive failures and since when (absent while healthy) |
 //! | `P:health:<id>` | string | the delivery actor's last health report (JSON) |
 //! | `P:scratch:list` | zset | scratch space of the listing script, deleted before it returns |
 
@@ -95,6 +97,14 @@ impl Keys {
         self.key(format_args!("dead:{id}"))
     }
 
+    pub fn attempts(&self, id: &WebhookId) -> String {
+        self.key(format_args!("attempts:{id}"))
+    }
+
+    pub fn circuit(&self, id: &WebhookId) -> String {
+        self.key(format_args!("circuit:{id}"))
+    }
+
     pub fn health(&self, id: &WebhookId) -> String {
         self.key(format_args!("health:{id}"))
     }
@@ -106,11 +116,6 @@ impl Keys {
     /// Every key that belongs to one webhook besides its record and index entries; deleting a
     /// webhook deletes these.
     pub fn owned_by(&self, id: &WebhookId) -> [String; 4] {
-        [
-            self.queue(id),
-            self.retry(id),
-            self.dead(id),
-            self.health(id),
-        ]
+        [self.queue(id), self.retry(id), self.dead(id), self.health(id)]
     }
 }

@@ -4,9 +4,11 @@
 //! the key schema. Its handles each cover one part of the data: [`WebhookStore`] the webhook
 //! records and their indexes, [`EventStream`] the producers' event stream and the atomic
 //! fan-out into per-webhook queues, [`QueueStore`] one webhook's queue, retry state and dead
-//! letters. Multi-key changes run as Lua scripts (in `scripts/`), so each is atomic.
+//! letters, [`HistoryStore`] what operators read back (attempt log, dead letters, rejected
+//! entries). Multi-key changes run as Lua scripts (in `scripts/`), so each is atomic.
 
 mod events;
+mod history;
 mod keys;
 mod queues;
 mod reply;
@@ -18,8 +20,11 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnecti
 use redis::AsyncConnectionConfig;
 
 pub use events::{EventStream, FanoutBatch, RawEntry};
+pub use history::{AttemptView, DeadLetterView, HistoryPage, HistoryStore, RejectedView};
 pub use keys::{Keys, EVENTS_GROUP};
-pub use queues::{DeadLetter, QueueStore, QueuedDelivery};
+pub use queues::{
+    AfterFailure, AttemptOutcome, AttemptRecord, CircuitState, DeadLetter, QueueStore, QueuedDelivery, Retention,
+};
 pub use webhooks::{ListDirection, ListQuery, WebhookChange, WebhookPage, WebhookStore};
 
 use crate::config::RedisSettings;
@@ -78,6 +83,10 @@ impl Store {
 
     pub fn queue(&self) -> QueueStore {
         QueueStore::new(self.conn.clone(), self.keys.clone())
+    }
+
+    pub fn history(&self) -> HistoryStore {
+        HistoryStore::new(self.conn.clone(), self.keys.clone())
     }
 
     /// A connection of its own for blocking commands (`XREADGROUP … BLOCK`), whose response

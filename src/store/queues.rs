@@ -3,9 +3,10 @@
 //! The queue `P:queue:<id>` is a stream: the fan-out appends to it, the webhook's delivery
 //! actor reads it in order and deletes an entry only on a final outcome (delivered,
 //! dead-lettered). Attempt counts and the next retry time of failed entries live beside it in
-//! `P:retry:<id>`, so a restart resumes the backoff instead of starting it over. Writes that
-//! would create keys check first that the webhook still exists, so a delivery finishing after
-//! its webhook was deleted leaves nothing behind.
+//! `P:retry:<id>`, and the current run of failures in `P:circuit:<id>`, so a restart resumes
+//! the backoff and the circuit instead of starting them over. Every attempt also lands in the
+//! webhook's capped attempt log. Writes that would create keys check first that the webhook
+//! still exists, so a delivery finishing after its webhook was deleted leaves nothing behind.
 
 use std::sync::{Arc, LazyLock};
 
@@ -16,14 +17,10 @@ use super::reply::bytes;
 use super::{Keys, StoreError, StoreResult};
 use crate::domain::{DeliveryId, EventType, PreparedEvent, StreamId, WebhookId};
 
-static FETCH: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("scripts/queue_fetch.lua")));
-static RETRY_SAVE: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("scripts/retry_save.lua")));
-static DEAD_LETTER: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("scripts/dead_letter.lua")));
-static HEALTH_SAVE: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("scripts/health_save.lua")));
+static FETCH: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/queue_fetch.lua")));
+static FAILED: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/attempt_failed.lua")));
+static DELIVERED: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/attempts_delivered.lua")));
+static HEALTH_SAVE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/health_save.lua")));
 
 /// A queue entry, ready to deliver.
 #[derive(Debug, Clone)]
@@ -37,14 +34,100 @@ pub struct QueuedDelivery {
     pub next_attempt_ms: Option<u64>,
 }
 
-/// A delivery that ran out of attempts.
-pub struct DeadLetter<'a> {
-    pub entry: StreamId,
-    pub id: &'a DeliveryId,
-    pub event: &'a PreparedEvent,
-    pub attempts: u32,
-    pub error: &'a str,
+/// How an attempt ended, as the attempt log says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    Delivered,
+    /// Failed; it will be retried.
+    Failed,
+    /// Failed for the last time; now a dead letter.
+    Dead,
+    /// 410 Gone; the webhook was disabled.
+    Gone,
+}
+
+impl AttemptOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptOutcome::Delivered => "delivered",
+            AttemptOutcome::Failed => "failed",
+            AttemptOutcome::Dead => "dead",
+            AttemptOutcome::Gone => "gone",
+        }
+    }
+}
+
+/// One delivery attempt, as the attempt log keeps it.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    pub time_ms: u64,
+    pub delivery_id: DeliveryId,
+    pub ev: EventType,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    pub outcome: AttemptOutcome,
     pub status: Option<u16>,
+    pub latency_ms: u64,
+    pub error: Option<String>,
+    /// The first KiB of the response body.
+    pub response: bytes::Bytes,
+}
+
+impl AttemptRecord {
+    /// Field/value pairs; the number of pairs is [`AttemptRecord::FIELDS`].
+    fn fields(&self) -> [(&'static str, Vec<u8>); AttemptRecord::FIELDS] {
+        [
+            ("time", self.time_ms.to_string().into_bytes()),
+            ("id", self.delivery_id.as_str().as_bytes().to_vec()),
+            ("ev", self.ev.as_str().as_bytes().to_vec()),
+            ("attempt", self.attempt.to_string().into_bytes()),
+            ("outcome", self.outcome.as_str().as_bytes().to_vec()),
+            (
+                "status",
+                self.status.map(|s| s.to_string()).unwrap_or_default().into_bytes(),
+            ),
+            ("latency", self.latency_ms.to_string().into_bytes()),
+            ("error", self.error.clone().unwrap_or_default().into_bytes()),
+            ("response", self.response.to_vec()),
+        ]
+    }
+
+    const FIELDS: usize = 9;
+}
+
+/// A webhook's run of failures, kept so a restart does not forget an open circuit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CircuitState {
+    pub failures: u32,
+    /// When the run of failures began (ms).
+    pub since_ms: u64,
+}
+
+/// What happens to an entry after a failed attempt.
+#[derive(Debug, Clone)]
+pub enum AfterFailure {
+    /// Retried when due; `attempts` made so far.
+    Retry { attempts: u32, due_ms: u64 },
+    /// Out of attempts.
+    Dead(DeadLetter),
+}
+
+/// A delivery that ran out of attempts.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    pub event: Arc<PreparedEvent>,
+    pub attempts: u32,
+    pub error: String,
+    pub status: Option<u16>,
+}
+
+/// How much history a webhook keeps.
+#[derive(Debug, Clone)]
+pub struct Retention {
+    pub attempts_max_len: usize,
+    pub attempts_ttl_ms: u64,
+    pub dead_max_len: usize,
+    pub dead_ttl_ms: u64,
 }
 
 #[derive(Clone)]
@@ -113,57 +196,96 @@ impl QueueStore {
         Ok(())
     }
 
-    /// Records that `entry` failed `attempts` times and is due again at `next_attempt_ms`.
-    pub async fn save_retry(
+    /// Records a failed attempt of `entry`: in the attempt log and the circuit state, and
+    /// either as retry state or as a dead letter (leaving the queue).
+    pub async fn record_failure(
         &self,
         webhook: &WebhookId,
         entry: StreamId,
-        attempts: u32,
-        next_attempt_ms: u64,
+        record: &AttemptRecord,
+        after: &AfterFailure,
+        circuit: CircuitState,
+        retention: &Retention,
     ) -> StoreResult<()> {
-        let mut conn = self.conn.clone();
-        RETRY_SAVE
-            .key(self.keys.webhook(webhook))
-            .key(self.keys.retry(webhook))
-            .arg(entry.to_string())
-            .arg(format!("{attempts}:{next_attempt_ms}"))
-            .invoke_async::<i64>(&mut conn)
-            .await?;
-        Ok(())
-    }
-
-    /// Moves an entry from the queue to the dead letters (capped at `max_len`).
-    pub async fn dead_letter(
-        &self,
-        webhook: &WebhookId,
-        letter: DeadLetter<'_>,
-        max_len: usize,
-    ) -> StoreResult<()> {
-        let mut conn = self.conn.clone();
-        let mut invocation = DEAD_LETTER.prepare_invoke();
+        let mut invocation = FAILED.prepare_invoke();
         invocation
             .key(self.keys.webhook(webhook))
             .key(self.keys.queue(webhook))
             .key(self.keys.retry(webhook))
             .key(self.keys.dead(webhook))
-            .arg(letter.entry.to_string())
-            .arg(max_len)
-            .arg("id")
-            .arg(letter.id.as_str())
-            .arg("e")
-            .arg(letter.event.stream_id.to_string())
-            .arg("ev")
-            .arg(letter.event.ev.as_str())
-            .arg("b")
-            .arg(&letter.event.tail[..])
-            .arg("attempts")
-            .arg(letter.attempts)
-            .arg("error")
-            .arg(letter.error)
-            .arg("status")
-            .arg(letter.status.map(|s| s.to_string()).unwrap_or_default())
-            .arg("time")
-            .arg(crate::clock::now_ms());
+            .key(self.keys.attempts(webhook))
+            .key(self.keys.circuit(webhook))
+            .arg(entry.to_string());
+        match after {
+            AfterFailure::Retry { attempts, due_ms } => invocation.arg("retry").arg(format!("{attempts}:{due_ms}")),
+            AfterFailure::Dead(_) => invocation.arg("dead").arg(""),
+        };
+        invocation
+            .arg(circuit.failures)
+            .arg(circuit.since_ms)
+            .arg(retention.attempts_max_len)
+            .arg(retention.attempts_ttl_ms)
+            .arg(retention.dead_max_len)
+            .arg(record.time_ms.saturating_sub(retention.dead_ttl_ms))
+            .arg(AttemptRecord::FIELDS);
+        for (field, value) in record.fields() {
+            invocation.arg(field).arg(value);
+        }
+        if let AfterFailure::Dead(letter) = after {
+            invocation
+                .arg("id")
+                .arg(record.delivery_id.as_str())
+                .arg("e")
+                .arg(letter.event.stream_id.to_string())
+                .arg("ev")
+                .arg(letter.event.ev.as_str())
+                .arg("b")
+                .arg(&letter.event.tail[..])
+                .arg("attempts")
+                .arg(letter.attempts)
+                .arg("error")
+                .arg(&letter.error)
+                .arg("status")
+                .arg(letter.status.map(|s| s.to_string()).unwrap_or_default())
+                .arg("time")
+                .arg(record.time_ms);
+        }
+        let mut conn = self.conn.clone();
+        invocation.invoke_async::<i64>(&mut conn).await?;
+        Ok(())
+    }
+
+    /// Records delivered attempts: their entries leave the queue, the attempts join the log,
+    /// and the circuit state is cleared.
+    pub async fn record_delivered(
+        &self,
+        webhook: &WebhookId,
+        delivered: &[(StreamId, AttemptRecord)],
+        retention: &Retention,
+    ) -> StoreResult<()> {
+        if delivered.is_empty() {
+            return Ok(());
+        }
+        let mut invocation = DELIVERED.prepare_invoke();
+        invocation
+            .key(self.keys.webhook(webhook))
+            .key(self.keys.queue(webhook))
+            .key(self.keys.retry(webhook))
+            .key(self.keys.attempts(webhook))
+            .key(self.keys.circuit(webhook))
+            .arg(retention.attempts_max_len)
+            .arg(retention.attempts_ttl_ms)
+            .arg(delivered.len())
+            .arg(AttemptRecord::FIELDS);
+        for (entry, _) in delivered {
+            invocation.arg(entry.to_string());
+        }
+        for (_, record) in delivered {
+            for (field, value) in record.fields() {
+                invocation.arg(field).arg(value);
+            }
+        }
+        let mut conn = self.conn.clone();
         invocation.invoke_async::<i64>(&mut conn).await?;
         Ok(())
     }
@@ -177,19 +299,30 @@ impl QueueStore {
             .await?)
     }
 
-    /// [`QueueStore::backlog`] for many webhooks, pipelined.
-    pub async fn backlogs(&self, webhooks: &[WebhookId]) -> StoreResult<Vec<u64>> {
-        let mut lengths = Vec::with_capacity(webhooks.len());
+    /// Queue length and circuit state of many webhooks, pipelined (the supervisor's start-up).
+    pub async fn startup_states(&self, webhooks: &[WebhookId]) -> StoreResult<Vec<(u64, Option<CircuitState>)>> {
+        let mut states = Vec::with_capacity(webhooks.len());
         let mut conn = self.conn.clone();
         for chunk in webhooks.chunks(1000) {
             let mut pipe = redis::pipe();
             for webhook in chunk {
                 pipe.cmd("XLEN").arg(self.keys.queue(webhook));
+                pipe.cmd("HMGET")
+                    .arg(self.keys.circuit(webhook))
+                    .arg("failures")
+                    .arg("since");
             }
-            let chunk_lengths: Vec<u64> = pipe.query_async(&mut conn).await?;
-            lengths.extend(chunk_lengths);
+            let replies: Vec<Value> = pipe.query_async(&mut conn).await?;
+            for pair in replies.chunks(2) {
+                let backlog = match pair.first() {
+                    Some(Value::Int(n)) => *n as u64,
+                    _ => 0,
+                };
+                let circuit = pair.get(1).and_then(decode_circuit);
+                states.push((backlog, circuit));
+            }
         }
-        Ok(lengths)
+        Ok(states)
     }
 
     /// Stores the delivery actor's latest health report, for instances that do not run it.
@@ -213,12 +346,23 @@ impl QueueStore {
     }
 }
 
-fn decode_entry(row: &[Value]) -> Result<QueuedDelivery, (Option<StreamId>, String)> {
-    let text = |i: usize| {
-        row.get(i)
+fn decode_circuit(value: &Value) -> Option<CircuitState> {
+    let Value::Array(fields) = value else { return None };
+    let number = |i: usize| {
+        fields
+            .get(i)
             .and_then(bytes)
             .and_then(|b| std::str::from_utf8(b).ok())
+            .and_then(|t| t.parse().ok())
     };
+    Some(CircuitState {
+        failures: number(0)? as u32,
+        since_ms: number(1)?,
+    })
+}
+
+fn decode_entry(row: &[Value]) -> Result<QueuedDelivery, (Option<StreamId>, String)> {
+    let text = |i: usize| row.get(i).and_then(bytes).and_then(|b| std::str::from_utf8(b).ok());
     let entry = text(0)
         .and_then(StreamId::parse)
         .ok_or((None, "queue entry without an id".to_string()))?;
@@ -226,21 +370,14 @@ fn decode_entry(row: &[Value]) -> Result<QueuedDelivery, (Option<StreamId>, Stri
 }
 
 fn decode_delivery(entry: StreamId, row: &[Value]) -> Result<QueuedDelivery, &'static str> {
-    let text = |i: usize| {
-        row.get(i)
-            .and_then(bytes)
-            .and_then(|b| std::str::from_utf8(b).ok())
-    };
+    let text = |i: usize| row.get(i).and_then(bytes).and_then(|b| std::str::from_utf8(b).ok());
     let stream_id = text(1)
         .and_then(StreamId::parse)
         .ok_or("queue entry without an event id")?;
     let ev = text(2)
         .ok_or("queue entry without a type")
         .and_then(|ev| EventType::parse(ev).map_err(|_| "queue entry with a bad type"))?;
-    let tail = row
-        .get(3)
-        .and_then(bytes)
-        .ok_or("queue entry without a body")?;
+    let tail = row.get(3).and_then(bytes).ok_or("queue entry without a body")?;
     let (attempts, next_attempt_ms) = match text(4).and_then(|s| s.split_once(':')) {
         Some((attempts, next)) => (attempts.parse().unwrap_or(0), next.parse().ok()),
         None => (0, None),

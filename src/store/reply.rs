@@ -60,12 +60,7 @@ fn entry(value: &Value) -> Result<Entry, String> {
             let flat = items(value).ok_or("stream entry fields are not an array")?;
             Some(
                 flat.chunks(2)
-                    .filter_map(|pair| {
-                        Some((
-                            bytes(pair.first()?)?.to_vec(),
-                            bytes(pair.get(1)?)?.to_vec(),
-                        ))
-                    })
+                    .filter_map(|pair| Some((bytes(pair.first()?)?.to_vec(), bytes(pair.get(1)?)?.to_vec())))
                     .collect(),
             )
         }

@@ -3,8 +3,9 @@
 //! A webhook is a hash `P:webhook:<id>` plus its id in index sets (all, global or per user, per
 //! type pattern) that answer the API's list filters without scanning. Every change is a Lua
 //! script that checks the record's revision (optimistic concurrency: a concurrent change makes
-//! the script refuse, and we re-read and retry), moves the id between index sets, bumps the
-//! version key and publishes the id on the change channel, all in one atomic step.
+//! the script refuse, and we re-read and retry), moves the id between index sets, increments
+//! the version counter and publishes `<id>:<version>` on the change channel, all in one atomic
+//! step. Every mutation returns the version it produced.
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
@@ -15,12 +16,9 @@ use redis::Script;
 use super::{Keys, StoreError, StoreResult};
 use crate::domain::{EventType, TypePattern, UserId, Webhook, WebhookId, WebhookUrl};
 
-static PUT: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("scripts/webhook_put.lua")));
-static DELETE: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("scripts/webhook_delete.lua")));
-static LIST: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("scripts/webhooks_list.lua")));
+static PUT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/webhook_put.lua")));
+static DELETE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/webhook_delete.lua")));
+static LIST: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/webhooks_list.lua")));
 
 /// How many times a change is retried when another writer changed the same webhook meanwhile.
 const MAX_CONFLICT_RETRIES: usize = 8;
@@ -37,6 +35,7 @@ pub struct WebhookChange {
     pub enabled: Option<bool>,
     /// Recorded when `enabled` becomes false; cleared when it becomes true.
     pub disabled_reason: Option<String>,
+    pub paused: Option<bool>,
 }
 
 impl WebhookChange {
@@ -60,6 +59,9 @@ impl WebhookChange {
                 webhook.disabled_reason = self.disabled_reason.clone();
             }
             None => {}
+        }
+        if let Some(paused) = self.paused {
+            webhook.paused = paused;
         }
     }
 }
@@ -120,32 +122,29 @@ impl WebhookStore {
         decode(&fields).map(Some).map_err(StoreError::Corrupt)
     }
 
-    /// Stores a new webhook.
-    pub async fn create(&self, webhook: &Webhook) -> StoreResult<()> {
-        if self.put(webhook, None, 1).await? {
-            Ok(())
-        } else {
-            Err(StoreError::Corrupt(format!(
-                "webhook id {} already exists",
-                webhook.id
-            )))
-        }
+    /// Stores a new webhook; returns the version it produced.
+    pub async fn create(&self, webhook: &Webhook) -> StoreResult<u64> {
+        self.put(webhook, None, 1)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("webhook id {} already exists", webhook.id)))
     }
 
-    /// Applies `change`; None when the webhook does not exist.
-    pub async fn update(
-        &self,
-        id: &WebhookId,
-        change: &WebhookChange,
-    ) -> StoreResult<Option<Webhook>> {
+    /// Writes back a webhook Redis lost (restarted without its data); None if it exists.
+    pub async fn restore(&self, webhook: &Webhook) -> StoreResult<Option<u64>> {
+        self.put(webhook, None, 1).await
+    }
+
+    /// Applies `change`: the webhook as changed and the version produced; None when the
+    /// webhook does not exist.
+    pub async fn update(&self, id: &WebhookId, change: &WebhookChange) -> StoreResult<Option<(Webhook, u64)>> {
         for _ in 0..MAX_CONFLICT_RETRIES {
             let Some((old, rev)) = self.get_with_rev(id).await? else {
                 return Ok(None);
             };
             let mut new = old.clone();
             change.apply(&mut new);
-            if self.put(&new, Some((&old, rev)), rev + 1).await? {
-                return Ok(Some(new));
+            if let Some(version) = self.put(&new, Some((&old, rev)), rev + 1).await? {
+                return Ok(Some((new, version)));
             }
         }
         Err(StoreError::Corrupt(format!(
@@ -153,12 +152,13 @@ impl WebhookStore {
         )))
     }
 
-    /// Deletes the webhook with its queue, retry state, dead letters and health report.
-    /// false when it did not exist.
-    pub async fn delete(&self, id: &WebhookId) -> StoreResult<bool> {
+    /// Deletes the webhook with everything it owns (queue, retry and circuit state, dead
+    /// letters, attempt log, health report); returns the version produced, None when it did
+    /// not exist.
+    pub async fn delete(&self, id: &WebhookId) -> StoreResult<Option<u64>> {
         for _ in 0..MAX_CONFLICT_RETRIES {
             let Some((old, rev)) = self.get_with_rev(id).await? else {
-                return Ok(false);
+                return Ok(None);
             };
             let sets = self.index_sets(&old);
             let mut invocation = DELETE.prepare_invoke();
@@ -170,12 +170,11 @@ impl WebhookStore {
                 .arg(id.to_string())
                 .arg(rev)
                 .arg(self.keys.changes_channel())
-                .arg(version_token())
                 .arg(sets.len());
             let mut conn = self.conn.clone();
-            let done: i64 = invocation.invoke_async(&mut conn).await?;
-            if done == 1 {
-                return Ok(true);
+            let version: u64 = invocation.invoke_async(&mut conn).await?;
+            if version > 0 {
+                return Ok(Some(version));
             }
         }
         Err(StoreError::Corrupt(format!(
@@ -183,13 +182,9 @@ impl WebhookStore {
         )))
     }
 
-    /// Writes `new` if the stored revision is `old`'s (or, for `old == None`, if there is none).
-    async fn put(
-        &self,
-        new: &Webhook,
-        old: Option<(&Webhook, u64)>,
-        rev: u64,
-    ) -> StoreResult<bool> {
+    /// Writes `new` if the stored revision is `old`'s (or, for `old == None`, if there is none);
+    /// returns the version produced, None when the revision did not match.
+    async fn put(&self, new: &Webhook, old: Option<(&Webhook, u64)>, rev: u64) -> StoreResult<Option<u64>> {
         let leave = old.map(|(old, _)| self.index_sets(old)).unwrap_or_default();
         let join = self.index_sets(new);
         let mut invocation = PUT.prepare_invoke();
@@ -201,14 +196,13 @@ impl WebhookStore {
             .arg(new.id.to_string())
             .arg(old.map(|(_, rev)| rev.to_string()).unwrap_or_default())
             .arg(self.keys.changes_channel())
-            .arg(version_token())
             .arg(leave.len());
         for (field, value) in encode(new, rev) {
             invocation.arg(field).arg(value);
         }
         let mut conn = self.conn.clone();
-        let done: i64 = invocation.invoke_async(&mut conn).await?;
-        Ok(done == 1)
+        let version: u64 = invocation.invoke_async(&mut conn).await?;
+        Ok((version > 0).then_some(version))
     }
 
     /// The index sets a webhook's id belongs in.
@@ -229,8 +223,20 @@ impl WebhookStore {
         sets
     }
 
-    /// A token that changes whenever any webhook changes; compared by the resync check.
-    pub async fn version(&self) -> StoreResult<Option<String>> {
+    /// Publishes the id without a new version: "this webhook's queue changed, look at it".
+    pub async fn announce(&self, id: &WebhookId) -> StoreResult<()> {
+        let mut conn = self.conn.clone();
+        redis::cmd("PUBLISH")
+            .arg(self.keys.changes_channel())
+            .arg(id.to_string())
+            .query_async::<()>(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    /// The counter every webhook change increments (None when Redis has never seen a change,
+    /// or lost its data); compared by the resync check.
+    pub async fn version(&self) -> StoreResult<Option<u64>> {
         let mut conn = self.conn.clone();
         Ok(redis::cmd("GET")
             .arg(self.keys.webhooks_version())
@@ -310,11 +316,7 @@ impl WebhookStore {
         for group in &groups {
             invocation.key(&group[..]);
         }
-        invocation
-            .arg(direction)
-            .arg(bound)
-            .arg(query.limit)
-            .arg(groups.len());
+        invocation.arg(direction).arg(bound).arg(query.limit).arg(groups.len());
         for group in &groups {
             invocation.arg(group.len());
         }
@@ -322,17 +324,13 @@ impl WebhookStore {
         let reply: Vec<redis::Value> = invocation.invoke_async(&mut conn).await?;
         let number = |i: usize| match reply.get(i) {
             Some(redis::Value::Int(n)) => Ok(*n),
-            other => Err(StoreError::Corrupt(format!(
-                "list script returned {other:?}"
-            ))),
+            other => Err(StoreError::Corrupt(format!("list script returned {other:?}"))),
         };
         let (total, has_previous, has_next) = (number(0)?, number(1)?, number(2)?);
         let ids: Vec<WebhookId> = reply[3..]
             .iter()
             .filter_map(|value| match value {
-                redis::Value::BulkString(bytes) => {
-                    std::str::from_utf8(bytes).ok().and_then(WebhookId::parse)
-                }
+                redis::Value::BulkString(bytes) => std::str::from_utf8(bytes).ok().and_then(WebhookId::parse),
                 _ => None,
             })
             .collect();
@@ -345,10 +343,6 @@ impl WebhookStore {
     }
 }
 
-fn version_token() -> String {
-    format!("{:032x}", rand::random::<u128>())
-}
-
 fn encode(webhook: &Webhook, rev: u64) -> Vec<(&'static str, String)> {
     let types: Vec<String> = webhook.types.iter().map(ToString::to_string).collect();
     let mut fields = vec![
@@ -356,10 +350,7 @@ fn encode(webhook: &Webhook, rev: u64) -> Vec<(&'static str, String)> {
         ("url", webhook.url.to_string()),
         ("type", serde_json::Value::from(types).to_string()),
         ("created", webhook.created_ms.to_string()),
-        (
-            "enabled",
-            if webhook.enabled { "1" } else { "0" }.to_string(),
-        ),
+        ("enabled", if webhook.enabled { "1" } else { "0" }.to_string()),
         ("rev", rev.to_string()),
     ];
     if let Some(user) = &webhook.user {
@@ -372,15 +363,10 @@ fn encode(webhook: &Webhook, rev: u64) -> Vec<(&'static str, String)> {
 }
 
 fn decode(fields: &HashMap<String, String>) -> Result<(Webhook, u64), String> {
-    let field = |name: &str| {
-        fields
-            .get(name)
-            .ok_or_else(|| format!("missing field {name}"))
-    };
+    let field = |name: &str| fields.get(name).ok_or_else(|| format!("missing field {name}"));
     let id = WebhookId::parse(field("id")?).ok_or("bad id")?;
     let url = WebhookUrl::parse(field("url")?).map_err(|e| format!("url {e}"))?;
-    let types: Vec<String> =
-        serde_json::from_str(field("type")?).map_err(|e| format!("type: {e}"))?;
+    let types: Vec<String> = serde_json::from_str(field("type")?).map_err(|e| format!("type: {e}"))?;
     let types = types
         .iter()
         .map(|t| TypePattern::parse(t))
@@ -401,6 +387,7 @@ fn decode(fields: &HashMap<String, String>) -> Result<(Webhook, u64), String> {
         created_ms,
         enabled: field("enabled")? == "1",
         disabled_reason: fields.get("disabled_reason").cloned(),
+        paused: fields.get("paused").is_some_and(|p| p == "1"),
     };
     Ok((webhook, rev))
 }

@@ -63,9 +63,7 @@ impl TestApp {
     async fn start(settings: Settings, owns_prefix: bool) -> TestApp {
         let prefix = settings.redis.prefix.clone();
         let delivering = settings.webhooks.enabled;
-        let app = Application::build(settings)
-            .await
-            .expect("application builds");
+        let app = Application::build(settings).await.expect("application builds");
         let port = app.port();
         actix_rt::spawn(app.run_until_stopped());
         let redis = redis::Client::open(REDIS_URL)
@@ -76,9 +74,7 @@ impl TestApp {
         let test_app = TestApp {
             port,
             prefix,
-            client: awc::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .finish(),
+            client: awc::Client::builder().timeout(Duration::from_secs(30)).finish(),
             redis,
             owns_prefix,
         };
@@ -108,17 +104,9 @@ impl TestApp {
         }
         .expect("the API answers");
         let status = response.status().as_u16();
-        let bytes = response
-            .body()
-            .limit(64 * 1024 * 1024)
-            .await
-            .expect("response body");
-        let value = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
-            panic!(
-                "{method} {path} answered non-JSON: {}",
-                String::from_utf8_lossy(&bytes)
-            )
-        });
+        let bytes = response.body().limit(64 * 1024 * 1024).await.expect("response body");
+        let value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| panic!("{method} {path} answered non-JSON: {}", String::from_utf8_lossy(&bytes)));
         (status, value)
     }
 
@@ -133,12 +121,8 @@ impl TestApp {
             .expect("the API answers");
         let status = response.status().as_u16();
         let bytes = response.body().await.expect("response body");
-        let value = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
-            panic!(
-                "{method} {path} answered non-JSON: {}",
-                String::from_utf8_lossy(&bytes)
-            )
-        });
+        let value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| panic!("{method} {path} answered non-JSON: {}", String::from_utf8_lossy(&bytes)));
         (status, value)
     }
 
@@ -178,8 +162,7 @@ impl TestApp {
     }
 
     pub async fn update_webhook(&self, id: &str, body: Value) -> (u16, Value) {
-        self.call("PUT", &format!("/webhooks/{id}"), Some(body))
-            .await
+        self.call("PUT", &format!("/webhooks/{id}"), Some(body)).await
     }
 
     pub async fn delete_webhook(&self, id: &str) -> (u16, Value) {
@@ -187,8 +170,7 @@ impl TestApp {
     }
 
     pub async fn webhook_health(&self, id: &str) -> (u16, Value) {
-        self.call("GET", &format!("/webhooks/{id}/health"), None)
-            .await
+        self.call("GET", &format!("/webhooks/{id}/health"), None).await
     }
 
     /// `POST /events` with an object or an array.
@@ -227,10 +209,7 @@ impl TestApp {
     }
 
     /// Entries of a stream as field maps (values lossily decoded).
-    pub async fn stream_entries(
-        &self,
-        key: &str,
-    ) -> Vec<std::collections::HashMap<String, String>> {
+    pub async fn stream_entries(&self, key: &str) -> Vec<std::collections::HashMap<String, String>> {
         let entries: StreamEntries = self
             .redis(redis::cmd("XRANGE").arg(self.key(key)).arg("-").arg("+"))
             .await;

@@ -49,10 +49,7 @@ pub fn delete_prefix(prefix: &str) {
         return;
     };
     let pattern = format!("{prefix}:*");
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(&pattern)
-        .query(&mut conn)
-        .unwrap_or_default();
+    let keys: Vec<String> = redis::cmd("KEYS").arg(&pattern).query(&mut conn).unwrap_or_default();
     for chunk in keys.chunks(500) {
         let _: Result<(), _> = redis::cmd("DEL").arg(chunk).query(&mut conn);
     }

@@ -7,11 +7,7 @@ use std::time::Duration;
 
 /// A port that was free a moment ago.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// The hookrouter binary, running with `HOOKROUTER__*` settings from `env`.
@@ -50,18 +46,9 @@ impl ServiceProcess {
     /// Waits until `/health` answers (any status).
     pub async fn wait_until_serving(&self) {
         let client = awc::Client::default();
-        super::eventually(
-            "the service to answer /health",
-            Duration::from_secs(15),
-            || async {
-                client
-                    .get(self.url("/health"))
-                    .send()
-                    .await
-                    .ok()
-                    .map(|_| ())
-            },
-        )
+        super::eventually("the service to answer /health", Duration::from_secs(15), || async {
+            client.get(self.url("/health")).send().await.ok().map(|_| ())
+        })
         .await;
     }
 
@@ -139,19 +126,15 @@ impl RedisProcess {
             .expect("redis-server is installed");
         self.child = Some(child);
         let url = self.url();
-        super::eventually(
-            "the private redis to answer",
-            Duration::from_secs(10),
-            || async {
-                let client = redis::Client::open(url.as_str()).ok()?;
-                let mut conn = client.get_multiplexed_async_connection().await.ok()?;
-                redis::cmd("PING")
-                    .query_async::<String>(&mut conn)
-                    .await
-                    .ok()
-                    .map(|_| ())
-            },
-        )
+        super::eventually("the private redis to answer", Duration::from_secs(10), || async {
+            let client = redis::Client::open(url.as_str()).ok()?;
+            let mut conn = client.get_multiplexed_async_connection().await.ok()?;
+            redis::cmd("PING")
+                .query_async::<String>(&mut conn)
+                .await
+                .ok()
+                .map(|_| ())
+        })
         .await;
     }
 

@@ -72,17 +72,13 @@ impl Receiver {
         let data = web::Data::from(shared.clone());
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind receiver");
         let port = listener.local_addr().expect("receiver address").port();
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(data.clone())
-                .default_service(web::to(handle))
-        })
-        .listen(listener)
-        .expect("listen")
-        .workers(1)
-        .disable_signals()
-        .shutdown_timeout(0)
-        .run();
+        let server = HttpServer::new(move || App::new().app_data(data.clone()).default_service(web::to(handle)))
+            .listen(listener)
+            .expect("listen")
+            .workers(1)
+            .disable_signals()
+            .shutdown_timeout(0)
+            .run();
         let handle = server.handle();
         actix_rt::spawn(server);
         Receiver {
@@ -106,14 +102,10 @@ impl Receiver {
 
     /// Waits until at least `n` requests arrived.
     pub async fn wait_for(&self, n: usize, timeout: Duration) -> Vec<Received> {
-        super::eventually(
-            &format!("{n} requests at {}", self.url()),
-            timeout,
-            || async {
-                let received = self.received();
-                (received.len() >= n).then_some(received)
-            },
-        )
+        super::eventually(&format!("{n} requests at {}", self.url()), timeout, || async {
+            let received = self.received();
+            (received.len() >= n).then_some(received)
+        })
         .await
     }
 

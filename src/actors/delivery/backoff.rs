@@ -69,10 +69,7 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
     }
     let date: awc::http::header::HttpDate = value.parse().ok()?;
     let at = SystemTime::from(date);
-    Some(
-        at.duration_since(SystemTime::now())
-            .unwrap_or(Duration::ZERO),
-    )
+    Some(at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
 }
 
 #[cfg(test)]
@@ -109,23 +106,14 @@ mod tests {
     #[test]
     fn retry_after_wins_but_is_clamped() {
         let p = policy(0.2);
-        assert_eq!(
-            p.delay(1, Some(Duration::from_secs(7))),
-            Duration::from_secs(7)
-        );
-        assert_eq!(
-            p.delay(1, Some(Duration::from_secs(7200))),
-            Duration::from_secs(60)
-        );
+        assert_eq!(p.delay(1, Some(Duration::from_secs(7))), Duration::from_secs(7));
+        assert_eq!(p.delay(1, Some(Duration::from_secs(7200))), Duration::from_secs(60));
     }
 
     #[test]
     fn reads_seconds_and_dates() {
         assert_eq!(parse_retry_after(" 120 "), Some(Duration::from_secs(120)));
-        assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
-            Some(Duration::ZERO)
-        );
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("soon"), None);
     }
 

@@ -11,9 +11,12 @@ pub enum HealthState {
     Healthy,
     /// Some deliveries failed and wait for a retry, below the failure threshold.
     Retrying,
-    /// `[circuit] failure_threshold` or more consecutive failures.
+    /// The circuit is open (`[circuit] failure_threshold` consecutive failures): one probe at a
+    /// time, at the backoff pace.
     Failing,
-    /// The webhook is disabled (410 Gone, or by the API); nothing new is queued.
+    /// Paused by an operator: events are queued, nothing is delivered.
+    Paused,
+    /// The webhook is disabled (410 Gone, failing too long, or by the API); nothing new is queued.
     Disabled,
     /// No delivering instance has reported on this webhook yet.
     Unknown,
@@ -42,7 +45,6 @@ pub struct Stats {
     /// Failed attempts (each retry that fails counts).
     pub failed: u64,
     pub dead_lettered: u64,
-    pub consecutive_failures: u32,
     pub last_success: Option<LastSuccess>,
     pub last_failure: Option<LastFailure>,
 }
@@ -50,7 +52,6 @@ pub struct Stats {
 impl Stats {
     pub fn success(&mut self, status: u16, latency_ms: u64) {
         self.delivered += 1;
-        self.consecutive_failures = 0;
         self.last_success = Some(LastSuccess {
             time: iso8601(crate::clock::now_ms()),
             status,
@@ -60,7 +61,6 @@ impl Stats {
 
     pub fn failure(&mut self, status: Option<u16>, error: &str) {
         self.failed += 1;
-        self.consecutive_failures = self.consecutive_failures.saturating_add(1);
         self.last_failure = Some(LastFailure {
             time: iso8601(crate::clock::now_ms()),
             status,
@@ -78,6 +78,8 @@ pub struct HealthReport {
     pub in_flight: usize,
     pub backlog: u64,
     pub consecutive_failures: u32,
+    /// When the current run of failures began.
+    pub failing_since: Option<String>,
     pub last_success: Option<LastSuccess>,
     pub last_failure: Option<LastFailure>,
     pub next_retry_at: Option<String>,

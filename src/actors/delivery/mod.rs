@@ -1,20 +1,25 @@
 //! The delivery actor: one per webhook, the only thing that talks to its endpoint.
 //!
 //! It works through the webhook's Redis queue in order, holding at most `max_in_flight`
-//! deliveries in memory (its *window*): each is either being sent or waiting for its retry
-//! timer. Everything else stays in Redis, so a dead endpoint with a million queued events
-//! costs Redis memory, not ours. New entries arrive two ways: the supervisor hands over each
-//! event it just queued (no Redis read when the actor keeps up), and when the actor fell
-//! behind it reads the queue from its cursor.
+//! deliveries in memory (its *window*): each is being sent, waiting for its retry timer, or
+//! parked while the circuit is open. Everything else stays in Redis, so a dead endpoint with a
+//! million queued events costs Redis memory, not ours. New entries arrive two ways: the
+//! supervisor hands over each event it just queued (no Redis read when the actor keeps up), and
+//! when the actor fell behind it reads the queue from its cursor.
 //!
 //! An entry leaves the queue only on a final outcome: delivered (2xx) or dead-lettered after
-//! `max_attempts`. A failed attempt records its attempt count and due time in Redis, so a
-//! restart resumes the backoff. A 410 Gone disables the webhook; its queue is kept.
+//! `max_attempts`. Every attempt is written to the webhook's attempt log; a failed one also
+//! records the entry's attempt count and due time, and the run of failures (the circuit), so a
+//! restart resumes both. A 410 Gone disables the webhook; its queue is kept.
 //!
 //! Nothing here blocks: sends, Redis calls and timers are futures on the actor's context, so a
 //! hanging endpoint only ever occupies its own window.
+//!
+//! The parts: `window` (taking entries, sending), `outcome` (what an attempt's result does),
+//! `circuit` (the breaker), `report` (health), `sender` (HTTP), `backoff` (retry delays).
 
 mod backoff;
+mod circuit;
 mod health;
 mod outcome;
 mod report;
@@ -26,14 +31,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
+use tokio::sync::oneshot;
 
 pub use backoff::RetryPolicy;
+use circuit::Circuit;
 use health::Stats;
 pub use health::{HealthReport, HealthState};
 
 use crate::config::Settings;
 use crate::domain::{DeliveryId, PreparedEvent, StreamId, Webhook};
-use crate::store::{QueueStore, QueuedDelivery, Store};
+use crate::store::{AttemptRecord, CircuitState, QueueStore, QueuedDelivery, Retention, Store};
 
 /// Delivered entries are removed from Redis in batches, at most this long after delivery.
 const FLUSH_DELAY: Duration = Duration::from_millis(5);
@@ -47,7 +54,8 @@ pub struct DeliveryConfig {
     pub settings: crate::config::DeliverySettings,
     pub retry: RetryPolicy,
     pub failure_threshold: u32,
-    pub dead_letters_max_len: usize,
+    pub disable_after_ms: u64,
+    pub retention: Retention,
 }
 
 impl DeliveryConfig {
@@ -56,9 +64,23 @@ impl DeliveryConfig {
             settings: settings.delivery.clone(),
             retry: RetryPolicy::new(&settings.retry),
             failure_threshold: settings.circuit.failure_threshold,
-            dead_letters_max_len: settings.dead_letters.max_len,
+            disable_after_ms: settings.circuit.disable_after_ms,
+            retention: Retention {
+                attempts_max_len: settings.attempts.max_len,
+                attempts_ttl_ms: settings.attempts.ttl_ms,
+                dead_max_len: settings.dead_letters.max_len,
+                dead_ttl_ms: settings.dead_letters.ttl_ms,
+            },
         }
     }
+}
+
+/// What the supervisor knows of a webhook's queue when it starts the actor.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StartState {
+    /// Entries in the queue (0 = nothing to read until told otherwise).
+    pub backlog: u64,
+    pub circuit: Option<CircuitState>,
 }
 
 /// The supervisor queued `event` as `entry` in this webhook's queue.
@@ -69,7 +91,7 @@ pub struct Enqueued {
     pub event: Arc<PreparedEvent>,
 }
 
-/// The webhook's record changed (url, types, enabled).
+/// The webhook's record changed (url, types, enabled, paused).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Configure(pub Arc<Webhook>);
@@ -83,17 +105,34 @@ pub struct CheckQueue;
 #[rtype(result = "HealthReport")]
 pub struct GetHealth;
 
+/// Shutting down: take nothing new, let the attempts under way finish and their results reach
+/// Redis. Answers when that is done.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Drain;
+
 /// The webhook was deleted or is no longer this instance's: stop at once.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Stop;
 
+/// Where a delivery in the window stands.
+enum Phase {
+    Sending,
+    /// Waiting for its retry: when it is due (ms) and the timer.
+    Waiting {
+        due: u64,
+        timer: SpawnHandle,
+    },
+    /// Held while the circuit is open (the probe timer decides what goes next).
+    Parked,
+}
+
 /// A delivery held in memory.
 struct Slot {
     delivery: QueuedDelivery,
     id: DeliveryId,
-    /// Set while waiting for a retry: when it is due (ms) and the timer.
-    retry: Option<(u64, SpawnHandle)>,
+    phase: Phase,
 }
 
 pub struct DeliveryActor {
@@ -115,36 +154,55 @@ pub struct DeliveryActor {
     missed: bool,
     /// Bumped when the cursor is reset, so a queue read started before is ignored.
     epoch: u64,
-    /// Delivered entries waiting to be removed from Redis in one batch.
-    finished: Vec<StreamId>,
+    /// Delivered entries (with their attempt records) waiting to leave Redis in one batch.
+    delivered: Vec<(StreamId, AttemptRecord)>,
+    /// Redis writes under way; shutdown waits for them.
+    writes: usize,
+    circuit: Circuit,
     stats: Stats,
     /// A health report write is scheduled.
     report_due: bool,
+    /// Set once shutting down: who waits for the attempts under way to finish.
+    drain: Option<Vec<oneshot::Sender<()>>>,
 }
 
 impl DeliveryActor {
-    /// `backlog`: the queue's length at start (0 = nothing to read until told otherwise).
-    pub fn new(
-        webhook: Arc<Webhook>,
-        store: Store,
-        config: Arc<DeliveryConfig>,
-        backlog: u64,
-    ) -> DeliveryActor {
+    pub fn new(webhook: Arc<Webhook>, store: Store, config: Arc<DeliveryConfig>, start: StartState) -> DeliveryActor {
         DeliveryActor {
             webhook,
             queue: store.queue(),
             store,
+            circuit: Circuit::new(config.failure_threshold, start.circuit),
             config,
             client: None,
             window: BTreeMap::new(),
             cursor: None,
-            caught_up: backlog == 0,
+            caught_up: start.backlog == 0,
             fetching: false,
             missed: false,
             epoch: 0,
-            finished: Vec::new(),
+            delivered: Vec::new(),
+            writes: 0,
             stats: Stats::default(),
             report_due: false,
+            drain: None,
+        }
+    }
+
+    /// Whether this actor takes and sends deliveries: enabled, not paused, not shutting down.
+    fn active(&self) -> bool {
+        self.webhook.enabled && !self.webhook.paused && self.drain.is_none()
+    }
+
+    /// Answers the shutdown waiters once nothing is under way any more.
+    fn check_drained(&mut self) {
+        let idle = self.window.is_empty() && self.delivered.is_empty() && self.writes == 0;
+        if idle {
+            if let Some(waiters) = self.drain.as_mut() {
+                for waiter in waiters.drain(..) {
+                    let _ = waiter.send(());
+                }
+            }
         }
     }
 }
@@ -196,6 +254,23 @@ impl Handler<GetHealth> for DeliveryActor {
                     act.report(backlog.unwrap_or(act.window.len() as u64))
                 }),
         )
+    }
+}
+
+impl Handler<Drain> for DeliveryActor {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: Drain, ctx: &mut Context<Self>) -> Self::Result {
+        let (done, wait) = oneshot::channel();
+        self.drain.get_or_insert_with(Vec::new).push(done);
+        self.release(ctx);
+        if !self.delivered.is_empty() {
+            self.flush(ctx);
+        }
+        self.check_drained();
+        Box::pin(async move {
+            let _ = wait.await;
+        })
     }
 }
 

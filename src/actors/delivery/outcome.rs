@@ -1,37 +1,59 @@
 //! What the delivery actor does with an attempt's outcome: remove a delivered entry (in
-//! batches), schedule a retry (recorded in Redis, so a restart resumes it), dead-letter an
-//! exhausted one, or disable the webhook on 410 Gone.
+//! batches, with its attempt record), record a failure and schedule the retry (in Redis, so a
+//! restart resumes it), dead-letter an exhausted entry, disable the webhook on 410 Gone or
+//! after failing too long, and open or close the circuit.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix::prelude::*;
 
+use super::circuit::Transition;
 use super::sender::{Attempt, Verdict};
-use super::{DeliveryActor, FLUSH_DELAY, REDIS_RETRY};
+use super::{DeliveryActor, Phase, FLUSH_DELAY, REDIS_RETRY};
 use crate::clock::{iso8601, now_ms};
 use crate::domain::StreamId;
-use crate::store::{DeadLetter, WebhookChange};
+use crate::store::{AfterFailure, AttemptOutcome, AttemptRecord, CircuitState, DeadLetter, WebhookChange};
 
 impl DeliveryActor {
     /// Acts on an attempt's outcome.
     pub(super) fn settle(&mut self, entry: StreamId, attempt: Attempt, ctx: &mut Context<Self>) {
-        let latency_ms = attempt.latency.as_millis() as u64;
-        let error = attempt.error.as_deref().unwrap_or("");
+        let Some(slot) = self.window.get_mut(&entry) else {
+            return;
+        };
+        slot.delivery.attempts += 1;
+        let attempts = slot.delivery.attempts;
+        let now = now_ms();
+        let record = |outcome| AttemptRecord {
+            time_ms: now,
+            delivery_id: slot.id.clone(),
+            ev: slot.delivery.event.ev.clone(),
+            attempt: attempts,
+            outcome,
+            status: attempt.status,
+            latency_ms: attempt.latency.as_millis() as u64,
+            error: attempt.error.clone(),
+            response: attempt.response.clone(),
+        };
         match attempt.verdict {
             Verdict::Delivered => {
-                self.stats
-                    .success(attempt.status.unwrap_or(200), latency_ms);
+                let record = record(AttemptOutcome::Delivered);
                 self.window.remove(&entry);
-                self.finish(entry, ctx);
+                self.stats.success(attempt.status.unwrap_or(200), record.latency_ms);
+                self.delivered.push((entry, record));
+                if self.delivered.len() == 1 {
+                    ctx.run_later(FLUSH_DELAY, |act, ctx| act.flush(ctx));
+                }
+                if self.circuit.record_success() == Transition::Closed {
+                    tracing::info!(webhook = %self.webhook.id, "circuit closed: the endpoint answers again");
+                    self.resume_parked(ctx);
+                }
                 self.fill(ctx);
             }
             Verdict::Gone => {
-                self.stats.failure(attempt.status, error);
-                let attempts = self.count_attempt(entry);
-                self.persist_retry(entry, attempts, now_ms(), ctx);
+                let record = record(AttemptOutcome::Gone);
+                self.fail(entry, record, AfterFailure::Retry { attempts, due_ms: now }, ctx);
                 self.window.remove(&entry);
-                let reason = format!("the endpoint answered 410 Gone at {}", iso8601(now_ms()));
+                let reason = format!("the endpoint answered 410 Gone at {}", iso8601(now));
                 self.disable(reason, ctx);
             }
             Verdict::Failed => {
@@ -39,132 +61,142 @@ impl DeliveryActor {
                     webhook = %self.webhook.id,
                     %entry,
                     status = attempt.status,
-                    error,
+                    error = attempt.error.as_deref().unwrap_or(""),
                     response = %String::from_utf8_lossy(&attempt.response),
                     "delivery attempt failed"
                 );
-                self.stats.failure(attempt.status, error);
-                let attempts = self.count_attempt(entry);
                 if self.config.retry.allows_another(attempts) {
                     let delay = self.config.retry.delay(attempts, attempt.retry_after);
-                    let due = now_ms() + delay.as_millis() as u64;
-                    self.persist_retry(entry, attempts, due, ctx);
-                    self.arm_retry(entry, due, ctx);
+                    let due = now + delay.as_millis() as u64;
+                    let record = record(AttemptOutcome::Failed);
+                    self.fail(entry, record, AfterFailure::Retry { attempts, due_ms: due }, ctx);
+                    self.schedule(entry, due, ctx);
                 } else {
-                    self.bury(entry, attempt, ctx);
+                    let record = record(AttemptOutcome::Dead);
+                    let letter = DeadLetter {
+                        event: slot.delivery.event.clone(),
+                        attempts,
+                        error: attempt.error.clone().unwrap_or_default(),
+                        status: attempt.status,
+                    };
+                    tracing::info!(webhook = %self.webhook.id, %entry, attempts, "delivery dead-lettered");
+                    self.stats.dead_lettered += 1;
+                    self.window.remove(&entry);
+                    self.fail(entry, record, AfterFailure::Dead(letter), ctx);
+                    self.fill(ctx);
                 }
+                self.give_up_if_failing_too_long(ctx);
             }
         }
         self.report_changed(ctx);
+        self.check_drained();
     }
 
-    pub(super) fn count_attempt(&mut self, entry: StreamId) -> u32 {
-        self.window.get_mut(&entry).map_or(0, |slot| {
-            slot.delivery.attempts += 1;
-            slot.delivery.attempts
-        })
-    }
-
-    pub(super) fn persist_retry(
-        &mut self,
-        entry: StreamId,
-        attempts: u32,
-        due: u64,
-        ctx: &mut Context<Self>,
-    ) {
-        let queue = self.queue.clone();
-        let webhook = self.webhook.id;
-        ctx.spawn(
-            async move {
-                if let Err(error) = queue.save_retry(&webhook, entry, attempts, due).await {
-                    // The in-memory timer still runs; only a restart would forget the count.
-                    tracing::warn!(%webhook, %entry, %error, "could not record retry state");
-                }
-            }
-            .into_actor(self),
-        );
-    }
-
-    pub(super) fn arm_retry(&mut self, entry: StreamId, due: u64, ctx: &mut Context<Self>) {
-        if !self.webhook.enabled {
-            // Disabled meanwhile: the entry stays queued in Redis with its retry state.
-            self.window.remove(&entry);
-            return;
+    /// Counts a failed attempt (stats, circuit) and writes it to Redis.
+    fn fail(&mut self, entry: StreamId, record: AttemptRecord, after: AfterFailure, ctx: &mut Context<Self>) {
+        self.stats.failure(record.status, record.error.as_deref().unwrap_or(""));
+        if self.circuit.record_failure(entry, record.time_ms) == Transition::Opened {
+            tracing::warn!(webhook = %self.webhook.id, failures = self.circuit.failures, "circuit opened: probing one delivery at a time");
+            self.park_waiting(ctx);
         }
-        let delay = Duration::from_millis(due.saturating_sub(now_ms()));
-        let timer = ctx.run_later(delay, move |act, ctx| act.send(entry, ctx));
-        if let Some(slot) = self.window.get_mut(&entry) {
-            slot.retry = Some((due, timer));
+        if self.circuit.needs_probe_timer() && self.active() {
+            self.arm_probe(ctx);
         }
+        let write = FailureWrite {
+            entry,
+            record,
+            after,
+            circuit: self.circuit.state(),
+        };
+        self.write_failure(write, ctx);
     }
 
-    /// Moves an entry out of attempts to the dead letters.
-    pub(super) fn bury(&mut self, entry: StreamId, attempt: Attempt, ctx: &mut Context<Self>) {
-        let Some(slot) = self.window.get(&entry) else {
-            return;
+    fn write_failure(&mut self, write: FailureWrite, ctx: &mut Context<Self>) {
+        let (queue, webhook, retention) = (self.queue.clone(), self.webhook.id, self.config.retention.clone());
+        self.writes += 1;
+        let job = write.clone();
+        let task = async move {
+            queue
+                .record_failure(&webhook, job.entry, &job.record, &job.after, job.circuit, &retention)
+                .await
         };
-        let queue = self.queue.clone();
-        let webhook = self.webhook.id;
-        let (id, event, attempts) = (
-            slot.id.clone(),
-            slot.delivery.event.clone(),
-            slot.delivery.attempts,
-        );
-        let max_len = self.config.dead_letters_max_len;
-        let error = attempt.error.clone().unwrap_or_default();
-        let write = async move {
-            let letter = DeadLetter {
-                entry,
-                id: &id,
-                event: &event,
-                attempts,
-                error: &error,
-                status: attempt.status,
-            };
-            queue.dead_letter(&webhook, letter, max_len).await
-        };
-        ctx.spawn(write.into_actor(self).map(move |result, act, ctx| match result {
-            Ok(()) => {
-                tracing::info!(webhook = %act.webhook.id, %entry, attempts, "delivery dead-lettered");
-                act.stats.dead_lettered += 1;
-                act.window.remove(&entry);
-                act.report_changed(ctx);
-                act.fill(ctx);
+        ctx.spawn(task.into_actor(self).map(move |result, act, ctx| {
+            act.writes -= 1;
+            if let Err(error) = result {
+                tracing::warn!(webhook = %act.webhook.id, %error, "could not record a failed attempt; retrying");
+                ctx.run_later(REDIS_RETRY, move |act, ctx| act.write_failure(write, ctx));
             }
-            Err(error) => {
-                tracing::warn!(webhook = %act.webhook.id, %entry, %error, "could not dead-letter; retrying");
-                let attempt = attempt.clone();
-                ctx.run_later(REDIS_RETRY, move |act, ctx| act.bury(entry, attempt, ctx));
-            }
+            act.check_drained();
         }));
     }
 
-    /// Remembers a delivered entry; a batch of them leaves Redis shortly.
-    pub(super) fn finish(&mut self, entry: StreamId, ctx: &mut Context<Self>) {
-        self.finished.push(entry);
-        if self.finished.len() == 1 {
-            ctx.run_later(FLUSH_DELAY, |act, ctx| act.flush(ctx));
+    /// The circuit just opened: what waits for a retry now waits for the probe timer.
+    fn park_waiting(&mut self, ctx: &mut Context<Self>) {
+        for slot in self.window.values_mut() {
+            if let Phase::Waiting { timer, .. } = slot.phase {
+                ctx.cancel_future(timer);
+                slot.phase = Phase::Parked;
+            }
         }
     }
 
+    /// The circuit closed: everything parked goes now.
+    fn resume_parked(&mut self, ctx: &mut Context<Self>) {
+        if let Some((_, timer)) = self.circuit.probe_timer.take() {
+            ctx.cancel_future(timer);
+        }
+        let parked: Vec<StreamId> = self
+            .window
+            .iter()
+            .filter(|(_, slot)| matches!(slot.phase, Phase::Parked))
+            .map(|(entry, _)| *entry)
+            .collect();
+        for entry in parked {
+            self.dispatch(entry, ctx);
+        }
+    }
+
+    /// Disables the webhook after `[circuit] disable_after_ms` of failures without a success.
+    fn give_up_if_failing_too_long(&mut self, ctx: &mut Context<Self>) {
+        let now = now_ms();
+        let Some(failing_for) = self.circuit.failing_for(now) else {
+            return;
+        };
+        if failing_for >= self.config.disable_after_ms && self.webhook.enabled {
+            let since = iso8601(now - failing_for);
+            self.disable(format!("every delivery failed since {since}"), ctx);
+        }
+    }
+
+    /// Removes delivered entries from Redis in one batch, with their attempt records.
     pub(super) fn flush(&mut self, ctx: &mut Context<Self>) {
-        let entries = std::mem::take(&mut self.finished);
-        let queue = self.queue.clone();
-        let webhook = self.webhook.id;
-        let write = async move { (queue.complete(&webhook, &entries).await, entries) };
-        ctx.spawn(write.into_actor(self).map(|(result, entries), act, ctx| {
+        if self.delivered.is_empty() {
+            return;
+        }
+        let delivered = std::mem::take(&mut self.delivered);
+        let (queue, webhook, retention) = (self.queue.clone(), self.webhook.id, self.config.retention.clone());
+        self.writes += 1;
+        let write = async move {
+            (
+                queue.record_delivered(&webhook, &delivered, &retention).await,
+                delivered,
+            )
+        };
+        ctx.spawn(write.into_actor(self).map(|(result, delivered), act, ctx| {
+            act.writes -= 1;
             if let Err(error) = result {
                 tracing::warn!(webhook = %act.webhook.id, %error, "could not remove delivered entries; retrying");
-                let retry_now = act.finished.is_empty();
-                act.finished.extend(entries);
+                let retry_now = act.delivered.is_empty();
+                act.delivered.extend(delivered);
                 if retry_now {
                     ctx.run_later(REDIS_RETRY, |act, ctx| act.flush(ctx));
                 }
             }
+            act.check_drained();
         }));
     }
 
-    /// Disables the webhook (410 Gone): locally at once, and in Redis for everyone.
+    /// Disables the webhook: locally at once, and in Redis for everyone.
     pub(super) fn disable(&mut self, reason: String, ctx: &mut Context<Self>) {
         tracing::warn!(webhook = %self.webhook.id, %reason, "disabling webhook");
         let mut webhook = (*self.webhook).clone();
@@ -178,12 +210,24 @@ impl DeliveryActor {
             disabled_reason: Some(reason.clone()),
             ..WebhookChange::default()
         };
+        self.writes += 1;
         let write = async move { webhooks.update(&id, &change).await };
         ctx.spawn(write.into_actor(self).map(move |result, act, ctx| {
+            act.writes -= 1;
             if let Err(error) = result {
                 tracing::warn!(webhook = %act.webhook.id, %error, "could not record the disabling; retrying");
                 ctx.run_later(REDIS_RETRY, move |act, ctx| act.disable(reason, ctx));
             }
+            act.check_drained();
         }));
     }
+}
+
+/// A failed attempt's Redis write, owned so it can be retried as it was.
+#[derive(Clone)]
+struct FailureWrite {
+    entry: StreamId,
+    record: AttemptRecord,
+    after: AfterFailure,
+    circuit: CircuitState,
 }

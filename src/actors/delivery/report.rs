@@ -4,18 +4,18 @@
 use actix::prelude::*;
 
 use super::health::{HealthReport, HealthState};
-use super::{DeliveryActor, REPORT_EVERY};
+use super::{DeliveryActor, Phase, REPORT_EVERY};
 use crate::clock::{iso8601, now_ms};
 
 impl DeliveryActor {
     pub(super) fn state(&self) -> HealthState {
         if !self.webhook.enabled {
             HealthState::Disabled
-        } else if self.stats.consecutive_failures >= self.config.failure_threshold {
+        } else if self.webhook.paused {
+            HealthState::Paused
+        } else if self.circuit.open {
             HealthState::Failing
-        } else if self.stats.consecutive_failures > 0
-            || self.window.values().any(|s| s.retry.is_some())
-        {
+        } else if self.circuit.failures > 0 || self.window.values().any(|s| matches!(s.phase, Phase::Waiting { .. })) {
             HealthState::Retrying
         } else {
             HealthState::Healthy
@@ -23,17 +23,25 @@ impl DeliveryActor {
     }
 
     pub(super) fn report(&self, backlog: u64) -> HealthReport {
-        let next_retry = self
-            .window
-            .values()
-            .filter_map(|slot| slot.retry.as_ref().map(|(due, _)| *due))
-            .min();
+        // While the circuit is open the next attempt is the probe; otherwise the earliest retry.
+        let next_retry = match &self.circuit.probe_timer {
+            Some((due, _)) => Some(*due),
+            None => self
+                .window
+                .values()
+                .filter_map(|slot| match slot.phase {
+                    Phase::Waiting { due, .. } => Some(due),
+                    _ => None,
+                })
+                .min(),
+        };
         HealthReport {
             id: self.webhook.id.to_string(),
             state: self.state(),
             in_flight: self.window.len(),
             backlog,
-            consecutive_failures: self.stats.consecutive_failures,
+            consecutive_failures: self.circuit.failures,
+            failing_since: self.circuit.failing_since.map(iso8601),
             last_success: self.stats.last_success.clone(),
             last_failure: self.stats.last_failure.clone(),
             next_retry_at: next_retry.map(iso8601),
@@ -54,8 +62,7 @@ impl DeliveryActor {
             act.report_due = false;
             let queue = act.queue.clone();
             let webhook = act.webhook.id;
-            let report =
-                serde_json::to_string(&act.report(act.window.len() as u64)).unwrap_or_default();
+            let report = serde_json::to_string(&act.report(act.window.len() as u64)).unwrap_or_default();
             ctx.spawn(
                 async move {
                     if let Err(error) = queue.save_health(&webhook, &report).await {

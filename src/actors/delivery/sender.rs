@@ -69,23 +69,14 @@ pub struct Attempt {
 }
 
 /// POSTs `body` to `url`; never panics, every failure is an [`Attempt`] with an error.
-pub async fn post(
-    client: awc::Client,
-    url: String,
-    id: DeliveryId,
-    body: Bytes,
-    timeout: Duration,
-) -> Attempt {
+pub async fn post(client: awc::Client, url: String, id: DeliveryId, body: Bytes, timeout: Duration) -> Attempt {
     let started = Instant::now();
     let request = client
         .post(url)
         .timeout(timeout)
         .insert_header((header::CONTENT_TYPE, "application/json"))
         .insert_header(("webhook-id", id.as_str()))
-        .insert_header((
-            "webhook-timestamp",
-            (crate::clock::now_ms() / 1000).to_string(),
-        ));
+        .insert_header(("webhook-timestamp", (crate::clock::now_ms() / 1000).to_string()));
     let exchange = async {
         let mut response = request.send_body(body).await.map_err(|e| e.to_string())?;
         let status = response.status();
@@ -95,11 +86,7 @@ pub async fn post(
             .and_then(|v| v.to_str().ok())
             .and_then(parse_retry_after);
         // A body we cannot read completely only costs the connection's reuse.
-        let mut kept = response
-            .body()
-            .limit(RESPONSE_READ_LIMIT)
-            .await
-            .unwrap_or_default();
+        let mut kept = response.body().limit(RESPONSE_READ_LIMIT).await.unwrap_or_default();
         kept.truncate(RESPONSE_KEEP);
         Ok::<_, String>((status, retry_after, kept))
     };

@@ -1,40 +1,45 @@
-//! The delivery actor's window: which queue entries it holds in memory, and how it gets them.
+//! The delivery actor's window: which queue entries it holds in memory, how it gets them, and
+//! when each is sent.
 //!
 //! Entries come from the supervisor's hand-over ([`super::Enqueued`]) while the actor is caught
-//! up with its queue, and from reading the queue after `cursor` otherwise. Either way the
-//! window never holds more than `max_in_flight` entries.
+//! up with its queue, and from reading the queue after `cursor` otherwise. Either way the window
+//! never holds more than `max_in_flight` entries, and none are taken while the circuit is open
+//! (except the single entry a probe needs when nothing is parked).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::prelude::*;
 
-use super::{sender, DeliveryActor, Slot, REDIS_RETRY};
+use super::{sender, DeliveryActor, Phase, Slot, REDIS_RETRY};
 use crate::clock::now_ms;
 use crate::domain::{DeliveryId, PreparedEvent, StreamId, Webhook};
 use crate::store::QueuedDelivery;
 
 impl DeliveryActor {
-    fn max_in_flight(&self) -> usize {
-        self.config.settings.max_in_flight
-    }
-
     fn is_after_cursor(&self, entry: StreamId) -> bool {
         self.cursor.is_none_or(|cursor| entry > cursor)
     }
 
+    /// How many more entries the window may take now.
+    fn room(&self) -> usize {
+        if !self.active() {
+            0
+        } else if self.circuit.open {
+            // Only what a probe needs, and only when it is due and nothing else waits.
+            usize::from(self.circuit.probe_ready && self.window.is_empty())
+        } else {
+            self.config.settings.max_in_flight.saturating_sub(self.window.len())
+        }
+    }
+
     /// Takes an entry the supervisor just queued, if the window has room and nothing older
     /// waits in Redis; otherwise leaves it to be read from the queue.
-    pub(super) fn intake(
-        &mut self,
-        entry: StreamId,
-        event: Arc<PreparedEvent>,
-        ctx: &mut Context<Self>,
-    ) {
-        if !self.webhook.enabled || !self.is_after_cursor(entry) {
+    pub(super) fn intake(&mut self, entry: StreamId, event: Arc<PreparedEvent>, ctx: &mut Context<Self>) {
+        if !self.is_after_cursor(entry) {
             return;
         }
-        let room = self.window.len() < self.max_in_flight();
-        if self.caught_up && !self.fetching && room {
+        if self.caught_up && !self.fetching && self.room() > 0 {
             self.cursor = Some(entry);
             let delivery = QueuedDelivery {
                 entry,
@@ -58,8 +63,11 @@ impl DeliveryActor {
 
     /// Reads more of the queue if there is room, and it may hold more.
     pub(super) fn fill(&mut self, ctx: &mut Context<Self>) {
-        let room = self.max_in_flight().saturating_sub(self.window.len());
-        if !self.webhook.enabled || self.fetching || self.caught_up || room == 0 {
+        if self.circuit.needs_probe_timer() && self.active() {
+            self.arm_probe(ctx);
+        }
+        let room = self.room();
+        if self.fetching || self.caught_up || room == 0 {
             return;
         }
         self.fetching = true;
@@ -78,8 +86,9 @@ impl DeliveryActor {
                         if act.is_after_cursor(delivery.entry) {
                             act.cursor = Some(delivery.entry);
                         }
-                        let known = act.window.contains_key(&delivery.entry) || act.finished.contains(&delivery.entry);
-                        if !known && act.webhook.enabled {
+                        let known = act.window.contains_key(&delivery.entry)
+                            || act.delivered.iter().any(|(entry, _)| *entry == delivery.entry);
+                        if !known && act.active() {
                             act.take(delivery, ctx);
                         }
                     }
@@ -95,30 +104,61 @@ impl DeliveryActor {
         }));
     }
 
-    /// Puts a delivery into the window: sends it now, or when its retry is due.
-    pub(super) fn take(&mut self, delivery: QueuedDelivery, ctx: &mut Context<Self>) {
+    /// Puts a delivery into the window and sends it now or when its retry is due.
+    fn take(&mut self, delivery: QueuedDelivery, ctx: &mut Context<Self>) {
         let entry = delivery.entry;
-        let due = delivery.next_attempt_ms.filter(|&due| due > now_ms());
+        let due = delivery.next_attempt_ms.unwrap_or(0);
         let id = DeliveryId::new(&self.webhook.id, delivery.event.stream_id);
         self.window.insert(
             entry,
             Slot {
                 delivery,
                 id,
-                retry: None,
+                phase: Phase::Parked,
             },
         );
-        match due {
-            Some(due) => self.arm_retry(entry, due, ctx),
-            None => self.send(entry, ctx),
+        self.schedule(entry, due, ctx);
+    }
+
+    /// Sends `entry` when `due` (ms) comes, or parks it while the circuit is open.
+    pub(super) fn schedule(&mut self, entry: StreamId, due: u64, ctx: &mut Context<Self>) {
+        if due <= now_ms() || self.circuit.open {
+            return self.dispatch(entry, ctx);
+        }
+        let timer = ctx.run_later(Duration::from_millis(due - now_ms()), move |act, ctx| {
+            act.dispatch(entry, ctx)
+        });
+        if let Some(slot) = self.window.get_mut(&entry) {
+            slot.phase = Phase::Waiting { due, timer };
         }
     }
 
-    pub(super) fn send(&mut self, entry: StreamId, ctx: &mut Context<Self>) {
+    /// An entry is ready: send it if the actor is active and the circuit lets it, else hold it.
+    pub(super) fn dispatch(&mut self, entry: StreamId, ctx: &mut Context<Self>) {
+        if !self.window.contains_key(&entry) {
+            return;
+        }
+        if !self.active() {
+            // Paused, disabled or shutting down: it waits in Redis (with its retry state).
+            self.window.remove(&entry);
+            return self.check_drained();
+        }
+        if self.circuit.admit(entry) {
+            return self.send(entry, ctx);
+        }
+        if let Some(slot) = self.window.get_mut(&entry) {
+            slot.phase = Phase::Parked;
+        }
+        if self.circuit.needs_probe_timer() {
+            self.arm_probe(ctx);
+        }
+    }
+
+    fn send(&mut self, entry: StreamId, ctx: &mut Context<Self>) {
         let (Some(slot), Some(client)) = (self.window.get_mut(&entry), &self.client) else {
             return;
         };
-        slot.retry = None;
+        slot.phase = Phase::Sending;
         let body = slot.delivery.event.body(&slot.id);
         let attempt = sender::post(
             client.clone(),
@@ -134,26 +174,58 @@ impl DeliveryActor {
         );
     }
 
-    /// Takes a new version of the webhook's record.
-    pub(super) fn apply(&mut self, webhook: Arc<Webhook>, ctx: &mut Context<Self>) {
-        let was_enabled = self.webhook.enabled;
-        self.webhook = webhook;
-        if was_enabled && !self.webhook.enabled {
-            // Drop what waits for a retry; attempts under way finish and are recorded.
-            let waiting: Vec<StreamId> = self
-                .window
-                .iter()
-                .filter(|(_, slot)| slot.retry.is_some())
-                .map(|(entry, _)| *entry)
-                .collect();
-            for entry in waiting {
-                if let Some((_, timer)) = self.window.remove(&entry).and_then(|slot| slot.retry) {
-                    ctx.cancel_future(timer);
+    /// Arms the timer after which one probe may go.
+    pub(super) fn arm_probe(&mut self, ctx: &mut Context<Self>) {
+        let delay = self.config.retry.delay(self.circuit.failures, None);
+        let due = now_ms() + delay.as_millis() as u64;
+        let timer = ctx.run_later(delay, |act, ctx| {
+            act.circuit.probe_timer = None;
+            act.circuit.probe_ready = true;
+            match act.window.iter().find(|(_, slot)| matches!(slot.phase, Phase::Parked)) {
+                Some((entry, _)) => {
+                    let entry = *entry;
+                    act.dispatch(entry, ctx);
                 }
+                None => act.fill(ctx),
+            }
+        });
+        self.circuit.probe_timer = Some((due, timer));
+        self.report_changed(ctx);
+    }
+
+    /// Lets go of everything not being sent: it stays queued in Redis. For pause, disable and
+    /// shutdown; attempts under way finish and are recorded.
+    pub(super) fn release(&mut self, ctx: &mut Context<Self>) {
+        if let Some((_, timer)) = self.circuit.probe_timer.take() {
+            ctx.cancel_future(timer);
+        }
+        self.circuit.probe_ready = false;
+        let held: Vec<StreamId> = self
+            .window
+            .iter()
+            .filter(|(_, slot)| !matches!(slot.phase, Phase::Sending))
+            .map(|(entry, _)| *entry)
+            .collect();
+        for entry in held {
+            if let Some(Slot {
+                phase: Phase::Waiting { timer, .. },
+                ..
+            }) = self.window.remove(&entry)
+            {
+                ctx.cancel_future(timer);
             }
         }
-        if !was_enabled && self.webhook.enabled {
-            // Re-enabled: read the whole queue again, it may hold entries we let go.
+    }
+
+    /// Takes a new version of the webhook's record.
+    pub(super) fn apply(&mut self, webhook: Arc<Webhook>, ctx: &mut Context<Self>) {
+        let was_active = self.active();
+        self.webhook = webhook;
+        if was_active && !self.active() {
+            self.release(ctx);
+        }
+        if !was_active && self.active() {
+            // Enabled or resumed: read the whole queue again, it holds what we let go.
             self.epoch += 1;
             self.cursor = None;
             self.caught_up = false;

@@ -33,7 +33,7 @@ while i <= #ARGV do
     end
     i = i + 5 + n
   elseif kind == 'r' then
-    redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*',
+    redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[2], '*',
       'entry', id, 'reason', ARGV[i + 2], 'raw', ARGV[i + 3], 'time', ARGV[3])
     i = i + 4
   else

@@ -1,0 +1,366 @@
+//! The supervisor: knows every webhook this instance owns, routes events to them and keeps
+//! one delivery actor per webhook running.
+//!
+//! It handles one message at a time, to completion (each handler is an atomic future), so a
+//! batch is always routed against a complete, consistent set of webhooks:
+//!
+//! * [`RouteBatch`] from the queue reader: match each event against the [`RouteIndex`], run
+//!   the fan-out script (queue per webhook + ack, atomically), then hand each queued event to
+//!   its delivery actor in memory.
+//! * [`WebhookChanged`] from the API on this instance or the change feed (pub/sub): reload
+//!   that webhook from Redis and start, reconfigure or stop its actor (and have it look at its
+//!   queue: a dead-letter replay adds entries without an event).
+//! * [`Resync`] on a timer and after every (re)subscription: compare the version counter with
+//!   the changes applied ([`versions`]) and reload everything when a notification was lost. If
+//!   Redis lost its data, first write back the webhooks held here (`webhooks.restore_lost`).
+//!
+//! Delivery actors are spread round-robin over the delivery arbiters (one per core).
+
+mod versions;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use dashmap::DashMap;
+
+use super::delivery::{CheckQueue, Configure, DeliveryActor, DeliveryConfig, Drain, Enqueued, StartState, Stop};
+use super::ownership::Ownership;
+use crate::domain::{Event, PreparedEvent, StreamId, Webhook, WebhookId};
+use crate::routing::RouteIndex;
+use crate::store::{FanoutBatch, Store, StoreError};
+use versions::{Verdict, VersionTracker};
+
+/// The running delivery actors, shared with the API (health requests go straight to them).
+pub type ActorDirectory = Arc<DashMap<WebhookId, Addr<DeliveryActor>>>;
+
+/// Events of a batch that matched, each with the webhooks it matched.
+type Routed = Vec<(Arc<PreparedEvent>, Vec<WebhookId>)>;
+
+/// One entry of a batch read from the event stream, as the reader classified it.
+pub enum ReadEntry {
+    Valid(StreamId, Event),
+    Rejected {
+        id: StreamId,
+        reason: String,
+        raw: Vec<u8>,
+    },
+    /// Deleted while pending: acknowledge it, nothing else.
+    Gone(StreamId),
+}
+
+/// Route and acknowledge a batch. Answers how many deliveries were queued.
+#[derive(Message)]
+#[rtype(result = "Result<usize, String>")]
+pub struct RouteBatch(pub Vec<ReadEntry>);
+
+/// A webhook was created, changed or deleted (its queue may have changed too).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct WebhookChanged {
+    pub id: WebhookId,
+    /// The version the change produced, when known.
+    pub version: Option<u64>,
+}
+
+/// Check that every change was applied (reload everything when `force`).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Resync {
+    pub force: bool,
+}
+
+/// Whether the initial load of webhooks has completed.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct IsReady;
+
+/// Shutting down: drain every delivery actor (see [`Drain`]), then stop. Answers when the
+/// actors drained or `grace` ran out, whichever is first.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Shutdown {
+    pub grace: Duration,
+}
+
+pub struct Supervisor {
+    store: Store,
+    config: Arc<DeliveryConfig>,
+    ownership: Ownership,
+    rejected_max_len: usize,
+    resync_every: Duration,
+    restore_lost: bool,
+    index: RouteIndex,
+    /// Owned webhooks, enabled or not, as last loaded.
+    webhooks: HashMap<WebhookId, Arc<Webhook>>,
+    actors: ActorDirectory,
+    workers: Vec<ArbiterHandle>,
+    next_worker: usize,
+    versions: VersionTracker,
+    /// The first full load has completed.
+    ready: bool,
+}
+
+impl Supervisor {
+    pub fn new(
+        store: Store,
+        settings: &crate::config::Settings,
+        workers: Vec<ArbiterHandle>,
+        actors: ActorDirectory,
+    ) -> Supervisor {
+        Supervisor {
+            store,
+            config: Arc::new(DeliveryConfig::new(settings)),
+            ownership: Ownership::All,
+            rejected_max_len: settings.events.rejected_max_len,
+            resync_every: Duration::from_millis(settings.webhooks.resync_ms),
+            restore_lost: settings.webhooks.restore_lost,
+            index: RouteIndex::default(),
+            webhooks: HashMap::new(),
+            actors,
+            workers,
+            next_worker: 0,
+            versions: VersionTracker::default(),
+            ready: false,
+        }
+    }
+
+    /// Starts, reconfigures or stops the actor of one webhook to match `webhook`
+    /// (None = deleted). `start` is what a new actor needs to know of its queue.
+    fn apply(&mut self, id: WebhookId, webhook: Option<Webhook>, start: StartState) -> Option<Addr<DeliveryActor>> {
+        let webhook = webhook.filter(|w| self.ownership.owns(&w.id)).map(Arc::new);
+        self.index.remove(&id);
+        let Some(webhook) = webhook else {
+            self.webhooks.remove(&id);
+            if let Some((_, actor)) = self.actors.remove(&id) {
+                actor.do_send(Stop);
+            }
+            return None;
+        };
+        if webhook.enabled {
+            self.index.insert(&webhook);
+        }
+        let changed = self.webhooks.get(&id).is_none_or(|old| **old != *webhook);
+        self.webhooks.insert(id, webhook.clone());
+        if let Some(actor) = self.actors.get(&id) {
+            if changed {
+                actor.do_send(Configure(webhook));
+            }
+            return Some(actor.clone());
+        }
+        let arbiter = &self.workers[self.next_worker % self.workers.len()];
+        self.next_worker = self.next_worker.wrapping_add(1);
+        let (store, config) = (self.store.clone(), self.config.clone());
+        let actor =
+            DeliveryActor::start_in_arbiter(arbiter, move |_| DeliveryActor::new(webhook, store, config, start));
+        self.actors.insert(id, actor.clone());
+        Some(actor)
+    }
+
+    /// Loads every webhook, queue length and circuit state, then makes the actors match.
+    /// `restore`: webhooks to write back first (Redis lost them).
+    fn full_load(&mut self, ctx: &mut Context<Self>, restore: Vec<Arc<Webhook>>) {
+        let store = self.store.clone();
+        let load = async move {
+            for webhook in &restore {
+                store.webhooks().restore(webhook).await?;
+            }
+            if !restore.is_empty() {
+                tracing::warn!(
+                    webhooks = restore.len(),
+                    "redis lost its data; restored the webhooks held in memory"
+                );
+            }
+            // Read before loading: changes made during the load arrive as notifications.
+            let version = store.webhooks().version().await?.unwrap_or(0);
+            let webhooks = store.webhooks().load_all().await?;
+            let ids: Vec<WebhookId> = webhooks.iter().map(|w| w.id).collect();
+            let states = store.queue().startup_states(&ids).await?;
+            Ok::<_, StoreError>((version, webhooks, states))
+        };
+        ctx.wait(load.into_actor(self).map(move |result, act, _| match result {
+            Ok((version, webhooks, states)) => {
+                let count = webhooks.len();
+                let present: HashSet<WebhookId> = webhooks.iter().map(|w| w.id).collect();
+                let gone: Vec<WebhookId> = act
+                    .webhooks
+                    .keys()
+                    .filter(|id| !present.contains(id))
+                    .copied()
+                    .collect();
+                for id in gone {
+                    act.apply(id, None, StartState::default());
+                }
+                for (webhook, (backlog, circuit)) in webhooks.into_iter().zip(states) {
+                    act.apply(webhook.id, Some(webhook), StartState { backlog, circuit });
+                }
+                if !act.ready {
+                    tracing::info!(webhooks = count, "webhooks loaded; delivery actors started");
+                }
+                act.versions.loaded(version);
+                act.ready = true;
+            }
+            Err(error) => tracing::warn!(%error, "loading webhooks failed; will retry"),
+        }));
+    }
+
+    /// Matches a batch: what the fan-out script must do, and who gets what afterwards.
+    fn route(&mut self, entries: Vec<ReadEntry>) -> (FanoutBatch, Routed) {
+        let mut batch = FanoutBatch::default();
+        let mut routed = Vec::new();
+        let mut targets = Vec::new();
+        for entry in entries {
+            match entry {
+                ReadEntry::Valid(id, event) => {
+                    self.index.route(&event.ev, event.user.as_ref(), &mut targets);
+                    let prepared = Arc::new(event.prepare(id));
+                    batch.event(&prepared, &targets);
+                    if !targets.is_empty() {
+                        routed.push((prepared, targets.clone()));
+                    }
+                }
+                ReadEntry::Rejected { id, reason, raw } => batch.reject(id, &reason, &raw),
+                ReadEntry::Gone(id) => batch.ack(id),
+            }
+        }
+        (batch, routed)
+    }
+}
+
+impl Actor for Supervisor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.notify(Resync { force: true });
+        ctx.run_interval(self.resync_every, |_, ctx| ctx.notify(Resync { force: false }));
+        super::change_feed::start(self.store.clone(), ctx.address());
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        for actor in self.actors.iter() {
+            actor.do_send(Stop);
+        }
+        self.actors.clear();
+    }
+}
+
+impl Handler<RouteBatch> for Supervisor {
+    type Result = AtomicResponse<Self, Result<usize, String>>;
+
+    fn handle(&mut self, RouteBatch(entries): RouteBatch, _: &mut Context<Self>) -> Self::Result {
+        if !self.ready {
+            return AtomicResponse::new(Box::pin(fut::ready(Err("webhooks are not loaded yet".to_string()))));
+        }
+        let (batch, routed) = self.route(entries);
+        let events = self.store.events();
+        let rejected_max_len = self.rejected_max_len;
+        let write = async move { events.fanout(&batch, rejected_max_len).await };
+        AtomicResponse::new(Box::pin(write.into_actor(self).map(move |result, act, _| {
+            let queued = result.map_err(|e| e.to_string())?;
+            let mut entries = queued.into_iter();
+            let mut count = 0;
+            for (event, targets) in routed {
+                for target in targets {
+                    let Some(entry) = entries.next().flatten() else {
+                        continue;
+                    };
+                    count += 1;
+                    if let Some(actor) = act.actors.get(&target) {
+                        actor.do_send(Enqueued {
+                            entry,
+                            event: event.clone(),
+                        });
+                    }
+                }
+            }
+            Ok(count)
+        })))
+    }
+}
+
+impl Handler<WebhookChanged> for Supervisor {
+    type Result = AtomicResponse<Self, ()>;
+
+    fn handle(&mut self, WebhookChanged { id, version }: WebhookChanged, _: &mut Context<Self>) -> Self::Result {
+        let store = self.store.clone();
+        let load = async move {
+            let webhook = store.webhooks().get(&id).await?;
+            let start = match &webhook {
+                Some(w) => {
+                    let states = store.queue().startup_states(&[w.id]).await?;
+                    let (backlog, circuit) = states.first().copied().unwrap_or_default();
+                    StartState { backlog, circuit }
+                }
+                None => StartState::default(),
+            };
+            Ok::<_, StoreError>((webhook, start))
+        };
+        AtomicResponse::new(Box::pin(load.into_actor(self).map(
+            move |result, act, _| match result {
+                Ok((webhook, start)) => {
+                    if let Some(actor) = act.apply(id, webhook, start) {
+                        actor.do_send(CheckQueue);
+                    }
+                    if let Some(version) = version {
+                        act.versions.saw(version);
+                    }
+                }
+                // The periodic resync will notice the version it did not see.
+                Err(error) => tracing::warn!(webhook = %id, %error, "reloading a changed webhook failed"),
+            },
+        )))
+    }
+}
+
+impl Handler<Resync> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, Resync { force }: Resync, ctx: &mut Context<Self>) {
+        let webhooks = self.store.webhooks();
+        let check = async move { webhooks.version().await };
+        ctx.wait(check.into_actor(self).map(move |result, act, ctx| {
+            let version = match result {
+                Ok(version) => version,
+                Err(error) => return tracing::debug!(%error, "webhook version check failed"),
+            };
+            match act.versions.check(version) {
+                Verdict::DataLost if act.restore_lost && !act.webhooks.is_empty() => {
+                    let held = act.webhooks.values().cloned().collect();
+                    act.full_load(ctx, held);
+                }
+                Verdict::UpToDate if !force && act.ready => {}
+                _ => act.full_load(ctx, Vec::new()),
+            }
+        }));
+    }
+}
+
+impl Handler<IsReady> for Supervisor {
+    type Result = bool;
+
+    fn handle(&mut self, _: IsReady, _: &mut Context<Self>) -> bool {
+        self.ready
+    }
+}
+
+impl Handler<Shutdown> for Supervisor {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, Shutdown { grace }: Shutdown, _: &mut Context<Self>) -> Self::Result {
+        let drains: Vec<_> = self.actors.iter().map(|actor| actor.send(Drain)).collect();
+        let count = drains.len();
+        let all = async move {
+            let drained = actix_rt::time::timeout(grace, futures_util::future::join_all(drains)).await;
+            if drained.is_err() {
+                tracing::warn!(
+                    grace_ms = grace.as_millis() as u64,
+                    "deliveries still under way at the end of the grace period"
+                );
+            } else {
+                tracing::info!(actors = count, "every delivery actor drained");
+            }
+        };
+        Box::pin(all.into_actor(self).map(|_, _, ctx| ctx.stop()))
+    }
+}

@@ -1,0 +1,126 @@
+//! What happened to deliveries: a webhook's attempt log and dead letters (with replay and
+//! purge), and the event stream's rejected entries. Pages are newest first; `next` takes the
+//! `nextCursor` of the previous page.
+
+use std::collections::HashMap;
+
+use actix_web::{web, HttpResponse};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use super::errors::ApiError;
+use super::input::{Fields, Query};
+use super::webhooks::{parse_id, DEFAULT_LIMIT, MAX_LIMIT};
+use super::{cursor, ApiState};
+use crate::domain::{StreamId, WebhookId};
+use crate::store::HistoryPage;
+
+/// Dead letters one replay request may name.
+const MAX_REPLAY_IDS: usize = 1000;
+
+/// `limit` and `next` of a history page.
+fn paging(query: web::Query<HashMap<String, String>>) -> Result<(usize, Option<StreamId>), ApiError> {
+    let mut query = Query::new(query.into_inner());
+    let limit = query.integer("limit", 1..=MAX_LIMIT, DEFAULT_LIMIT) as usize;
+    let next = query.parse("next", |c| {
+        cursor::decode_entry(c).ok_or_else(|| "must be a cursor from a previous response".to_string())
+    });
+    query.finish()?;
+    Ok((limit, next))
+}
+
+fn page<T: Serialize>(page: HistoryPage<T>) -> HttpResponse {
+    let next = page.next.map_or(json!(false), |id| json!(cursor::encode_entry(&id)));
+    HttpResponse::Ok().json(json!({ "success": true, "nextCursor": next, "results": page.results }))
+}
+
+/// The webhook, which must exist.
+async fn existing(state: &ApiState, id: &str) -> Result<WebhookId, ApiError> {
+    let id = parse_id(id)?;
+    state
+        .store
+        .webhooks()
+        .get(&id)
+        .await?
+        .ok_or(ApiError::WebhookNotFound)?;
+    Ok(id)
+}
+
+pub async fn attempts(
+    state: web::Data<ApiState>,
+    id: web::Path<String>,
+    query: web::Query<HashMap<String, String>>,
+) -> Result<HttpResponse, ApiError> {
+    let (limit, next) = paging(query)?;
+    let id = existing(&state, &id).await?;
+    Ok(page(state.store.history().attempts(&id, limit, next).await?))
+}
+
+pub async fn dead_letters(
+    state: web::Data<ApiState>,
+    id: web::Path<String>,
+    query: web::Query<HashMap<String, String>>,
+) -> Result<HttpResponse, ApiError> {
+    let (limit, next) = paging(query)?;
+    let id = existing(&state, &id).await?;
+    let ttl_ms = state.settings.dead_letters.ttl_ms;
+    Ok(page(
+        state.store.history().dead_letters(&id, limit, next, ttl_ms).await?,
+    ))
+}
+
+/// Body: none or `{}` for every dead letter, or `{"ids": [<delivery id>, ...]}`.
+pub async fn replay(
+    state: web::Data<ApiState>,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let ids = replay_ids(&body)?;
+    let id = existing(&state, &id).await?;
+    let replayed = state.store.history().replay_dead(&id, &ids).await?;
+    if replayed > 0 {
+        // Tell whichever instance delivers this webhook to read its queue.
+        state.store.webhooks().announce(&id).await?;
+        state.changed(id, None).await;
+    }
+    Ok(HttpResponse::Ok().json(json!({ "success": true, "replayed": replayed })))
+}
+
+fn replay_ids(body: &[u8]) -> Result<Vec<String>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Vec::new());
+    }
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| ApiError::invalid("body", format!("must be valid JSON ({e})")))?;
+    let mut fields = Fields::object(value, &["ids"], &["sess", "ip"])?;
+    let ids = fields.parse("ids", |value| {
+        let rule = format!("must be a list of 1 to {MAX_REPLAY_IDS} delivery ids");
+        let Value::Array(items) = value else { return Err(rule) };
+        if items.is_empty() || items.len() > MAX_REPLAY_IDS {
+            return Err(rule);
+        }
+        items
+            .into_iter()
+            .map(|item| match item {
+                Value::String(id) if !id.is_empty() && id.len() <= 128 => Ok(id),
+                _ => Err("must hold delivery ids (strings)".to_string()),
+            })
+            .collect()
+    });
+    fields.finish()?;
+    Ok(ids.unwrap_or_default())
+}
+
+pub async fn purge_dead(state: web::Data<ApiState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let id = existing(&state, &id).await?;
+    let deleted = state.store.history().purge_dead(&id).await?;
+    Ok(HttpResponse::Ok().json(json!({ "success": true, "deleted": deleted })))
+}
+
+pub async fn rejected(
+    state: web::Data<ApiState>,
+    query: web::Query<HashMap<String, String>>,
+) -> Result<HttpResponse, ApiError> {
+    let (limit, next) = paging(query)?;
+    Ok(page(state.store.history().rejected(limit, next).await?))
+}

@@ -1,0 +1,230 @@
+//! What operators read back: a webhook's attempt log and dead letters, and the rejected
+//! entries of the event stream. All are capped streams, read newest first, one page at a time;
+//! the cursor of the next page is the id of the last entry shown.
+
+use std::sync::LazyLock;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use redis::aio::ConnectionManager;
+use redis::{Script, Value};
+use serde::Serialize;
+
+use super::reply::{entries, Entry};
+use super::{Keys, StoreError, StoreResult};
+use crate::clock::iso8601;
+use crate::domain::{StreamId, WebhookId};
+
+static REPLAY: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/dead_replay.lua")));
+
+/// A page of a history stream, newest first.
+#[derive(Debug, Serialize)]
+pub struct HistoryPage<T> {
+    pub results: Vec<T>,
+    /// Pass back as `next` for the following (older) page; None on the last page.
+    #[serde(skip)]
+    pub next: Option<StreamId>,
+}
+
+/// One attempt from a webhook's attempt log.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AttemptView {
+    pub time: String,
+    /// The delivery id (`webhook-id` header).
+    pub id: String,
+    pub ev: String,
+    pub attempt: u32,
+    /// `delivered`, `failed` (will be retried), `dead` (out of attempts) or `gone` (410).
+    pub outcome: String,
+    pub status: Option<u16>,
+    pub latency_ms: u64,
+    pub error: Option<String>,
+    /// The first KiB of the response body, as text.
+    pub response: String,
+}
+
+/// One dead letter.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeadLetterView {
+    /// The delivery id; pass it to replay this letter alone.
+    pub id: String,
+    /// The event as it would be delivered (without `id`).
+    pub event: serde_json::Value,
+    pub attempts: u32,
+    pub error: String,
+    pub status: Option<u16>,
+    pub time: String,
+}
+
+/// One rejected stream entry.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RejectedView {
+    /// The entry's id in the event stream.
+    pub entry: String,
+    pub reason: String,
+    /// The raw value as text (invalid UTF-8 replaced); see `rawBase64` for the exact bytes.
+    pub raw: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw_base64: Option<String>,
+    pub time: String,
+}
+
+#[derive(Clone)]
+pub struct HistoryStore {
+    conn: ConnectionManager,
+    keys: Keys,
+}
+
+impl HistoryStore {
+    pub(super) fn new(conn: ConnectionManager, keys: Keys) -> HistoryStore {
+        HistoryStore { conn, keys }
+    }
+
+    /// Entries of `key` older than `before` (all when None), newest first.
+    async fn page(
+        &self,
+        key: &str,
+        limit: usize,
+        before: Option<StreamId>,
+    ) -> StoreResult<(Vec<Entry>, Option<StreamId>)> {
+        let start = before.map_or_else(|| "+".to_string(), |id| format!("({id}"));
+        let mut conn = self.conn.clone();
+        let reply: Value = redis::cmd("XREVRANGE")
+            .arg(key)
+            .arg(start)
+            .arg("-")
+            .arg("COUNT")
+            .arg(limit + 1)
+            .query_async(&mut conn)
+            .await?;
+        let mut found = entries(&reply).map_err(StoreError::Corrupt)?;
+        let next = if found.len() > limit {
+            found.truncate(limit);
+            found.last().map(|e| e.id)
+        } else {
+            None
+        };
+        Ok((found, next))
+    }
+
+    pub async fn attempts(
+        &self,
+        webhook: &WebhookId,
+        limit: usize,
+        before: Option<StreamId>,
+    ) -> StoreResult<HistoryPage<AttemptView>> {
+        let (found, next) = self.page(&self.keys.attempts(webhook), limit, before).await?;
+        let results = found
+            .iter()
+            .map(|e| AttemptView {
+                time: iso8601(number(e, "time")),
+                id: text(e, "id"),
+                ev: text(e, "ev"),
+                attempt: number(e, "attempt") as u32,
+                outcome: text(e, "outcome"),
+                status: optional_number(e, "status"),
+                latency_ms: number(e, "latency"),
+                error: Some(text(e, "error")).filter(|t| !t.is_empty()),
+                response: text(e, "response"),
+            })
+            .collect();
+        Ok(HistoryPage { results, next })
+    }
+
+    /// Dead letters, newest first (those past `ttl_ms` are dropped first).
+    pub async fn dead_letters(
+        &self,
+        webhook: &WebhookId,
+        limit: usize,
+        before: Option<StreamId>,
+        ttl_ms: u64,
+    ) -> StoreResult<HistoryPage<DeadLetterView>> {
+        let key = self.keys.dead(webhook);
+        let oldest = crate::clock::now_ms().saturating_sub(ttl_ms);
+        let mut conn = self.conn.clone();
+        redis::cmd("XTRIM")
+            .arg(&key)
+            .arg("MINID")
+            .arg(oldest)
+            .query_async::<()>(&mut conn)
+            .await?;
+        let (found, next) = self.page(&key, limit, before).await?;
+        let results = found
+            .iter()
+            .map(|e| {
+                let body = [b"{".as_slice(), e.field("b").unwrap_or_default()].concat();
+                DeadLetterView {
+                    id: text(e, "id"),
+                    event: serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
+                    attempts: number(e, "attempts") as u32,
+                    error: text(e, "error"),
+                    status: optional_number(e, "status"),
+                    time: iso8601(number(e, "time")),
+                }
+            })
+            .collect();
+        Ok(HistoryPage { results, next })
+    }
+
+    /// Puts dead letters back on the queue with a fresh attempt count: those with the given
+    /// delivery ids, or all when `ids` is empty. Returns how many.
+    pub async fn replay_dead(&self, webhook: &WebhookId, ids: &[String]) -> StoreResult<u64> {
+        let mut conn = self.conn.clone();
+        let replayed = REPLAY
+            .key(self.keys.webhook(webhook))
+            .key(self.keys.dead(webhook))
+            .key(self.keys.queue(webhook))
+            .arg(ids)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(replayed)
+    }
+
+    /// Deletes every dead letter of the webhook; returns how many there were.
+    pub async fn purge_dead(&self, webhook: &WebhookId) -> StoreResult<u64> {
+        let mut conn = self.conn.clone();
+        let (count, _): (u64, u64) = redis::pipe()
+            .atomic()
+            .cmd("XLEN")
+            .arg(self.keys.dead(webhook))
+            .cmd("DEL")
+            .arg(self.keys.dead(webhook))
+            .query_async(&mut conn)
+            .await?;
+        Ok(count)
+    }
+
+    pub async fn rejected(&self, limit: usize, before: Option<StreamId>) -> StoreResult<HistoryPage<RejectedView>> {
+        let (found, next) = self.page(&self.keys.rejected(), limit, before).await?;
+        let results = found
+            .iter()
+            .map(|e| {
+                let raw = e.field("raw").unwrap_or_default();
+                let exact = std::str::from_utf8(raw).is_ok();
+                RejectedView {
+                    entry: text(e, "entry"),
+                    reason: text(e, "reason"),
+                    raw: String::from_utf8_lossy(raw).into_owned(),
+                    raw_base64: (!exact).then(|| STANDARD.encode(raw)),
+                    time: iso8601(number(e, "time")),
+                }
+            })
+            .collect();
+        Ok(HistoryPage { results, next })
+    }
+}
+
+fn text(entry: &Entry, field: &str) -> String {
+    String::from_utf8_lossy(entry.field(field).unwrap_or_default()).into_owned()
+}
+
+fn optional_number<T: std::str::FromStr>(entry: &Entry, field: &str) -> Option<T> {
+    std::str::from_utf8(entry.field(field)?).ok()?.parse().ok()
+}
+
+fn number(entry: &Entry, field: &str) -> u64 {
+    optional_number(entry, field).unwrap_or(0)
+}
