@@ -351,6 +351,7 @@ fn encode(webhook: &Webhook, rev: u64) -> Vec<(&'static str, String)> {
         ("type", serde_json::Value::from(types).to_string()),
         ("created", webhook.created_ms.to_string()),
         ("enabled", if webhook.enabled { "1" } else { "0" }.to_string()),
+        ("paused", if webhook.paused { "1" } else { "0" }.to_string()),
         ("rev", rev.to_string()),
     ];
     if let Some(user) = &webhook.user {

@@ -110,6 +110,11 @@ impl TestApp {
         (status, value)
     }
 
+    /// Any method and path with a JSON body.
+    pub async fn call_raw_json(&self, method: &str, path: &str, body: Value) -> (u16, Value) {
+        self.call(method, path, Some(body)).await
+    }
+
     /// Sends a raw body (for malformed-JSON tests).
     pub async fn call_raw(&self, method: &str, path: &str, body: &'static [u8]) -> (u16, Value) {
         let mut response = self

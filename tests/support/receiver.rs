@@ -1,6 +1,7 @@
 //! A real HTTP receiver (actix-web on an ephemeral port) that records every request and
 //! answers as the test scripts it.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -49,6 +50,9 @@ type Script = Arc<dyn Fn(usize, &Value) -> Reply + Send + Sync>;
 struct Shared {
     received: Mutex<Vec<Received>>,
     script: Script,
+    /// Requests being answered now, and the most at once since the last reset.
+    in_flight: AtomicUsize,
+    peak: AtomicUsize,
 }
 
 pub struct Receiver {
@@ -68,6 +72,8 @@ impl Receiver {
         let shared = Arc::new(Shared {
             received: Mutex::new(Vec::new()),
             script: Arc::new(script),
+            in_flight: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
         });
         let data = web::Data::from(shared.clone());
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind receiver");
@@ -109,6 +115,17 @@ impl Receiver {
         .await
     }
 
+    /// The most requests answered at once since the last [`Receiver::reset_peak`].
+    pub fn peak_concurrency(&self) -> usize {
+        self.shared.peak.load(Ordering::SeqCst)
+    }
+
+    pub fn reset_peak(&self) {
+        self.shared
+            .peak
+            .store(self.shared.in_flight.load(Ordering::SeqCst), Ordering::SeqCst);
+    }
+
     pub async fn stop(&self) {
         self.server.stop(false).await;
     }
@@ -131,6 +148,14 @@ async fn handle(shared: web::Data<Shared>, request: HttpRequest, body: web::Byte
         received.len() - 1
     };
     let reply = (shared.script)(n, &json);
+    let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    shared.peak.fetch_max(now, Ordering::SeqCst);
+    let response = answer(reply).await;
+    shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+    response
+}
+
+async fn answer(reply: Reply) -> HttpResponse {
     let status = |code: u16| actix_web::http::StatusCode::from_u16(code).unwrap();
     match reply {
         Reply::Status(code) => HttpResponse::build(status(code)).body("ok"),

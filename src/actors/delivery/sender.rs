@@ -78,7 +78,10 @@ pub async fn post(client: awc::Client, url: String, id: DeliveryId, body: Bytes,
         .insert_header(("webhook-id", id.as_str()))
         .insert_header(("webhook-timestamp", (crate::clock::now_ms() / 1000).to_string()));
     let exchange = async {
-        let mut response = request.send_body(body).await.map_err(|e| e.to_string())?;
+        let mut response = request.send_body(body).await.map_err(|e| match e {
+            awc::error::SendRequestError::Timeout => timed_out(timeout),
+            other => other.to_string(),
+        })?;
         let status = response.status();
         let retry_after = response
             .headers()
@@ -92,7 +95,7 @@ pub async fn post(client: awc::Client, url: String, id: DeliveryId, body: Bytes,
     };
     let outcome = match actix_rt::time::timeout(timeout, exchange).await {
         Ok(outcome) => outcome,
-        Err(_) => Err(format!("timed out after {} ms", timeout.as_millis())),
+        Err(_) => Err(timed_out(timeout)),
     };
     let latency = started.elapsed();
     match outcome {
@@ -122,4 +125,8 @@ pub async fn post(client: awc::Client, url: String, id: DeliveryId, body: Bytes,
             response: Bytes::new(),
         },
     }
+}
+
+fn timed_out(timeout: Duration) -> String {
+    format!("timed out after {} ms", timeout.as_millis())
 }

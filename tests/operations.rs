@@ -1,0 +1,304 @@
+//! What operators use: the attempt log, dead letters and replay, rejected entries, pause and
+//! resume, and the circuit breaker, against real receivers.
+
+mod support;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use support::{eventually, Receiver, Reply, TestApp};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn health_until(app: &TestApp, id: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+    eventually(what, WAIT, || async {
+        let (_, health) = app.webhook_health(id).await;
+        check(&health).then_some(health)
+    })
+    .await
+}
+
+#[actix_web::test]
+async fn the_attempt_log_shows_every_attempt_newest_first_and_pages() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::scripted(|n, _| match n {
+        0 => Reply::Status(500),
+        1 => Reply::Delay(Duration::from_secs(5), 200), // beyond the 2 s timeout
+        _ => Reply::Status(201),
+    });
+    let id = app.create_webhook(&receiver.url(), &["*"], None).await;
+    let entry = app.publish(json!({"ev": "user.created", "user": "u"})).await;
+    receiver.wait_for(3, WAIT).await;
+
+    let (status, log) = eventually("three attempts in the log", WAIT, || async {
+        let (status, log) = app.get(&format!("/webhooks/{id}/attempts")).await;
+        (log["results"].as_array().map_or(0, Vec::len) == 3).then_some((status, log))
+    })
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(log["success"], true);
+    assert_eq!(log["nextCursor"], false);
+    let attempts = log["results"].as_array().unwrap();
+    let delivery_id = format!("{id}:{entry}");
+    let numbers: Vec<u64> = attempts.iter().map(|a| a["attempt"].as_u64().unwrap()).collect();
+    assert_eq!(numbers, [3, 2, 1], "newest first");
+    assert!(attempts
+        .iter()
+        .all(|a| a["id"] == delivery_id && a["ev"] == "user.created"));
+    assert_eq!(attempts[0]["outcome"], "delivered");
+    assert_eq!(attempts[0]["status"], 201);
+    assert_eq!(attempts[0]["response"], "ok");
+    assert_eq!(attempts[1]["outcome"], "failed");
+    assert_eq!(attempts[1]["status"], Value::Null);
+    assert!(
+        attempts[1]["error"].as_str().unwrap().contains("timed out"),
+        "{}",
+        attempts[1]
+    );
+    assert!(attempts[1]["latencyMs"].as_u64().unwrap() >= 1_900);
+    assert_eq!(attempts[2]["status"], 500);
+    assert_eq!(attempts[2]["error"], "HTTP 500 Internal Server Error");
+    assert!(attempts[2]["time"].as_str().unwrap().ends_with('Z'));
+
+    let (_, first) = app.get(&format!("/webhooks/{id}/attempts?limit=2")).await;
+    assert_eq!(first["results"].as_array().unwrap().len(), 2);
+    let next = first["nextCursor"].as_str().expect("a next page");
+    let (_, second) = app.get(&format!("/webhooks/{id}/attempts?limit=2&next={next}")).await;
+    assert_eq!(second["results"][0]["attempt"], 1);
+    assert_eq!(second["nextCursor"], false);
+
+    let (status, reply) = app.get(&format!("/webhooks/{id}/attempts?next=bogus")).await;
+    assert_eq!(status, 400, "{reply}");
+    let (status, _) = app.get("/webhooks/0123456789abcdef01234567/attempts").await;
+    assert_eq!(status, 404);
+}
+
+#[actix_web::test]
+async fn the_attempt_log_is_capped() {
+    let app = TestApp::spawn_with(|s| s.attempts.max_len = 5).await;
+    let receiver = Receiver::ok();
+    let id = app.create_webhook(&receiver.url(), &["*"], None).await;
+    for n in 0..20 {
+        app.publish(json!({"ev": "a", "n": n})).await;
+    }
+    receiver.wait_for(20, WAIT).await;
+    actix_rt::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(app.stream_len(&format!("attempts:{id}")).await, 5);
+}
+
+#[actix_web::test]
+async fn dead_letters_can_be_listed_replayed_one_or_all_and_purged() {
+    let app = TestApp::spawn_with(|s| s.retry.max_attempts = 1).await;
+    let healthy = Arc::new(AtomicBool::new(false));
+    let flag = healthy.clone();
+    let receiver = Receiver::scripted(move |_, _| {
+        if flag.load(Ordering::SeqCst) {
+            Reply::Status(200)
+        } else {
+            Reply::Status(503)
+        }
+    });
+    let id = app.create_webhook(&receiver.url(), &["*"], None).await;
+    for n in 0..3 {
+        app.publish(json!({"ev": "marked.spam", "n": n, "subject": "hi"})).await;
+    }
+    let dead = eventually("three dead letters", WAIT, || async {
+        let (_, dead) = app.get(&format!("/webhooks/{id}/dead")).await;
+        (dead["results"].as_array().map_or(0, Vec::len) == 3).then_some(dead)
+    })
+    .await;
+    let letters = dead["results"].as_array().unwrap();
+    let times: Vec<&str> = letters.iter().map(|l| l["time"].as_str().unwrap()).collect();
+    assert!(times.windows(2).all(|w| w[0] >= w[1]), "newest first: {times:?}");
+    let mut numbers: Vec<i64> = letters.iter().map(|l| l["event"]["n"].as_i64().unwrap()).collect();
+    numbers.sort();
+    assert_eq!(numbers, [0, 1, 2]);
+    assert_eq!(letters[0]["event"]["ev"], "marked.spam");
+    assert_eq!(letters[0]["event"]["subject"], "hi");
+    assert_eq!(letters[0]["attempts"], 1);
+    assert_eq!(letters[0]["status"], 503);
+    assert_eq!(letters[0]["error"], "HTTP 503 Service Unavailable");
+    assert!(letters[0]["id"].as_str().unwrap().starts_with(&id));
+
+    healthy.store(true, Ordering::SeqCst);
+    let one = letters[2]["id"].as_str().unwrap().to_string();
+    let (status, reply) = app
+        .call_raw_json("POST", &format!("/webhooks/{id}/dead/replay"), json!({"ids": [one]}))
+        .await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["replayed"], 1);
+    let received = receiver.wait_for(4, WAIT).await;
+    assert_eq!(received[3].id(), one, "the replayed delivery keeps its id");
+    let (_, dead) = app.get(&format!("/webhooks/{id}/dead")).await;
+    assert_eq!(dead["results"].as_array().unwrap().len(), 2);
+
+    // Replay all (no body), then nothing is left to replay.
+    let (status, reply) = app.call_raw("POST", &format!("/webhooks/{id}/dead/replay"), b"").await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["replayed"], 2);
+    receiver.wait_for(6, WAIT).await;
+    let (_, reply) = app
+        .call_raw("POST", &format!("/webhooks/{id}/dead/replay"), b"{}")
+        .await;
+    assert_eq!(reply["replayed"], 0);
+
+    // Purge.
+    healthy.store(false, Ordering::SeqCst);
+    app.publish(json!({"ev": "x"})).await;
+    eventually("a new dead letter", WAIT, || async {
+        (app.stream_len(&format!("dead:{id}")).await == 1).then_some(())
+    })
+    .await;
+    let (status, reply) = app.call_raw("DELETE", &format!("/webhooks/{id}/dead"), b"").await;
+    assert_eq!(status, 200);
+    assert_eq!(reply["deleted"], 1);
+    assert_eq!(app.stream_len(&format!("dead:{id}")).await, 0);
+
+    let (status, reply) = app
+        .call_raw("POST", &format!("/webhooks/{id}/dead/replay"), b"{\"ids\": 5}")
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(reply["code"], "InputValidationError");
+}
+
+#[actix_web::test]
+async fn rejected_entries_are_listed_with_reasons_and_raw_values() {
+    let app = TestApp::spawn().await;
+    app.publish_raw(b"nope").await;
+    app.publish_raw(b"\xc3\x28").await;
+    app.publish_raw(br#"{"user":"u"}"#).await;
+    let rejected = eventually("three rejected entries", WAIT, || async {
+        let (_, rejected) = app.get("/rejected").await;
+        (rejected["results"].as_array().map_or(0, Vec::len) == 3).then_some(rejected)
+    })
+    .await;
+    let results = rejected["results"].as_array().unwrap();
+    assert_eq!(results[0]["reason"], "ev: is required");
+    assert_eq!(results[0]["raw"], r#"{"user":"u"}"#);
+    assert!(results[0].get("rawBase64").is_none());
+    assert_eq!(results[1]["reason"], "event: is not valid UTF-8");
+    assert_eq!(results[1]["rawBase64"], "wyg=");
+    assert!(results[2]["reason"]
+        .as_str()
+        .unwrap()
+        .starts_with("event: is not valid JSON"));
+    assert!(results[2]["entry"].as_str().unwrap().contains('-'));
+    let (_, page) = app.get("/rejected?limit=1").await;
+    assert!(page["nextCursor"].is_string());
+}
+
+#[actix_web::test]
+async fn a_paused_webhook_queues_but_delivers_nothing_until_resumed() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::ok();
+    let id = app.create_webhook(&receiver.url(), &["*"], None).await;
+    let (status, reply) = app.call_raw("POST", &format!("/webhooks/{id}/pause"), b"").await;
+    assert_eq!((status, reply), (200, json!({"success": true})));
+    for n in 0..5 {
+        app.publish(json!({"ev": "a", "n": n})).await;
+    }
+    let health = health_until(&app, &id, "5 queued", |h| h["backlog"] == 5).await;
+    assert_eq!(health["state"], "paused");
+    let (_, webhook) = app.get_webhook(&id).await;
+    assert_eq!(webhook["paused"], true);
+    actix_rt::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(receiver.count(), 0);
+
+    let (status, _) = app.call_raw("POST", &format!("/webhooks/{id}/resume"), b"").await;
+    assert_eq!(status, 200);
+    receiver.wait_for(5, WAIT).await;
+    let health = health_until(&app, &id, "drained", |h| h["backlog"] == 0).await;
+    assert_eq!(health["state"], "healthy");
+    let (_, webhook) = app.get_webhook(&id).await;
+    assert!(webhook.get("paused").is_none());
+    let (status, _) = app
+        .call_raw("POST", "/webhooks/0123456789abcdef01234567/pause", b"")
+        .await;
+    assert_eq!(status, 404);
+}
+
+#[actix_web::test]
+async fn an_open_circuit_probes_one_at_a_time_then_drains_at_full_speed() {
+    let app = TestApp::spawn_with(|s| {
+        s.circuit.failure_threshold = 3;
+        s.retry.max_attempts = 1_000;
+        s.retry.initial_delay_ms = 100;
+        s.retry.max_delay_ms = 200;
+    })
+    .await;
+    let healthy = Arc::new(AtomicBool::new(false));
+    let flag = healthy.clone();
+    // Every failing answer takes 50 ms, so overlapping probes would show in the peak.
+    let receiver = Receiver::scripted(move |_, _| {
+        if flag.load(Ordering::SeqCst) {
+            Reply::Status(200)
+        } else {
+            Reply::Delay(Duration::from_millis(50), 500)
+        }
+    });
+    let id = app.create_webhook(&receiver.url(), &["*"], None).await;
+    for n in 0..40 {
+        app.publish(json!({"ev": "a", "n": n})).await;
+    }
+    let health = health_until(&app, &id, "an open circuit", |h| h["state"] == "failing").await;
+    assert!(health["consecutiveFailures"].as_u64().unwrap() >= 3);
+    assert!(health["failingSince"].is_string());
+    assert!(health["nextRetryAt"].is_string() || health["inFlight"].as_u64().unwrap() >= 1);
+
+    // While open: requests arrive one at a time, paced by the probe timer (100–200 ms).
+    actix_rt::time::sleep(Duration::from_millis(100)).await; // let the last window attempts end
+    receiver.reset_peak();
+    let before = receiver.count();
+    actix_rt::time::sleep(Duration::from_millis(1_000)).await;
+    let probes = receiver.count() - before;
+    assert!(
+        receiver.peak_concurrency() <= 1,
+        "probes overlapped: {}",
+        receiver.peak_concurrency()
+    );
+    assert!((2..=10).contains(&probes), "{probes} probes in a second");
+    let (_, health) = app.webhook_health(&id).await;
+    assert!(health["inFlight"].as_u64().unwrap() <= 16);
+    assert_eq!(health["backlog"], 40);
+
+    // The endpoint recovers: the next probe closes the circuit and everything drains.
+    healthy.store(true, Ordering::SeqCst);
+    let started = Instant::now();
+    let health = health_until(&app, &id, "the backlog to drain", |h| h["backlog"] == 0).await;
+    assert_eq!(health["state"], "healthy");
+    assert_eq!(health["consecutiveFailures"], 0);
+    assert_eq!(health["delivered"], 40);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "drained in {:?}",
+        started.elapsed()
+    );
+}
+
+#[actix_web::test]
+async fn a_webhook_failing_for_too_long_is_disabled() {
+    let app = TestApp::spawn_with(|s| {
+        s.circuit.disable_after_ms = 500;
+        s.retry.max_attempts = 1_000;
+    })
+    .await;
+    let receiver = Receiver::scripted(|_, _| Reply::Status(500));
+    let id = app.create_webhook(&receiver.url(), &["*"], None).await;
+    app.publish(json!({"ev": "a"})).await;
+    let webhook = eventually("the webhook to be disabled", WAIT, || async {
+        let (_, webhook) = app.get_webhook(&id).await;
+        (webhook["enabled"] == false).then_some(webhook)
+    })
+    .await;
+    assert!(
+        webhook["disabledReason"]
+            .as_str()
+            .unwrap()
+            .starts_with("every delivery failed since"),
+        "{webhook}"
+    );
+    let health = health_until(&app, &id, "disabled health", |h| h["state"] == "disabled").await;
+    assert_eq!(health["backlog"], 1, "the undelivered event stays queued");
+}
