@@ -9,6 +9,7 @@
 mod app;
 pub mod process;
 mod receiver;
+pub mod tcp;
 
 pub use app::{TestApp, REDIS_URL};
 pub use receiver::{Received, Receiver, Reply};
@@ -53,4 +54,32 @@ pub fn delete_prefix(prefix: &str) {
     for chunk in keys.chunks(500) {
         let _: Result<(), _> = redis::cmd("DEL").arg(chunk).query(&mut conn);
     }
+}
+
+/// Publishes events the way a producer does, pipelined: `XADD <prefix>:events * event <raw>`.
+pub async fn publish_many(prefix: &str, raws: &[Vec<u8>]) {
+    let client = redis::Client::open(REDIS_URL).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.expect("redis");
+    for chunk in raws.chunks(1000) {
+        let mut pipe = redis::pipe();
+        for raw in chunk {
+            pipe.cmd("XADD")
+                .arg(format!("{prefix}:events"))
+                .arg("*")
+                .arg("event")
+                .arg(raw.as_slice())
+                .ignore();
+        }
+        pipe.query_async::<()>(&mut conn).await.expect("XADD");
+    }
+}
+
+/// Percentiles of a set of durations in ms: (p50, p99, max).
+pub fn percentiles(mut samples: Vec<f64>) -> (f64, f64, f64) {
+    if samples.is_empty() {
+        return (0.0, 0.0, 0.0);
+    }
+    samples.sort_by(|a, b| a.total_cmp(b));
+    let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
+    (at(0.5), at(0.99), samples[samples.len() - 1])
 }

@@ -18,7 +18,7 @@ pub struct ServiceProcess {
 
 impl ServiceProcess {
     /// Starts the binary on a free port against `redis_url` with `prefix`, plus `env`.
-    pub fn start(redis_url: &str, prefix: &str, env: &[(&str, String)]) -> ServiceProcess {
+    pub fn start(redis_url: &str, prefix: &str, env: &[(&str, &str)]) -> ServiceProcess {
         let port = free_port();
         let mut command = Command::new(env!("CARGO_BIN_EXE_hookrouter"));
         command
@@ -43,6 +43,52 @@ impl ServiceProcess {
         format!("http://127.0.0.1:{}{}", self.port, path)
     }
 
+    /// Resident memory of the process, in KiB (from /proc).
+    pub fn rss_kib(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .ok()
+            .and_then(|status| {
+                status
+                    .lines()
+                    .find(|l| l.starts_with("VmRSS:"))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|kib| kib.parse().ok())
+            })
+            .unwrap_or(0)
+    }
+
+    /// A JSON API call; None when the service does not answer.
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Option<(u16, serde_json::Value)> {
+        let client = awc::Client::builder().timeout(Duration::from_secs(30)).finish();
+        let request = client.request(method.parse().unwrap(), self.url(path));
+        let mut response = match body {
+            Some(body) => request.send_json(&body).await.ok()?,
+            None => request.send().await.ok()?,
+        };
+        let status = response.status().as_u16();
+        let body = response.body().limit(64 * 1024 * 1024).await.ok()?;
+        Some((status, serde_json::from_slice(&body).ok()?))
+    }
+
+    /// Creates a webhook and returns its id.
+    pub async fn create_webhook(&self, url: &str, types: &[&str]) -> String {
+        let (status, reply) = self
+            .call(
+                "POST",
+                "/webhooks",
+                Some(serde_json::json!({"type": types, "url": url})),
+            )
+            .await
+            .expect("the service answers");
+        assert_eq!(status, 200, "{reply}");
+        reply["id"].as_str().unwrap().to_string()
+    }
+
     /// Waits until `/health` answers (any status).
     pub async fn wait_until_serving(&self) {
         let client = awc::Client::default();
@@ -54,10 +100,7 @@ impl ServiceProcess {
 
     /// `/health` as JSON, if it answers.
     pub async fn health(&self) -> Option<(u16, serde_json::Value)> {
-        let client = awc::Client::default();
-        let mut response = client.get(self.url("/health")).send().await.ok()?;
-        let status = response.status().as_u16();
-        Some((status, response.json().await.ok()?))
+        self.call("GET", "/health", None).await
     }
 
     /// SIGKILL: no chance to clean up.

@@ -25,6 +25,8 @@ pub struct Received {
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
     pub at: Instant,
+    /// Arrival, in ms since the epoch (to compare with a publish time inside the event).
+    pub at_ms: u64,
 }
 
 impl Received {
@@ -69,6 +71,15 @@ impl Receiver {
 
     /// A receiver answering request n (0-based, counting all requests) with `script(n, body)`.
     pub fn scripted(script: impl Fn(usize, &Value) -> Reply + Send + Sync + 'static) -> Receiver {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind receiver");
+        Receiver::on_listener(listener, script)
+    }
+
+    /// Like [`Receiver::scripted`], on a listener the test bound (a port it wants back).
+    pub fn on_listener(
+        listener: std::net::TcpListener,
+        script: impl Fn(usize, &Value) -> Reply + Send + Sync + 'static,
+    ) -> Receiver {
         let shared = Arc::new(Shared {
             received: Mutex::new(Vec::new()),
             script: Arc::new(script),
@@ -76,12 +87,11 @@ impl Receiver {
             peak: AtomicUsize::new(0),
         });
         let data = web::Data::from(shared.clone());
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind receiver");
         let port = listener.local_addr().expect("receiver address").port();
         let server = HttpServer::new(move || App::new().app_data(data.clone()).default_service(web::to(handle)))
             .listen(listener)
             .expect("listen")
-            .workers(1)
+            .workers(2)
             .disable_signals()
             .shutdown_timeout(0)
             .run();
@@ -144,6 +154,7 @@ async fn handle(shared: web::Data<Shared>, request: HttpRequest, body: web::Byte
             headers,
             body: body.to_vec(),
             at: Instant::now(),
+            at_ms: hookrouter::clock::now_ms(),
         });
         received.len() - 1
     };

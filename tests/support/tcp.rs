@@ -1,0 +1,168 @@
+//! Misbehaving endpoints on raw TCP, for what a well-behaved HTTP server cannot do: hold
+//! connections forever (a black hole) or reset them mid-request.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Accepts connections and never answers. Stopping it closes every connection it holds.
+pub struct BlackHole {
+    pub port: u16,
+    accepted: Arc<AtomicUsize>,
+    task: actix_rt::task::JoinHandle<()>,
+}
+
+impl BlackHole {
+    pub async fn start() -> BlackHole {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind black hole");
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = accepted.clone();
+        let task = actix_rt::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                held.push(socket);
+            }
+        });
+        BlackHole { port, accepted, task }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/hook", self.port)
+    }
+
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+
+    /// Closes the listener and every held connection (the port is free again).
+    pub fn stop(self) {
+        self.task.abort();
+    }
+}
+
+/// How the flapping endpoint treats one request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flap {
+    Ok,
+    ServerError,
+    /// Close the connection with a TCP reset, no answer.
+    Reset,
+    /// Answer 200 only after this long (beyond the delivery timeout).
+    Slow(Duration),
+}
+
+/// One request the flapping endpoint saw: the `webhook-id` header and what it did.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub id: String,
+    pub flap: Flap,
+}
+
+/// An HTTP/1.1 endpoint (one request per connection) that answers as `choose` says.
+pub struct Flapping {
+    pub port: u16,
+    pub seen: Arc<Mutex<Vec<Seen>>>,
+    task: actix_rt::task::JoinHandle<()>,
+}
+
+impl Flapping {
+    pub async fn start(choose: impl Fn(usize) -> Flap + Send + Sync + 'static) -> Flapping {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind flapping endpoint");
+        let port = listener.local_addr().unwrap().port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (log, choose) = (seen.clone(), Arc::new(choose));
+        let task = actix_rt::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                let (log, choose) = (log.clone(), choose.clone());
+                actix_rt::spawn(async move { serve(socket, log, choose).await });
+            }
+        });
+        Flapping { port, seen, task }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/hook", self.port)
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Flapping {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn serve(mut socket: TcpStream, log: Arc<Mutex<Vec<Seen>>>, choose: Arc<dyn Fn(usize) -> Flap + Send + Sync>) {
+    let Some(head) = read_request(&mut socket).await else {
+        return;
+    };
+    let id = head
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("webhook-id")
+                .then(|| value.trim().to_string())
+        })
+        .unwrap_or_default();
+    let flap = {
+        let mut log = log.lock().unwrap();
+        let flap = choose(log.len());
+        log.push(Seen { id, flap });
+        flap
+    };
+    let status = match flap {
+        Flap::Reset => {
+            let _ = socket.set_zero_linger();
+            return;
+        }
+        Flap::Slow(wait) => {
+            actix_rt::time::sleep(wait).await;
+            "200 OK"
+        }
+        Flap::Ok => "200 OK",
+        Flap::ServerError => "500 Internal Server Error",
+    };
+    let response = format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+    let _ = socket.write_all(response.as_bytes()).await;
+    let _ = socket.shutdown().await;
+}
+
+/// Reads the head and body of one request; returns the head.
+async fn read_request(socket: &mut TcpStream) -> Option<String> {
+    let mut buffer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let read = socket.read(&mut chunk).await.ok()?;
+        if read == 0 {
+            return None;
+        }
+        buffer.extend_from_slice(&chunk[..read]);
+        if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buffer[..end]).into_owned();
+            let length: usize = head
+                .lines()
+                .find_map(|line| {
+                    let (name, value) = line.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse().ok())?
+                })
+                .unwrap_or(0);
+            while buffer.len() < end + 4 + length {
+                let read = socket.read(&mut chunk).await.ok()?;
+                if read == 0 {
+                    return None;
+                }
+                buffer.extend_from_slice(&chunk[..read]);
+            }
+            return Some(head);
+        }
+    }
+}
