@@ -27,6 +27,8 @@ pub struct Settings {
     pub dead_letters: DeadLetterSettings,
     pub attempts: AttemptLogSettings,
     pub shutdown: ShutdownSettings,
+    pub security: SecuritySettings,
+    pub metrics: MetricsSettings,
     pub log: LogSettings,
 }
 
@@ -37,6 +39,9 @@ pub struct ApiSettings {
     pub listen: String,
     /// Largest request body the API reads, in bytes (`POST /events` batches are the big ones).
     pub body_limit_bytes: usize,
+    /// Tokens that grant access to the API. Empty: no access control, which the service only
+    /// accepts on a loopback `listen` address.
+    pub access_tokens: Vec<AccessToken>,
 }
 
 impl Default for ApiSettings {
@@ -44,7 +49,19 @@ impl Default for ApiSettings {
         Self {
             listen: "127.0.0.1:8787".into(),
             body_limit_bytes: 4 * 1024 * 1024,
+            access_tokens: Vec::new(),
         }
+    }
+}
+
+/// An API access token. Its `Debug` hides it, so settings can be logged safely.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct AccessToken(pub String);
+
+impl std::fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AccessToken(***)")
     }
 }
 
@@ -233,6 +250,44 @@ impl Default for ShutdownSettings {
     }
 }
 
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecuritySettings {
+    /// Destination ranges allowed despite the SSRF guard (which refuses loopback, private,
+    /// link-local, CGNAT, unique-local, multicast... addresses), as CIDRs.
+    pub allow_cidrs: Vec<String>,
+    /// After a secret rotation, deliveries carry the old signature too for this long.
+    pub rotation_grace_ms: u64,
+}
+
+impl Default for SecuritySettings {
+    fn default() -> Self {
+        Self {
+            allow_cidrs: Vec::new(),
+            rotation_grace_ms: 24 * 3_600_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// Label delivery series with the webhook id (for installations with few webhooks).
+    pub per_webhook: bool,
+    /// With `per_webhook`, at most this many webhooks get their own series; the rest are
+    /// counted under `webhook="other"`, so cardinality stays bounded.
+    pub per_webhook_limit: usize,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        Self {
+            per_webhook: false,
+            per_webhook_limit: 100,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -254,7 +309,12 @@ impl Settings {
         let builder = config::Config::builder()
             .add_source(config::File::from(path).required(false))
             .add_source(environment());
-        Self::from_config(builder.build()?)
+        let mut settings: Settings = builder.build()?.try_deserialize()?;
+        // An empty variable (`HOOKROUTER__API__ACCESS_TOKENS=`) means an empty list.
+        settings.api.access_tokens.retain(|t| !t.0.is_empty());
+        settings.security.allow_cidrs.retain(|c| !c.is_empty());
+        settings.validate()?;
+        Ok(settings)
     }
 
     /// Loads only what `path` says (plus defaults), ignoring the environment.
@@ -385,12 +445,15 @@ impl DeliverySettings {
     }
 }
 
-/// `HOOKROUTER__REDIS__URL=...` → `redis.url`.
+/// `HOOKROUTER__REDIS__URL=...` → `redis.url`; list keys take comma-separated values.
 fn environment() -> config::Environment {
     config::Environment::with_prefix("HOOKROUTER")
         .prefix_separator("__")
         .separator("__")
         .try_parsing(true)
+        .list_separator(",")
+        .with_list_parse_key("api.access_tokens")
+        .with_list_parse_key("security.allow_cidrs")
 }
 
 #[cfg(test)]
@@ -407,6 +470,23 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         Settings::default().validate().expect("defaults validate");
+    }
+
+    #[test]
+    fn list_keys_come_from_comma_separated_environment_variables() {
+        // SAFETY of the test: nextest runs each test in its own process.
+        std::env::set_var(
+            "HOOKROUTER__API__ACCESS_TOKENS",
+            "0123456789abcdef-one,0123456789abcdef-two",
+        );
+        std::env::set_var("HOOKROUTER__SECURITY__ALLOW_CIDRS", "127.0.0.0/8");
+        std::env::set_var("HOOKROUTER__RETRY__MAX_ATTEMPTS", "3");
+        let settings = Settings::load(Path::new("/nonexistent.toml")).unwrap();
+        assert_eq!(settings.api.access_tokens.len(), 2);
+        assert_eq!(settings.api.access_tokens[1].0, "0123456789abcdef-two");
+        assert_eq!(settings.security.allow_cidrs, ["127.0.0.0/8"]);
+        assert_eq!(settings.retry.max_attempts, 3);
+        assert_eq!(format!("{:?}", settings.api.access_tokens[0]), "AccessToken(***)");
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod routing;
+pub mod security;
 pub mod shutdown;
 pub mod startup;
 pub mod store;

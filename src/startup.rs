@@ -16,6 +16,7 @@ use crate::actors::queue_reader::{QueueReader, ReaderStatus};
 use crate::actors::supervisor::{ActorDirectory, Supervisor};
 use crate::api::{self, ApiState, RouterHandle};
 use crate::config::Settings;
+use crate::security::{AccessTokens, Destinations};
 use crate::shutdown::Shutdown;
 use crate::store::Store;
 
@@ -41,17 +42,36 @@ impl Application {
         // harmlessly (tests build several applications in one process).
         let _ = rustls::crypto::ring::default_provider().install_default();
         let settings = Arc::new(settings);
+        let listen = settings.listen_addr()?;
+        let access = AccessTokens::new(&settings.api.access_tokens);
+        if access.is_empty() {
+            if !listen.ip().is_loopback() {
+                anyhow::bail!(
+                    "refusing to serve the API on {listen} without access tokens: anyone who can reach it could \
+                     manage webhooks. Set [api] access_tokens (or HOOKROUTER__API__ACCESS_TOKENS=<token>,...), \
+                     or listen on a loopback address such as 127.0.0.1:8787"
+                );
+            }
+            tracing::warn!(%listen, "no [api] access_tokens: the API is open to every local user");
+        }
+        let destinations = Arc::new(Destinations::new(&settings.security.allow_cidrs));
         let store = Store::new(&settings.redis)?;
-        let router = settings.webhooks.enabled.then(|| start_router(&settings, &store));
-        let listener = TcpListener::bind(settings.listen_addr()?)?;
+        let router = settings
+            .webhooks
+            .enabled
+            .then(|| start_router(&settings, &store, &destinations));
+        let listener = TcpListener::bind(listen)?;
         let port = listener.local_addr()?.port();
         let state = web::Data::new(ApiState {
             store,
             settings: settings.clone(),
             router: router.as_ref().map(|r| r.handle.clone()),
+            destinations,
+            access,
         });
         let server = HttpServer::new(move || {
             App::new()
+                .wrap(actix_web::middleware::from_fn(api::auth::require_token))
                 .wrap(api::errors::json_errors())
                 .configure(api::configure(state.clone()))
         })
@@ -98,11 +118,11 @@ impl Application {
     }
 }
 
-fn start_router(settings: &Arc<Settings>, store: &Store) -> Router {
+fn start_router(settings: &Arc<Settings>, store: &Store, destinations: &Arc<Destinations>) -> Router {
     let arbiters: Vec<Arbiter> = (0..settings.delivery_workers()).map(|_| Arbiter::new()).collect();
     let workers = arbiters.iter().map(Arbiter::handle).collect();
     let actors = ActorDirectory::default();
-    let supervisor = Supervisor::new(store.clone(), settings, workers, actors.clone()).start();
+    let supervisor = Supervisor::new(store.clone(), settings, destinations.clone(), workers, actors.clone()).start();
     let status = Arc::new(ReaderStatus::default());
     let reader = QueueReader::new(
         store.clone(),

@@ -20,6 +20,9 @@ pub enum ApiError {
     InputValidation(BTreeMap<String, String>),
     #[error("Unknown webhook")]
     WebhookNotFound,
+    /// 401: no access token, or not a valid one.
+    #[error("A valid access token is required (X-Access-Token header, accessToken query parameter or Authorization: Bearer)")]
+    InvalidToken,
     #[error("No such route: {0}")]
     RouteNotFound(String),
     #[error("Method {0} is not allowed here")]
@@ -52,6 +55,7 @@ impl ApiError {
         match self {
             ApiError::InputValidation(_) => "InputValidationError",
             ApiError::WebhookNotFound => "WebhookNotFound",
+            ApiError::InvalidToken => "InvalidToken",
             ApiError::RouteNotFound(_) => "RouteNotFound",
             ApiError::MethodNotAllowed(_) => "MethodNotAllowed",
             ApiError::PayloadTooLarge(_) => "PayloadTooLarge",
@@ -80,6 +84,7 @@ impl ResponseError for ApiError {
         match self {
             ApiError::InputValidation(_) => StatusCode::BAD_REQUEST,
             ApiError::WebhookNotFound | ApiError::RouteNotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::InvalidToken => StatusCode::UNAUTHORIZED,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -114,6 +119,7 @@ pub fn json_errors<B: 'static>() -> ErrorHandlers<B> {
         let status = response.status();
         let (message, code) = match status {
             StatusCode::BAD_REQUEST => ("Invalid input: the request could not be read", "InputValidationError"),
+            StatusCode::UNAUTHORIZED => ("A valid access token is required", "InvalidToken"),
             StatusCode::NOT_FOUND => ("No such route", "RouteNotFound"),
             StatusCode::METHOD_NOT_ALLOWED => ("Method not allowed here", "MethodNotAllowed"),
             StatusCode::PAYLOAD_TOO_LARGE => ("Request body is larger than the limit", "PayloadTooLarge"),

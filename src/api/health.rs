@@ -1,8 +1,10 @@
 //! `GET /health` (the service) and `GET /webhooks/{id}/health` (one delivery actor).
 
-use actix_web::{web, HttpResponse};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
+use super::auth::Authenticated;
 use super::errors::ApiError;
 use super::webhooks::parse_id;
 use super::ApiState;
@@ -10,9 +12,22 @@ use crate::actors::delivery::{GetHealth, HealthReport, HealthState};
 use crate::clock::{iso8601, now_ms};
 use crate::domain::Webhook;
 
-/// 200 when Redis answers, 503 when it does not; always JSON.
-pub async fn service(state: web::Data<ApiState>) -> HttpResponse {
+/// 200 when Redis answers, 503 when it does not; always JSON. Without a valid access token
+/// (when tokens are configured) only `success` and `redis` are shown.
+pub async fn service(state: web::Data<ApiState>, request: HttpRequest) -> HttpResponse {
     let redis_up = state.store.ping().await;
+    let status = if redis_up {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let authenticated = request.extensions().get::<Authenticated>().is_none_or(|a| a.0);
+    if !authenticated {
+        return HttpResponse::build(status).json(json!({
+            "success": true,
+            "redis": if redis_up { "up" } else { "down" },
+        }));
+    }
     let lag = if redis_up {
         state.store.events().lag().await.ok()
     } else {
@@ -29,11 +44,7 @@ pub async fn service(state: web::Data<ApiState>) -> HttpResponse {
         "lag": lag,
         "actors": actors,
     });
-    if redis_up {
-        HttpResponse::Ok().json(body)
-    } else {
-        HttpResponse::ServiceUnavailable().json(body)
-    }
+    HttpResponse::build(status).json(body)
 }
 
 /// Asks the webhook's delivery actor when it runs here; otherwise reads the report the

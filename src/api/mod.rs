@@ -7,6 +7,7 @@
 //! | `GET, POST /webhooks` | [`webhooks::list`], [`webhooks::create`] |
 //! | `GET, PUT, DELETE /webhooks/{id}` | [`webhooks::get`], [`webhooks::update`], [`webhooks::delete`] |
 //! | `GET /webhooks/{id}/health` | [`health::webhook`] |
+//! | `GET /webhooks/{id}/secret`, `POST /webhooks/{id}/secret/rotate` | [`webhooks::secret`], [`webhooks::rotate_secret`] |
 //! | `POST /webhooks/{id}/pause`, `/resume` | [`webhooks::pause`], [`webhooks::resume`] |
 //! | `GET /webhooks/{id}/attempts` | [`history::attempts`] |
 //! | `GET, DELETE /webhooks/{id}/dead` | [`history::dead_letters`], [`history::purge_dead`] |
@@ -16,6 +17,7 @@
 //! Every error is JSON ([`errors::ApiError`]), including those actix would otherwise answer
 //! itself: malformed or oversized bodies, bad query strings, unknown routes, wrong methods.
 
+pub mod auth;
 mod cursor;
 pub mod errors;
 mod events;
@@ -34,6 +36,7 @@ use crate::actors::queue_reader::ReaderStatus;
 use crate::actors::supervisor::{ActorDirectory, Supervisor, WebhookChanged};
 use crate::config::Settings;
 use crate::domain::WebhookId;
+use crate::security::{AccessTokens, Destinations};
 use crate::store::Store;
 use errors::ApiError;
 
@@ -51,6 +54,9 @@ pub struct ApiState {
     pub settings: Arc<Settings>,
     /// None on an API-only instance (`[webhooks] enabled = false`).
     pub router: Option<RouterHandle>,
+    /// The SSRF guard's create/update check.
+    pub destinations: Arc<Destinations>,
+    pub access: AccessTokens,
 }
 
 impl ApiState {
@@ -94,6 +100,8 @@ pub fn configure(state: web::Data<ApiState>) -> impl FnOnce(&mut web::ServiceCon
                     .route(web::delete().to(webhooks::delete)),
             )
             .service(resource("/webhooks/{id}/health").route(web::get().to(health::webhook)))
+            .service(resource("/webhooks/{id}/secret").route(web::get().to(webhooks::secret)))
+            .service(resource("/webhooks/{id}/secret/rotate").route(web::post().to(webhooks::rotate_secret)))
             .service(resource("/webhooks/{id}/pause").route(web::post().to(webhooks::pause)))
             .service(resource("/webhooks/{id}/resume").route(web::post().to(webhooks::resume)))
             .service(resource("/webhooks/{id}/attempts").route(web::get().to(history::attempts)))

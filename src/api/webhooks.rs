@@ -10,7 +10,7 @@ use super::errors::ApiError;
 use super::input::{string, Fields, Query};
 use super::{cursor, ApiState};
 use crate::clock::{iso8601, now_ms};
-use crate::domain::{EventType, TypePattern, UserId, Webhook, WebhookId, WebhookUrl};
+use crate::domain::{EventType, TypePattern, UserId, Webhook, WebhookId, WebhookSecret, WebhookUrl};
 use crate::store::{ListDirection, ListQuery, WebhookChange};
 
 pub const MAX_TYPES: usize = 32;
@@ -143,10 +143,14 @@ pub async fn list(
 }
 
 pub async fn create(state: web::Data<ApiState>, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
-    let mut fields = Fields::object(body.into_inner(), &["type", "url", "user"], IGNORED_KEYS)?;
+    let mut fields = Fields::object(body.into_inner(), &["type", "url", "user", "secret"], IGNORED_KEYS)?;
     let types = fields.require("type", parse_types);
     let url = fields.require("url", parse_url);
     let user = fields.parse("user", parse_user).flatten();
+    let secret = fields.parse("secret", parse_secret);
+    if let Some(url) = &url {
+        guard_destination(&state, url, &mut fields).await;
+    }
     let (Some(types), Some(url)) = (types, url) else {
         return Err(ApiError::InputValidation(fields.errors));
     };
@@ -160,11 +164,28 @@ pub async fn create(state: web::Data<ApiState>, body: web::Json<Value>) -> Resul
         enabled: true,
         disabled_reason: None,
         paused: false,
+        secret: secret.unwrap_or_else(WebhookSecret::generate),
+        previous_secret: None,
     };
     let version = state.store.webhooks().create(&webhook).await?;
     state.changed(webhook.id, Some(version)).await;
     tracing::info!(webhook = %webhook.id, url = %webhook.url, "webhook created");
-    Ok(HttpResponse::Ok().json(json!({ "success": true, "id": webhook.id.to_string() })))
+    Ok(HttpResponse::Ok().json(json!({
+        "success": true,
+        "id": webhook.id.to_string(),
+        "secret": webhook.secret.expose(),
+    })))
+}
+
+fn parse_secret(value: Value) -> Result<WebhookSecret, String> {
+    WebhookSecret::parse(&string(value)?)
+}
+
+/// The SSRF guard's create/update check; a refusal is a 400 on `url`.
+async fn guard_destination(state: &ApiState, url: &WebhookUrl, fields: &mut Fields) {
+    if let Err(reason) = state.destinations.check_url(url).await {
+        fields.errors.insert("url".into(), format!("is refused: {reason}"));
+    }
 }
 
 pub async fn get(state: web::Data<ApiState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
@@ -199,8 +220,11 @@ pub async fn update(
         user: fields.parse("user", parse_user),
         enabled: fields.parse("enabled", parse_enabled),
         disabled_reason: Some("disabled through the API".into()),
-        paused: None,
+        ..WebhookChange::default()
     };
+    if let Some(url) = &change.url {
+        guard_destination(&state, url, &mut fields).await;
+    }
     fields.finish()?;
     let (_, version) = state
         .store
@@ -249,4 +273,49 @@ async fn set_paused(state: &ApiState, id: &str, paused: bool) -> Result<HttpResp
         .ok_or(ApiError::WebhookNotFound)?;
     state.changed(id, Some(version)).await;
     Ok(HttpResponse::Ok().json(json!({ "success": true })))
+}
+
+/// `GET /webhooks/{id}/secret`: the secret receivers verify signatures with.
+pub async fn secret(state: web::Data<ApiState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&id)?;
+    let webhook = state
+        .store
+        .webhooks()
+        .get(&id)
+        .await?
+        .ok_or(ApiError::WebhookNotFound)?;
+    Ok(HttpResponse::Ok().json(secret_body(&webhook)))
+}
+
+/// `POST /webhooks/{id}/secret/rotate`: a new secret; the old one keeps signing deliveries
+/// (beside the new one) for `[security] rotation_grace_ms`.
+pub async fn rotate_secret(state: web::Data<ApiState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&id)?;
+    let grace_ends = now_ms() + state.settings.security.rotation_grace_ms;
+    let change = WebhookChange {
+        rotate_secret: Some((WebhookSecret::generate(), grace_ends)),
+        ..WebhookChange::default()
+    };
+    let (webhook, version) = state
+        .store
+        .webhooks()
+        .update(&id, &change)
+        .await?
+        .ok_or(ApiError::WebhookNotFound)?;
+    state.changed(id, Some(version)).await;
+    tracing::info!(webhook = %id, "webhook secret rotated");
+    Ok(HttpResponse::Ok().json(secret_body(&webhook)))
+}
+
+fn secret_body(webhook: &Webhook) -> Value {
+    let previous_expires = webhook
+        .previous_secret
+        .as_ref()
+        .filter(|p| p.expires_ms > now_ms())
+        .map(|p| iso8601(p.expires_ms));
+    json!({
+        "success": true,
+        "secret": webhook.secret.expose(),
+        "previousSecretExpires": previous_expires,
+    })
 }

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use super::{EventType, StreamId, TypePattern, UserId, WebhookId, WebhookUrl};
+use super::{EventType, StreamId, TypePattern, UserId, WebhookId, WebhookSecret, WebhookUrl};
 
 /// A subscription: where to POST, which event types, and whose events.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,9 +22,32 @@ pub struct Webhook {
     pub disabled_reason: Option<String>,
     /// Paused by an operator: events keep being queued, nothing is delivered.
     pub paused: bool,
+    /// Signs every delivery.
+    pub secret: WebhookSecret,
+    /// The secret before the last rotation, still signing deliveries until it expires.
+    pub previous_secret: Option<PreviousSecret>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreviousSecret {
+    pub secret: WebhookSecret,
+    /// ms since epoch.
+    pub expires_ms: u64,
 }
 
 impl Webhook {
+    /// The `webhook-signature` header for a delivery: the current secret's signature, and the
+    /// previous one's while its rotation grace period lasts (space-separated, as the Standard
+    /// Webhooks spec allows).
+    pub fn signature(&self, id: &str, timestamp: u64, body: &[u8], now_ms: u64) -> String {
+        let mut header = self.secret.sign(id, timestamp, body);
+        if let Some(previous) = self.previous_secret.as_ref().filter(|p| p.expires_ms > now_ms) {
+            header.push(' ');
+            header.push_str(&previous.secret.sign(id, timestamp, body));
+        }
+        header
+    }
+
     /// Whether an event of this type, belonging to `user`, goes to this webhook. The routing
     /// index answers the same question for all webhooks at once; this is its reference.
     pub fn receives(&self, ev: &EventType, user: Option<&UserId>) -> bool {

@@ -150,6 +150,8 @@ mod tests {
             enabled: true,
             disabled_reason: None,
             paused: false,
+            secret: crate::domain::WebhookSecret::generate(),
+            previous_secret: None,
         }
     }
 

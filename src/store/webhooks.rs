@@ -14,7 +14,7 @@ use redis::aio::ConnectionManager;
 use redis::Script;
 
 use super::{Keys, StoreError, StoreResult};
-use crate::domain::{EventType, TypePattern, UserId, Webhook, WebhookId, WebhookUrl};
+use crate::domain::{EventType, PreviousSecret, TypePattern, UserId, Webhook, WebhookId, WebhookSecret, WebhookUrl};
 
 static PUT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/webhook_put.lua")));
 static DELETE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/webhook_delete.lua")));
@@ -36,6 +36,8 @@ pub struct WebhookChange {
     /// Recorded when `enabled` becomes false; cleared when it becomes true.
     pub disabled_reason: Option<String>,
     pub paused: Option<bool>,
+    /// A rotation: the new secret, and until when (ms) the current one keeps signing.
+    pub rotate_secret: Option<(WebhookSecret, u64)>,
 }
 
 impl WebhookChange {
@@ -62,6 +64,13 @@ impl WebhookChange {
         }
         if let Some(paused) = self.paused {
             webhook.paused = paused;
+        }
+        if let Some((secret, previous_expires_ms)) = &self.rotate_secret {
+            let previous = std::mem::replace(&mut webhook.secret, secret.clone());
+            webhook.previous_secret = Some(PreviousSecret {
+                secret: previous,
+                expires_ms: *previous_expires_ms,
+            });
         }
     }
 }
@@ -352,6 +361,7 @@ fn encode(webhook: &Webhook, rev: u64) -> Vec<(&'static str, String)> {
         ("created", webhook.created_ms.to_string()),
         ("enabled", if webhook.enabled { "1" } else { "0" }.to_string()),
         ("paused", if webhook.paused { "1" } else { "0" }.to_string()),
+        ("secret", webhook.secret.expose().to_string()),
         ("rev", rev.to_string()),
     ];
     if let Some(user) = &webhook.user {
@@ -359,6 +369,10 @@ fn encode(webhook: &Webhook, rev: u64) -> Vec<(&'static str, String)> {
     }
     if let Some(reason) = &webhook.disabled_reason {
         fields.push(("disabled_reason", reason.clone()));
+    }
+    if let Some(previous) = &webhook.previous_secret {
+        fields.push(("previous_secret", previous.secret.expose().to_string()));
+        fields.push(("previous_secret_expires", previous.expires_ms.to_string()));
     }
     fields
 }
@@ -389,6 +403,14 @@ fn decode(fields: &HashMap<String, String>) -> Result<(Webhook, u64), String> {
         enabled: field("enabled")? == "1",
         disabled_reason: fields.get("disabled_reason").cloned(),
         paused: fields.get("paused").is_some_and(|p| p == "1"),
+        secret: WebhookSecret::parse(field("secret")?).map_err(|e| format!("secret {e}"))?,
+        previous_secret: match (fields.get("previous_secret"), fields.get("previous_secret_expires")) {
+            (Some(secret), Some(expires)) => Some(PreviousSecret {
+                secret: WebhookSecret::parse(secret).map_err(|e| format!("previous secret {e}"))?,
+                expires_ms: expires.parse().map_err(|_| "bad previous_secret_expires")?,
+            }),
+            _ => None,
+        },
     };
     Ok((webhook, rev))
 }

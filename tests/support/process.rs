@@ -29,6 +29,7 @@ impl ServiceProcess {
             .env("HOOKROUTER__REDIS__PREFIX", prefix)
             .env("HOOKROUTER__EVENTS__BLOCK_MS", "100")
             .env("HOOKROUTER__WEBHOOKS__RESYNC_MS", "200")
+            .env("HOOKROUTER__SECURITY__ALLOW_CIDRS", "127.0.0.0/8,::1/128")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());

@@ -40,6 +40,7 @@ pub use health::{HealthReport, HealthState};
 
 use crate::config::Settings;
 use crate::domain::{DeliveryId, PreparedEvent, StreamId, Webhook};
+use crate::security::Destinations;
 use crate::store::{AttemptRecord, CircuitState, QueueStore, QueuedDelivery, Retention, Store};
 
 /// Delivered entries are removed from Redis in batches, at most this long after delivery.
@@ -56,11 +57,14 @@ pub struct DeliveryConfig {
     pub failure_threshold: u32,
     pub disable_after_ms: u64,
     pub retention: Retention,
+    /// The SSRF guard, applied again at delivery time.
+    pub destinations: Arc<Destinations>,
 }
 
 impl DeliveryConfig {
-    pub fn new(settings: &Settings) -> DeliveryConfig {
+    pub fn new(settings: &Settings, destinations: Arc<Destinations>) -> DeliveryConfig {
         DeliveryConfig {
+            destinations,
             settings: settings.delivery.clone(),
             retry: RetryPolicy::new(&settings.retry),
             failure_threshold: settings.circuit.failure_threshold,
@@ -211,7 +215,7 @@ impl Actor for DeliveryActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        self.client = Some(sender::client(&self.config.settings));
+        self.client = Some(sender::client(&self.config.settings, &self.config.destinations));
         self.fill(ctx);
     }
 }

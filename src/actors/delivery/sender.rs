@@ -8,6 +8,7 @@
 //! Redirects are never followed: a 3xx is a failed attempt like any other non-2xx.
 
 use std::cell::OnceCell;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use awc::http::header;
@@ -15,7 +16,9 @@ use bytes::Bytes;
 
 use super::backoff::parse_retry_after;
 use crate::config::DeliverySettings;
-use crate::domain::DeliveryId;
+use crate::domain::{DeliveryId, Webhook};
+use crate::security::destinations::GuardedResolver;
+use crate::security::Destinations;
 
 /// How much of a response body is read (to keep the connection reusable) and kept.
 const RESPONSE_READ_LIMIT: usize = 64 * 1024;
@@ -25,11 +28,14 @@ thread_local! {
     static CLIENT: OnceCell<awc::Client> = const { OnceCell::new() };
 }
 
-/// This thread's delivery client, built on first use.
-pub fn client(settings: &DeliverySettings) -> awc::Client {
+/// This thread's delivery client, built on first use. Host names are resolved by the SSRF
+/// guard's resolver, and connections go only to the addresses it let through.
+pub fn client(settings: &DeliverySettings, destinations: &Arc<Destinations>) -> awc::Client {
     CLIENT.with(|cell| {
         cell.get_or_init(|| {
+            let resolver = actix_tls::connect::Resolver::custom(GuardedResolver(destinations.clone()));
             let connector = awc::Connector::new()
+                .connector(actix_tls::connect::Connector::new(resolver).service())
                 .timeout(settings.timeout().min(Duration::from_secs(5)))
                 .limit(0)
                 .conn_keep_alive(Duration::from_secs(30));
@@ -68,15 +74,38 @@ pub struct Attempt {
     pub response: Bytes,
 }
 
-/// POSTs `body` to `url`; never panics, every failure is an [`Attempt`] with an error.
-pub async fn post(client: awc::Client, url: String, id: DeliveryId, body: Bytes, timeout: Duration) -> Attempt {
+/// One delivery to make.
+pub struct Delivery {
+    pub webhook: Arc<Webhook>,
+    pub id: DeliveryId,
+    pub body: Bytes,
+    pub timeout: Duration,
+    pub destinations: Arc<Destinations>,
+}
+
+/// POSTs the delivery, signed; never panics, every failure is an [`Attempt`] with an error.
+pub async fn post(client: awc::Client, delivery: Delivery) -> Attempt {
     let started = Instant::now();
+    let Delivery {
+        webhook,
+        id,
+        body,
+        timeout,
+        destinations,
+    } = delivery;
+    if let Err(reason) = destinations.check_literal(webhook.url.url()) {
+        return failed(started, format!("destination refused: {reason}"));
+    }
+    let now = crate::clock::now_ms();
+    let timestamp = now / 1000;
+    let signature = webhook.signature(id.as_str(), timestamp, &body, now);
     let request = client
-        .post(url)
+        .post(webhook.url.as_str())
         .timeout(timeout)
         .insert_header((header::CONTENT_TYPE, "application/json"))
         .insert_header(("webhook-id", id.as_str()))
-        .insert_header(("webhook-timestamp", (crate::clock::now_ms() / 1000).to_string()));
+        .insert_header(("webhook-timestamp", timestamp.to_string()))
+        .insert_header(("webhook-signature", signature));
     let exchange = async {
         let mut response = request.send_body(body).await.map_err(|e| match e {
             awc::error::SendRequestError::Timeout => timed_out(timeout),
@@ -116,14 +145,18 @@ pub async fn post(client: awc::Client, url: String, id: DeliveryId, body: Bytes,
                 response,
             }
         }
-        Err(error) => Attempt {
-            verdict: Verdict::Failed,
-            status: None,
-            latency,
-            error: Some(error),
-            retry_after: None,
-            response: Bytes::new(),
-        },
+        Err(error) => failed(started, error),
+    }
+}
+
+fn failed(started: Instant, error: String) -> Attempt {
+    Attempt {
+        verdict: Verdict::Failed,
+        status: None,
+        latency: started.elapsed(),
+        error: Some(error),
+        retry_after: None,
+        response: Bytes::new(),
     }
 }
 

@@ -159,14 +159,14 @@ impl DeliveryActor {
             return;
         };
         slot.phase = Phase::Sending;
-        let body = slot.delivery.event.body(&slot.id);
-        let attempt = sender::post(
-            client.clone(),
-            self.webhook.url.to_string(),
-            slot.id.clone(),
-            body,
-            self.config.settings.timeout(),
-        );
+        let delivery = sender::Delivery {
+            webhook: self.webhook.clone(),
+            id: slot.id.clone(),
+            body: slot.delivery.event.body(&slot.id),
+            timeout: self.config.settings.timeout(),
+            destinations: self.config.destinations.clone(),
+        };
+        let attempt = sender::post(client.clone(), delivery);
         ctx.spawn(
             attempt
                 .into_actor(self)

@@ -29,6 +29,7 @@ use super::delivery::{CheckQueue, Configure, DeliveryActor, DeliveryConfig, Drai
 use super::ownership::Ownership;
 use crate::domain::{Event, PreparedEvent, StreamId, Webhook, WebhookId};
 use crate::routing::RouteIndex;
+use crate::security::Destinations;
 use crate::store::{FanoutBatch, Store, StoreError};
 use versions::{Verdict, VersionTracker};
 
@@ -106,12 +107,13 @@ impl Supervisor {
     pub fn new(
         store: Store,
         settings: &crate::config::Settings,
+        destinations: Arc<Destinations>,
         workers: Vec<ArbiterHandle>,
         actors: ActorDirectory,
     ) -> Supervisor {
         Supervisor {
             store,
-            config: Arc::new(DeliveryConfig::new(settings)),
+            config: Arc::new(DeliveryConfig::new(settings, destinations)),
             ownership: Ownership::All,
             rejected_max_len: settings.events.rejected_max_len,
             resync_every: Duration::from_millis(settings.webhooks.resync_ms),

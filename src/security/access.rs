@@ -1,0 +1,97 @@
+//! API access tokens.
+//!
+//! A request carries its token in the `X-Access-Token` header, the `accessToken` query
+//! parameter (as WildDuck's API does) or `Authorization: Bearer <token>`. Tokens are compared
+//! as SHA-256 digests in constant time, against every configured token, so neither the
+//! comparison nor the position of the match leaks anything.
+
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::config::AccessToken;
+
+pub struct AccessTokens {
+    digests: Vec<[u8; 32]>,
+}
+
+impl AccessTokens {
+    pub fn new(tokens: &[AccessToken]) -> AccessTokens {
+        AccessTokens {
+            digests: tokens.iter().map(|t| digest(&t.0)).collect(),
+        }
+    }
+
+    /// No token configured: the API is open.
+    pub fn is_empty(&self) -> bool {
+        self.digests.is_empty()
+    }
+
+    pub fn accepts(&self, candidate: &str) -> bool {
+        let candidate = digest(candidate);
+        let mut matched = subtle::Choice::from(0);
+        for known in &self.digests {
+            matched |= known.ct_eq(&candidate);
+        }
+        matched.into()
+    }
+
+    /// The token a request carries, from any of the three places.
+    pub fn presented(headers: &actix_web::http::header::HeaderMap, query: &str) -> Option<String> {
+        if let Some(token) = headers.get("x-access-token").and_then(|v| v.to_str().ok()) {
+            return Some(token.to_string());
+        }
+        if let Some(token) = headers
+            .get(actix_web::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        {
+            return Some(token.trim().to_string());
+        }
+        url::form_urlencoded::parse(query.as_bytes())
+            .find(|(key, _)| key == "accessToken")
+            .map(|(_, value)| value.into_owned())
+    }
+}
+
+fn digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+
+    #[test]
+    fn accepts_only_configured_tokens() {
+        let tokens = AccessTokens::new(&[
+            AccessToken("first-token-0123456789".into()),
+            AccessToken("second-token-0123456789".into()),
+        ]);
+        assert!(tokens.accepts("first-token-0123456789"));
+        assert!(tokens.accepts("second-token-0123456789"));
+        assert!(!tokens.accepts("first-token-012345678"));
+        assert!(!tokens.accepts(""));
+        assert!(AccessTokens::new(&[]).is_empty());
+    }
+
+    #[test]
+    fn finds_the_token_in_each_place() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(
+            AccessTokens::presented(&headers, "a=1&accessToken=q%2Dtok"),
+            Some("q-tok".into())
+        );
+        headers.insert(
+            HeaderName::from_static("authorization"),
+            HeaderValue::from_static("Bearer b-tok"),
+        );
+        assert_eq!(AccessTokens::presented(&headers, ""), Some("b-tok".into()));
+        headers.insert(
+            HeaderName::from_static("x-access-token"),
+            HeaderValue::from_static("h-tok"),
+        );
+        assert_eq!(AccessTokens::presented(&headers, ""), Some("h-tok".into()));
+        assert_eq!(AccessTokens::presented(&HeaderMap::new(), "other=1"), None);
+    }
+}
