@@ -12,6 +12,7 @@ pub mod api;
 pub mod clock;
 pub mod config;
 pub mod domain;
+pub mod metrics;
 pub mod routing;
 pub mod security;
 pub mod shutdown;

@@ -42,6 +42,7 @@ impl Application {
         // harmlessly (tests build several applications in one process).
         let _ = rustls::crypto::ring::default_provider().install_default();
         let settings = Arc::new(settings);
+        crate::metrics::handle();
         let listen = settings.listen_addr()?;
         let access = AccessTokens::new(&settings.api.access_tokens);
         if access.is_empty() {

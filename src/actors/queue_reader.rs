@@ -157,6 +157,17 @@ impl QueueReader {
     }
 }
 
+/// The part of an entry a rejection names (a bounded set, for a metrics label).
+fn rejected_part(reason: &str) -> &'static str {
+    match reason.split(':').next() {
+        Some("event") => "event",
+        Some("ev") => "ev",
+        Some("time") => "time",
+        Some("user") => "user",
+        _ => "entry",
+    }
+}
+
 /// Sorts raw stream entries into what the supervisor routes.
 fn classify(entries: Vec<RawEntry>, max_bytes: usize) -> Vec<ReadEntry> {
     entries
@@ -270,11 +281,22 @@ impl Handler<Poll> for QueueReader {
                 return Ok(Cycle::Read(conn, 0));
             }
             let batch = classify(entries, settings.max_bytes);
-            let rejected = batch.iter().filter(|e| matches!(e, ReadEntry::Rejected { .. })).count();
+            let rejected_parts: Vec<&'static str> = batch
+                .iter()
+                .filter_map(|entry| match entry {
+                    ReadEntry::Rejected { reason, .. } => Some(rejected_part(reason)),
+                    _ => None,
+                })
+                .collect();
+            let rejected = rejected_parts.len();
             match supervisor.send(RouteBatch(batch)).await {
                 Ok(Ok(_)) => {
                     status.read.fetch_add(count as u64, Ordering::Relaxed);
                     status.rejected.fetch_add(rejected as u64, Ordering::Relaxed);
+                    metrics::counter!(crate::metrics::EVENTS_READ).increment(count as u64);
+                    for part in rejected_parts {
+                        metrics::counter!(crate::metrics::EVENTS_REJECTED, "part" => part).increment(1);
+                    }
                     Ok(Cycle::Read(conn, count))
                 }
                 Ok(Err(message)) => Err(CycleError {

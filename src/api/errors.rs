@@ -9,7 +9,9 @@ use actix_web::dev::ServiceResponse;
 use actix_web::http::{header, StatusCode};
 use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
 use actix_web::{HttpResponse, ResponseError};
-use serde_json::json;
+use utoipa::IntoResponses;
+
+use super::responses::ErrorBody;
 
 use crate::store::StoreError;
 
@@ -96,11 +98,14 @@ impl ResponseError for ApiError {
         if let ApiError::Internal(cause) = self {
             tracing::error!(%cause, "request failed");
         }
-        let mut body = json!({ "error": self.to_string(), "code": self.code() });
-        if let ApiError::InputValidation(details) = self {
-            body["details"] = json!(details);
-        }
-        HttpResponse::build(self.status_code()).json(body)
+        HttpResponse::build(self.status_code()).json(ErrorBody {
+            error: self.to_string(),
+            code: self.code().to_string(),
+            details: match self {
+                ApiError::InputValidation(details) => Some(details.clone()),
+                _ => None,
+            },
+        })
     }
 }
 
@@ -127,11 +132,53 @@ pub fn json_errors<B: 'static>() -> ErrorHandlers<B> {
             _ => ("Request refused", "RequestError"),
         };
         let (request, _) = response.into_parts();
-        let body = HttpResponse::build(status).json(json!({ "error": message, "code": code }));
+        let body = HttpResponse::build(status).json(ErrorBody {
+            error: message.to_string(),
+            code: code.to_string(),
+            details: None,
+        });
         Ok(ErrorHandlerResponse::Response(
             ServiceResponse::new(request, body)
                 .map_into_boxed_body()
                 .map_into_right_body(),
         ))
     })
+}
+
+// The error responses each route documents in the OpenAPI document.
+
+/// Errors any route can answer.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum CommonErrors {
+    /// `InvalidToken`: access tokens are configured and none valid was given.
+    #[response(status = 401)]
+    Unauthorized(#[to_schema] ErrorBody),
+    /// `InternalError`; the cause is logged, not returned.
+    #[response(status = 500)]
+    Internal(#[to_schema] ErrorBody),
+    /// `ServiceUnavailable`: Redis is unreachable.
+    #[response(status = 503)]
+    Unavailable(#[to_schema] ErrorBody),
+}
+
+/// For routes with a webhook id.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum NotFound {
+    /// `WebhookNotFound`: unknown or malformed id.
+    #[response(status = 404)]
+    Webhook(#[to_schema] ErrorBody),
+}
+
+/// For routes that read a body or query parameters.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum BodyErrors {
+    /// `InputValidationError`, with `details` naming each bad field and the rule it broke.
+    #[response(status = 400)]
+    Invalid(#[to_schema] ErrorBody),
+    /// `PayloadTooLarge`: the body is over `[api] body_limit_bytes`.
+    #[response(status = 413)]
+    TooLarge(#[to_schema] ErrorBody),
 }

@@ -4,15 +4,20 @@
 use std::collections::BTreeMap;
 
 use actix_web::{web, HttpResponse};
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use super::errors::ApiError;
+use super::errors::{ApiError, BodyErrors, CommonErrors};
+use super::requests::PublishEvents;
+use super::responses::{PublishResponse, Published, PublishedBatch};
 use super::ApiState;
 use crate::domain::Event;
 
 /// Events one request may publish.
 pub const MAX_BATCH: usize = 1000;
 
+/// Publish one event or an array of 1–1000 to the event stream, all or none.
+#[utoipa::path(post, path = "/events", tag = "events", request_body = PublishEvents,
+    responses((status = 200, body = PublishResponse), BodyErrors, CommonErrors))]
 pub async fn publish(state: web::Data<ApiState>, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
     let max_bytes = state.settings.events.max_bytes;
     let (items, batch) = match body.into_inner() {
@@ -50,10 +55,12 @@ pub async fn publish(state: web::Data<ApiState>, body: web::Json<Value>) -> Resu
         return Err(ApiError::InputValidation(errors));
     }
     let ids = state.store.events().publish(&events).await?;
-    let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
-    Ok(HttpResponse::Ok().json(if batch {
-        json!({ "success": true, "ids": ids })
-    } else {
-        json!({ "success": true, "id": ids[0] })
+    let mut ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+    Ok(HttpResponse::Ok().json(match (batch, ids.pop()) {
+        (false, Some(id)) => PublishResponse::One(Published { success: true, id }),
+        (_, last) => {
+            ids.extend(last);
+            PublishResponse::Many(PublishedBatch { success: true, ids })
+        }
     }))
 }

@@ -2,10 +2,10 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
-use serde_json::{json, Value};
 
 use super::auth::Authenticated;
-use super::errors::ApiError;
+use super::errors::{ApiError, CommonErrors, NotFound};
+use super::responses::{ServiceHealth, WebhookHealthResponse};
 use super::webhooks::parse_id;
 use super::ApiState;
 use crate::actors::delivery::{GetHealth, HealthReport, HealthState};
@@ -14,6 +14,9 @@ use crate::domain::Webhook;
 
 /// 200 when Redis answers, 503 when it does not; always JSON. Without a valid access token
 /// (when tokens are configured) only `success` and `redis` are shown.
+#[utoipa::path(get, path = "/health", tag = "health", responses(
+    (status = 200, body = ServiceHealth, description = "Redis answers"),
+    (status = 503, body = ServiceHealth, description = "Redis is unreachable")))]
 pub async fn service(state: web::Data<ApiState>, request: HttpRequest) -> HttpResponse {
     let redis_up = state.store.ping().await;
     let status = if redis_up {
@@ -22,11 +25,15 @@ pub async fn service(state: web::Data<ApiState>, request: HttpRequest) -> HttpRe
         StatusCode::SERVICE_UNAVAILABLE
     };
     let authenticated = request.extensions().get::<Authenticated>().is_none_or(|a| a.0);
+    let redis = if redis_up { "up" } else { "down" }.to_string();
     if !authenticated {
-        return HttpResponse::build(status).json(json!({
-            "success": true,
-            "redis": if redis_up { "up" } else { "down" },
-        }));
+        return HttpResponse::build(status).json(ServiceHealth {
+            success: true,
+            redis,
+            reader: None,
+            lag: None,
+            actors: None,
+        });
     }
     let lag = if redis_up {
         state.store.events().lag().await.ok()
@@ -37,18 +44,19 @@ pub async fn service(state: web::Data<ApiState>, request: HttpRequest) -> HttpRe
         Some(router) => (router.reader.state().as_str(), Some(router.actors.len())),
         None => ("disabled", None),
     };
-    let body = json!({
-        "success": true,
-        "redis": if redis_up { "up" } else { "down" },
-        "reader": reader,
-        "lag": lag,
-        "actors": actors,
-    });
-    HttpResponse::build(status).json(body)
+    HttpResponse::build(status).json(ServiceHealth {
+        success: true,
+        redis,
+        reader: Some(reader.to_string()),
+        lag: Some(lag),
+        actors: Some(actors),
+    })
 }
 
-/// Asks the webhook's delivery actor when it runs here; otherwise reads the report the
-/// delivering instance last stored, with the backlog read now.
+/// The webhook's delivery health: from its delivery actor when it runs on this instance,
+/// otherwise the report the delivering instance last stored, with the backlog read now.
+#[utoipa::path(get, path = "/webhooks/{id}/health", tag = "webhooks", params(("id" = String, Path)),
+    responses((status = 200, body = WebhookHealthResponse), NotFound, CommonErrors))]
 pub async fn webhook(state: web::Data<ApiState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&id)?;
     let webhook = state
@@ -65,9 +73,7 @@ pub async fn webhook(state: web::Data<ApiState>, id: web::Path<String>) -> Resul
             .map_err(|e| ApiError::Internal(e.to_string()))?,
         None => stored_report(&state, &webhook).await?,
     };
-    let mut body = serde_json::to_value(report).map_err(|e| ApiError::Internal(e.to_string()))?;
-    body["success"] = Value::Bool(true);
-    Ok(HttpResponse::Ok().json(body))
+    Ok(HttpResponse::Ok().json(WebhookHealthResponse { success: true, report }))
 }
 
 async fn stored_report(state: &ApiState, webhook: &Webhook) -> Result<HealthReport, ApiError> {

@@ -6,14 +6,17 @@ use std::collections::HashMap;
 
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
+use utoipa::ToSchema;
 
-use super::errors::ApiError;
+use super::errors::{ApiError, BodyErrors, CommonErrors, NotFound};
 use super::input::{Fields, Query};
+use super::requests::{PageParams, ReplayDeadLetters};
+use super::responses::{Cursor, HistoryResponse, Purged, Replayed};
 use super::webhooks::{parse_id, DEFAULT_LIMIT, MAX_LIMIT};
 use super::{cursor, ApiState};
 use crate::domain::{StreamId, WebhookId};
-use crate::store::HistoryPage;
+use crate::store::{AttemptView, DeadLetterView, HistoryPage, RejectedView};
 
 /// Dead letters one replay request may name.
 const MAX_REPLAY_IDS: usize = 1000;
@@ -29,9 +32,12 @@ fn paging(query: web::Query<HashMap<String, String>>) -> Result<(usize, Option<S
     Ok((limit, next))
 }
 
-fn page<T: Serialize>(page: HistoryPage<T>) -> HttpResponse {
-    let next = page.next.map_or(json!(false), |id| json!(cursor::encode_entry(&id)));
-    HttpResponse::Ok().json(json!({ "success": true, "nextCursor": next, "results": page.results }))
+fn page<T: Serialize + ToSchema>(page: HistoryPage<T>) -> HttpResponse {
+    HttpResponse::Ok().json(HistoryResponse {
+        success: true,
+        next_cursor: Cursor(page.next.map(|id| cursor::encode_entry(&id))),
+        results: page.results,
+    })
 }
 
 /// The webhook, which must exist.
@@ -46,6 +52,9 @@ async fn existing(state: &ApiState, id: &str) -> Result<WebhookId, ApiError> {
     Ok(id)
 }
 
+/// The webhook's attempt log, newest first.
+#[utoipa::path(get, path = "/webhooks/{id}/attempts", tag = "history", params(("id" = String, Path), PageParams),
+    responses((status = 200, body = HistoryResponse<AttemptView>), NotFound, BodyErrors, CommonErrors))]
 pub async fn attempts(
     state: web::Data<ApiState>,
     id: web::Path<String>,
@@ -56,6 +65,9 @@ pub async fn attempts(
     Ok(page(state.store.history().attempts(&id, limit, next).await?))
 }
 
+/// The webhook's dead letters, newest first.
+#[utoipa::path(get, path = "/webhooks/{id}/dead", tag = "history", params(("id" = String, Path), PageParams),
+    responses((status = 200, body = HistoryResponse<DeadLetterView>), NotFound, BodyErrors, CommonErrors))]
 pub async fn dead_letters(
     state: web::Data<ApiState>,
     id: web::Path<String>,
@@ -69,7 +81,11 @@ pub async fn dead_letters(
     ))
 }
 
-/// Body: none or `{}` for every dead letter, or `{"ids": [<delivery id>, ...]}`.
+/// Put dead letters back on the queue with a fresh attempt count: every one (no body, or
+/// `{}`), or those named in `ids`.
+#[utoipa::path(post, path = "/webhooks/{id}/dead/replay", tag = "history", params(("id" = String, Path)),
+    request_body(content = Option<ReplayDeadLetters>),
+    responses((status = 200, body = Replayed), NotFound, BodyErrors, CommonErrors))]
 pub async fn replay(
     state: web::Data<ApiState>,
     id: web::Path<String>,
@@ -83,7 +99,10 @@ pub async fn replay(
         state.store.webhooks().announce(&id).await?;
         state.changed(id, None).await;
     }
-    Ok(HttpResponse::Ok().json(json!({ "success": true, "replayed": replayed })))
+    Ok(HttpResponse::Ok().json(Replayed {
+        success: true,
+        replayed,
+    }))
 }
 
 fn replay_ids(body: &[u8]) -> Result<Vec<String>, ApiError> {
@@ -111,12 +130,18 @@ fn replay_ids(body: &[u8]) -> Result<Vec<String>, ApiError> {
     Ok(ids.unwrap_or_default())
 }
 
+/// Delete every dead letter of the webhook.
+#[utoipa::path(delete, path = "/webhooks/{id}/dead", tag = "history", params(("id" = String, Path)),
+    responses((status = 200, body = Purged), NotFound, CommonErrors))]
 pub async fn purge_dead(state: web::Data<ApiState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let id = existing(&state, &id).await?;
     let deleted = state.store.history().purge_dead(&id).await?;
-    Ok(HttpResponse::Ok().json(json!({ "success": true, "deleted": deleted })))
+    Ok(HttpResponse::Ok().json(Purged { success: true, deleted }))
 }
 
+/// Event stream entries set aside as malformed, newest first.
+#[utoipa::path(get, path = "/rejected", tag = "history", params(PageParams),
+    responses((status = 200, body = HistoryResponse<RejectedView>), BodyErrors, CommonErrors))]
 pub async fn rejected(
     state: web::Data<ApiState>,
     query: web::Query<HashMap<String, String>>,

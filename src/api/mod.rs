@@ -4,11 +4,13 @@
 //! |---|---|
 //! | `GET /health` | [`health::service`] |
 //! | `POST /events` | [`events::publish`] |
+//! | `GET /metrics` | [`metrics::render`] |
+//! | `GET /openapi.json` | [`openapi::serve`] (generated from the handlers) |
 //! | `GET, POST /webhooks` | [`webhooks::list`], [`webhooks::create`] |
 //! | `GET, PUT, DELETE /webhooks/{id}` | [`webhooks::get`], [`webhooks::update`], [`webhooks::delete`] |
 //! | `GET /webhooks/{id}/health` | [`health::webhook`] |
-//! | `GET /webhooks/{id}/secret`, `POST /webhooks/{id}/secret/rotate` | [`webhooks::secret`], [`webhooks::rotate_secret`] |
-//! | `POST /webhooks/{id}/pause`, `/resume` | [`webhooks::pause`], [`webhooks::resume`] |
+//! | `GET /webhooks/{id}/secret`, `POST /webhooks/{id}/secret/rotate` | [`controls::secret`], [`controls::rotate_secret`] |
+//! | `POST /webhooks/{id}/pause`, `/resume` | [`controls::pause`], [`controls::resume`] |
 //! | `GET /webhooks/{id}/attempts` | [`history::attempts`] |
 //! | `GET, DELETE /webhooks/{id}/dead` | [`history::dead_letters`], [`history::purge_dead`] |
 //! | `POST /webhooks/{id}/dead/replay` | [`history::replay`] |
@@ -18,12 +20,17 @@
 //! itself: malformed or oversized bodies, bad query strings, unknown routes, wrong methods.
 
 pub mod auth;
+mod controls;
 mod cursor;
 pub mod errors;
 mod events;
 mod health;
 mod history;
 mod input;
+mod metrics;
+pub mod openapi;
+mod requests;
+mod responses;
 mod webhooks;
 
 use std::sync::Arc;
@@ -88,6 +95,8 @@ pub fn configure(state: web::Data<ApiState>) -> impl FnOnce(&mut web::ServiceCon
             .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::WebhookNotFound.into()))
             .service(resource("/health").route(web::get().to(health::service)))
             .service(resource("/events").route(web::post().to(events::publish)))
+            .service(resource("/metrics").route(web::get().to(metrics::render)))
+            .service(resource("/openapi.json").route(web::get().to(openapi::serve)))
             .service(
                 resource("/webhooks")
                     .route(web::get().to(webhooks::list))
@@ -100,10 +109,10 @@ pub fn configure(state: web::Data<ApiState>) -> impl FnOnce(&mut web::ServiceCon
                     .route(web::delete().to(webhooks::delete)),
             )
             .service(resource("/webhooks/{id}/health").route(web::get().to(health::webhook)))
-            .service(resource("/webhooks/{id}/secret").route(web::get().to(webhooks::secret)))
-            .service(resource("/webhooks/{id}/secret/rotate").route(web::post().to(webhooks::rotate_secret)))
-            .service(resource("/webhooks/{id}/pause").route(web::post().to(webhooks::pause)))
-            .service(resource("/webhooks/{id}/resume").route(web::post().to(webhooks::resume)))
+            .service(resource("/webhooks/{id}/secret").route(web::get().to(controls::secret)))
+            .service(resource("/webhooks/{id}/secret/rotate").route(web::post().to(controls::rotate_secret)))
+            .service(resource("/webhooks/{id}/pause").route(web::post().to(controls::pause)))
+            .service(resource("/webhooks/{id}/resume").route(web::post().to(controls::resume)))
             .service(resource("/webhooks/{id}/attempts").route(web::get().to(history::attempts)))
             .service(
                 resource("/webhooks/{id}/dead")

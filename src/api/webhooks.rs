@@ -4,31 +4,38 @@ use std::collections::HashMap;
 
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
+use utoipa::ToSchema;
 
-use super::errors::ApiError;
-use super::input::{string, Fields, Query};
+use super::errors::{ApiError, BodyErrors, CommonErrors, NotFound};
+use super::input::{Fields, Query};
+use super::requests::{
+    parse_enabled, parse_secret, parse_types, parse_url, parse_user, CreateWebhook, ListParams, UpdateWebhook,
+    IGNORED_KEYS,
+};
+use super::responses::{CreatedWebhook, Cursor, Success, WebhookList, WebhookResponse};
 use super::{cursor, ApiState};
 use crate::clock::{iso8601, now_ms};
-use crate::domain::{EventType, TypePattern, UserId, Webhook, WebhookId, WebhookSecret, WebhookUrl};
+use crate::domain::{EventType, UserId, Webhook, WebhookId, WebhookSecret, WebhookUrl};
 use crate::store::{ListDirection, ListQuery, WebhookChange};
 
-pub const MAX_TYPES: usize = 32;
 pub const MAX_LIMIT: u64 = 250;
 pub const DEFAULT_LIMIT: u64 = 20;
-/// WildDuck clients send these with every call; they mean nothing here.
-const IGNORED_KEYS: &[&str] = &["sess", "ip"];
 
 /// A webhook as the API shows it.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct WebhookView {
+    /// 24 lowercase hex characters.
     id: String,
     #[serde(rename = "type")]
     types: Vec<String>,
+    /// null for a global webhook.
     user: Option<String>,
     url: String,
+    /// ISO 8601.
     created: String,
     enabled: bool,
+    /// Why it was disabled; only on disabled webhooks.
     #[serde(rename = "disabledReason", skip_serializing_if = "Option::is_none")]
     disabled_reason: Option<String>,
     /// Present (true) only while paused, so WildDuck-shaped results stay as they were.
@@ -56,45 +63,16 @@ pub fn parse_id(id: &str) -> Result<WebhookId, ApiError> {
     WebhookId::parse(id).ok_or(ApiError::WebhookNotFound)
 }
 
-fn parse_types(value: Value) -> Result<Vec<TypePattern>, String> {
-    let items = match value {
-        Value::Array(items) => items,
-        Value::String(one) => vec![Value::String(one)],
-        _ => return Err("must be a list of event type patterns".into()),
-    };
-    if items.is_empty() || items.len() > MAX_TYPES {
-        return Err(format!("must list 1 to {MAX_TYPES} event type patterns"));
-    }
-    let mut patterns = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
-        let Value::String(text) = item else {
-            return Err(format!("item {i} must be a string"));
-        };
-        let pattern = TypePattern::parse(text.trim()).map_err(|rule| format!("item {i} ({text:?}) {rule}"))?;
-        if !patterns.contains(&pattern) {
-            patterns.push(pattern);
-        }
-    }
-    Ok(patterns)
-}
-
-fn parse_url(value: Value) -> Result<WebhookUrl, String> {
-    WebhookUrl::parse(string(value)?.trim())
-}
-
-/// A user id, or null for a global webhook.
-fn parse_user(value: Value) -> Result<Option<UserId>, String> {
-    match value {
-        Value::Null => Ok(None),
-        Value::String(user) => UserId::parse(&user).map(Some),
-        _ => Err("must be a string or null".into()),
+/// The SSRF guard's create/update check; a refusal is a 400 on `url`.
+async fn guard_destination(state: &ApiState, url: &WebhookUrl, fields: &mut Fields) {
+    if let Err(reason) = state.destinations.check_url(url).await {
+        fields.errors.insert("url".into(), format!("is refused: {reason}"));
     }
 }
 
-fn parse_enabled(value: Value) -> Result<bool, String> {
-    value.as_bool().ok_or_else(|| "must be true or false".into())
-}
-
+/// List webhooks, oldest first.
+#[utoipa::path(get, path = "/webhooks", tag = "webhooks", params(ListParams),
+    responses((status = 200, body = WebhookList), BodyErrors, CommonErrors))]
 pub async fn list(
     state: web::Data<ApiState>,
     query: web::Query<HashMap<String, String>>,
@@ -124,24 +102,25 @@ pub async fn list(
         limit: limit as usize,
         cursor: next.or(previous),
     };
-    let page_of = state.store.webhooks().list(&list_query).await?;
-    let first = page_of.results.first().map(|w| w.id);
-    let last = page_of.results.last().map(|w| w.id);
-    let cursor_or_false = |present: bool, direction, id: Option<WebhookId>| match (present, id) {
-        (true, Some(id)) => json!(cursor::encode(direction, &id)),
-        _ => json!(false),
+    let found = state.store.webhooks().list(&list_query).await?;
+    let first = found.results.first().map(|w| w.id);
+    let last = found.results.last().map(|w| w.id);
+    let cursor_at = |present: bool, direction, id: Option<WebhookId>| {
+        Cursor(id.filter(|_| present).map(|id| cursor::encode(direction, &id)))
     };
-    let results: Vec<WebhookView> = page_of.results.iter().map(WebhookView::from).collect();
-    Ok(HttpResponse::Ok().json(json!({
-        "success": true,
-        "total": page_of.total,
-        "page": page,
-        "previousCursor": cursor_or_false(page_of.has_previous, ListDirection::Previous, first),
-        "nextCursor": cursor_or_false(page_of.has_next, ListDirection::Next, last),
-        "results": results,
-    })))
+    Ok(HttpResponse::Ok().json(WebhookList {
+        success: true,
+        total: found.total,
+        page,
+        previous_cursor: cursor_at(found.has_previous, ListDirection::Previous, first),
+        next_cursor: cursor_at(found.has_next, ListDirection::Next, last),
+        results: found.results.iter().map(WebhookView::from).collect(),
+    }))
 }
 
+/// Create a webhook. The response holds its signing secret.
+#[utoipa::path(post, path = "/webhooks", tag = "webhooks", request_body = CreateWebhook,
+    responses((status = 200, body = CreatedWebhook), BodyErrors, CommonErrors))]
 pub async fn create(state: web::Data<ApiState>, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
     let mut fields = Fields::object(body.into_inner(), &["type", "url", "user", "secret"], IGNORED_KEYS)?;
     let types = fields.require("type", parse_types);
@@ -170,24 +149,16 @@ pub async fn create(state: web::Data<ApiState>, body: web::Json<Value>) -> Resul
     let version = state.store.webhooks().create(&webhook).await?;
     state.changed(webhook.id, Some(version)).await;
     tracing::info!(webhook = %webhook.id, url = %webhook.url, "webhook created");
-    Ok(HttpResponse::Ok().json(json!({
-        "success": true,
-        "id": webhook.id.to_string(),
-        "secret": webhook.secret.expose(),
-    })))
+    Ok(HttpResponse::Ok().json(CreatedWebhook {
+        success: true,
+        id: webhook.id.to_string(),
+        secret: webhook.secret.expose().to_string(),
+    }))
 }
 
-fn parse_secret(value: Value) -> Result<WebhookSecret, String> {
-    WebhookSecret::parse(&string(value)?)
-}
-
-/// The SSRF guard's create/update check; a refusal is a 400 on `url`.
-async fn guard_destination(state: &ApiState, url: &WebhookUrl, fields: &mut Fields) {
-    if let Err(reason) = state.destinations.check_url(url).await {
-        fields.errors.insert("url".into(), format!("is refused: {reason}"));
-    }
-}
-
+/// One webhook.
+#[utoipa::path(get, path = "/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)),
+    responses((status = 200, body = WebhookResponse), NotFound, CommonErrors))]
 pub async fn get(state: web::Data<ApiState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&id)?;
     let webhook = state
@@ -196,11 +167,15 @@ pub async fn get(state: web::Data<ApiState>, id: web::Path<String>) -> Result<Ht
         .get(&id)
         .await?
         .ok_or(ApiError::WebhookNotFound)?;
-    let mut body = serde_json::to_value(WebhookView::from(&webhook)).map_err(|e| ApiError::Internal(e.to_string()))?;
-    body["success"] = json!(true);
-    Ok(HttpResponse::Ok().json(body))
+    Ok(HttpResponse::Ok().json(WebhookResponse {
+        success: true,
+        webhook: WebhookView::from(&webhook),
+    }))
 }
 
+/// Change any of `type`, `url`, `user`, `enabled`.
+#[utoipa::path(put, path = "/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)),
+    request_body = UpdateWebhook, responses((status = 200, body = Success), NotFound, BodyErrors, CommonErrors))]
 pub async fn update(
     state: web::Data<ApiState>,
     id: web::Path<String>,
@@ -233,9 +208,12 @@ pub async fn update(
         .await?
         .ok_or(ApiError::WebhookNotFound)?;
     state.changed(id, Some(version)).await;
-    Ok(HttpResponse::Ok().json(json!({ "success": true })))
+    Ok(HttpResponse::Ok().json(Success::yes()))
 }
 
+/// Delete a webhook: its actor stops, its queue, dead letters and attempt log are dropped.
+#[utoipa::path(delete, path = "/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)),
+    responses((status = 200, body = Success), NotFound, CommonErrors))]
 pub async fn delete(state: web::Data<ApiState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&id)?;
     let version = state
@@ -246,76 +224,5 @@ pub async fn delete(state: web::Data<ApiState>, id: web::Path<String>) -> Result
         .ok_or(ApiError::WebhookNotFound)?;
     state.changed(id, Some(version)).await;
     tracing::info!(webhook = %id, "webhook deleted");
-    Ok(HttpResponse::Ok().json(json!({ "success": true })))
-}
-
-/// `POST /webhooks/{id}/pause`: keep queueing its events, deliver nothing.
-pub async fn pause(state: web::Data<ApiState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    set_paused(&state, &id, true).await
-}
-
-/// `POST /webhooks/{id}/resume`: deliver again, starting with what queued meanwhile.
-pub async fn resume(state: web::Data<ApiState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    set_paused(&state, &id, false).await
-}
-
-async fn set_paused(state: &ApiState, id: &str, paused: bool) -> Result<HttpResponse, ApiError> {
-    let id = parse_id(id)?;
-    let change = WebhookChange {
-        paused: Some(paused),
-        ..WebhookChange::default()
-    };
-    let (_, version) = state
-        .store
-        .webhooks()
-        .update(&id, &change)
-        .await?
-        .ok_or(ApiError::WebhookNotFound)?;
-    state.changed(id, Some(version)).await;
-    Ok(HttpResponse::Ok().json(json!({ "success": true })))
-}
-
-/// `GET /webhooks/{id}/secret`: the secret receivers verify signatures with.
-pub async fn secret(state: web::Data<ApiState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let id = parse_id(&id)?;
-    let webhook = state
-        .store
-        .webhooks()
-        .get(&id)
-        .await?
-        .ok_or(ApiError::WebhookNotFound)?;
-    Ok(HttpResponse::Ok().json(secret_body(&webhook)))
-}
-
-/// `POST /webhooks/{id}/secret/rotate`: a new secret; the old one keeps signing deliveries
-/// (beside the new one) for `[security] rotation_grace_ms`.
-pub async fn rotate_secret(state: web::Data<ApiState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let id = parse_id(&id)?;
-    let grace_ends = now_ms() + state.settings.security.rotation_grace_ms;
-    let change = WebhookChange {
-        rotate_secret: Some((WebhookSecret::generate(), grace_ends)),
-        ..WebhookChange::default()
-    };
-    let (webhook, version) = state
-        .store
-        .webhooks()
-        .update(&id, &change)
-        .await?
-        .ok_or(ApiError::WebhookNotFound)?;
-    state.changed(id, Some(version)).await;
-    tracing::info!(webhook = %id, "webhook secret rotated");
-    Ok(HttpResponse::Ok().json(secret_body(&webhook)))
-}
-
-fn secret_body(webhook: &Webhook) -> Value {
-    let previous_expires = webhook
-        .previous_secret
-        .as_ref()
-        .filter(|p| p.expires_ms > now_ms())
-        .map(|p| iso8601(p.expires_ms));
-    json!({
-        "success": true,
-        "secret": webhook.secret.expose(),
-        "previousSecretExpires": previous_expires,
-    })
+    Ok(HttpResponse::Ok().json(Success::yes()))
 }

@@ -9,6 +9,7 @@ use base64::Engine;
 use redis::aio::ConnectionManager;
 use redis::{Script, Value};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::reply::{entries, Entry};
 use super::{Keys, StoreError, StoreResult};
@@ -27,7 +28,7 @@ pub struct HistoryPage<T> {
 }
 
 /// One attempt from a webhook's attempt log.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AttemptView {
     pub time: String,
@@ -45,12 +46,13 @@ pub struct AttemptView {
 }
 
 /// One dead letter.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeadLetterView {
     /// The delivery id; pass it to replay this letter alone.
     pub id: String,
     /// The event as it would be delivered (without `id`).
+    #[schema(value_type = Object)]
     pub event: serde_json::Value,
     pub attempts: u32,
     pub error: String,
@@ -59,7 +61,7 @@ pub struct DeadLetterView {
 }
 
 /// One rejected stream entry.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RejectedView {
     /// The entry's id in the event stream.

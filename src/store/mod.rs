@@ -33,9 +33,17 @@ use crate::config::RedisSettings;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("redis: {0}")]
-    Redis(#[from] redis::RedisError),
+    Redis(redis::RedisError),
     #[error("unexpected data in redis: {0}")]
     Corrupt(String),
+}
+
+/// Every Redis error passes through here on its way up, so this is where they are counted.
+impl From<redis::RedisError> for StoreError {
+    fn from(error: redis::RedisError) -> StoreError {
+        metrics::counter!(crate::metrics::REDIS_ERRORS).increment(1);
+        StoreError::Redis(error)
+    }
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

@@ -253,8 +253,8 @@ impl WebhookStore {
             .await?)
     }
 
-    /// Every webhook, oldest first. Records that do not decode are skipped with a warning.
-    pub async fn load_all(&self) -> StoreResult<Vec<Webhook>> {
+    /// Every webhook id, oldest first.
+    pub async fn ids(&self) -> StoreResult<Vec<WebhookId>> {
         let mut conn = self.conn.clone();
         let ids: Vec<String> = redis::cmd("ZRANGE")
             .arg(self.keys.webhooks_all())
@@ -262,7 +262,12 @@ impl WebhookStore {
             .arg(-1)
             .query_async(&mut conn)
             .await?;
-        let ids: Vec<WebhookId> = ids.iter().filter_map(|id| WebhookId::parse(id)).collect();
+        Ok(ids.iter().filter_map(|id| WebhookId::parse(id)).collect())
+    }
+
+    /// Every webhook, oldest first. Records that do not decode are skipped with a warning.
+    pub async fn load_all(&self) -> StoreResult<Vec<Webhook>> {
+        let ids = self.ids().await?;
         self.get_many(&ids).await
     }
 

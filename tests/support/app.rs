@@ -39,6 +39,8 @@ pub struct TestApp {
     pub redis: redis::aio::MultiplexedConnection,
     /// Whether dropping this app deletes the prefix's keys (false for a second app sharing it).
     owns_prefix: bool,
+    /// Sent with every call when the app has access tokens.
+    token: Option<String>,
 }
 
 impl TestApp {
@@ -65,6 +67,7 @@ impl TestApp {
     async fn start(settings: Settings, owns_prefix: bool) -> TestApp {
         let prefix = settings.redis.prefix.clone();
         let delivering = settings.webhooks.enabled;
+        let token = settings.api.access_tokens.first().map(|t| t.0.clone());
         let app = Application::build(settings).await.expect("application builds");
         let port = app.port();
         actix_rt::spawn(app.run_until_stopped());
@@ -79,6 +82,7 @@ impl TestApp {
             client: awc::Client::builder().timeout(Duration::from_secs(30)).finish(),
             redis,
             owns_prefix,
+            token,
         };
         if delivering {
             super::eventually("the reader to run", Duration::from_secs(10), || async {
@@ -98,8 +102,17 @@ impl TestApp {
         format!("{}:{}", self.prefix, rest)
     }
 
-    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    /// A request to the API, with the access token when the app has one.
+    pub fn request(&self, method: &str, path: &str) -> awc::ClientRequest {
         let request = self.client.request(method.parse().unwrap(), self.url(path));
+        match &self.token {
+            Some(token) => request.insert_header(("X-Access-Token", token.as_str())),
+            None => request,
+        }
+    }
+
+    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let request = self.request(method, path);
         let mut response = match body {
             Some(body) => request.send_json(&body).await,
             None => request.send().await,
@@ -120,8 +133,7 @@ impl TestApp {
     /// Sends a raw body (for malformed-JSON tests).
     pub async fn call_raw(&self, method: &str, path: &str, body: &'static [u8]) -> (u16, Value) {
         let mut response = self
-            .client
-            .request(method.parse().unwrap(), self.url(path))
+            .request(method, path)
             .insert_header(("content-type", "application/json"))
             .send_body(body)
             .await

@@ -6,8 +6,9 @@
 
 #![allow(dead_code, unused_imports)]
 
-mod app;
+pub mod app;
 pub mod process;
+pub mod python;
 mod receiver;
 pub mod tcp;
 

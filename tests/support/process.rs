@@ -19,6 +19,16 @@ pub struct ServiceProcess {
 impl ServiceProcess {
     /// Starts the binary on a free port against `redis_url` with `prefix`, plus `env`.
     pub fn start(redis_url: &str, prefix: &str, env: &[(&str, &str)]) -> ServiceProcess {
+        ServiceProcess::start_logging(redis_url, prefix, env, None)
+    }
+
+    /// Like [`ServiceProcess::start`], writing the service's logs (stderr) to `log`.
+    pub fn start_logging(
+        redis_url: &str,
+        prefix: &str,
+        env: &[(&str, &str)],
+        log: Option<&std::path::Path>,
+    ) -> ServiceProcess {
         let port = free_port();
         let mut command = Command::new(env!("CARGO_BIN_EXE_hookrouter"));
         command
@@ -32,7 +42,10 @@ impl ServiceProcess {
             .env("HOOKROUTER__SECURITY__ALLOW_CIDRS", "127.0.0.0/8,::1/128")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
+            .stderr(match log {
+                Some(path) => Stdio::from(std::fs::File::create(path).expect("create the log file")),
+                None => Stdio::inherit(),
+            });
         for (key, value) in env {
             command.env(key, value);
         }

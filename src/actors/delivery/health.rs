@@ -1,10 +1,11 @@
 //! A delivery actor's account of itself: what operators read at `/webhooks/{id}/health`.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::clock::iso8601;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum HealthState {
     /// Delivering; the last attempt succeeded (or none failed yet).
@@ -22,7 +23,7 @@ pub enum HealthState {
     Unknown,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LastSuccess {
     pub time: String,
@@ -30,7 +31,7 @@ pub struct LastSuccess {
     pub latency_ms: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LastFailure {
     pub time: String,
@@ -70,7 +71,7 @@ impl Stats {
 }
 
 /// The `/webhooks/{id}/health` body (without `success`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HealthReport {
     pub id: String,

@@ -40,6 +40,7 @@ pub use health::{HealthReport, HealthState};
 
 use crate::config::Settings;
 use crate::domain::{DeliveryId, PreparedEvent, StreamId, Webhook};
+use crate::metrics::WebhookLabels;
 use crate::security::Destinations;
 use crate::store::{AttemptRecord, CircuitState, QueueStore, QueuedDelivery, Retention, Store};
 
@@ -59,12 +60,14 @@ pub struct DeliveryConfig {
     pub retention: Retention,
     /// The SSRF guard, applied again at delivery time.
     pub destinations: Arc<Destinations>,
+    pub metric_labels: WebhookLabels,
 }
 
 impl DeliveryConfig {
     pub fn new(settings: &Settings, destinations: Arc<Destinations>) -> DeliveryConfig {
         DeliveryConfig {
             destinations,
+            metric_labels: WebhookLabels::new(&settings.metrics),
             settings: settings.delivery.clone(),
             retry: RetryPolicy::new(&settings.retry),
             failure_threshold: settings.circuit.failure_threshold,
@@ -139,6 +142,58 @@ struct Slot {
     phase: Phase,
 }
 
+/// The deliveries an actor holds in memory, by queue entry id. Every insertion and removal
+/// moves the process-wide in-flight gauge, so the gauge cannot drift from the windows.
+struct Window {
+    slots: BTreeMap<StreamId, Slot>,
+    gauge: metrics::Gauge,
+}
+
+impl Window {
+    fn new() -> Window {
+        Window {
+            slots: BTreeMap::new(),
+            gauge: metrics::gauge!(crate::metrics::IN_FLIGHT),
+        }
+    }
+
+    fn insert(&mut self, entry: StreamId, slot: Slot) {
+        if self.slots.insert(entry, slot).is_none() {
+            self.gauge.increment(1.0);
+        }
+    }
+
+    fn remove(&mut self, entry: &StreamId) -> Option<Slot> {
+        let slot = self.slots.remove(entry);
+        if slot.is_some() {
+            self.gauge.decrement(1.0);
+        }
+        slot
+    }
+
+    fn get_mut(&mut self, entry: &StreamId) -> Option<&mut Slot> {
+        self.slots.get_mut(entry)
+    }
+
+    fn values_mut(&mut self) -> impl Iterator<Item = &mut Slot> {
+        self.slots.values_mut()
+    }
+}
+
+impl std::ops::Deref for Window {
+    type Target = BTreeMap<StreamId, Slot>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.slots
+    }
+}
+
+impl Drop for Window {
+    fn drop(&mut self) {
+        self.gauge.decrement(self.slots.len() as f64);
+    }
+}
+
 pub struct DeliveryActor {
     webhook: Arc<Webhook>,
     store: Store,
@@ -147,7 +202,7 @@ pub struct DeliveryActor {
     /// This thread's HTTP client (set in `started`; `awc::Client` is `!Send`).
     client: Option<awc::Client>,
     /// Deliveries in memory, by queue entry id; at most `max_in_flight`.
-    window: BTreeMap<StreamId, Slot>,
+    window: Window,
     /// The highest queue entry taken into the window: reads of the queue resume after it.
     cursor: Option<StreamId>,
     /// The queue holds nothing after `cursor` (as far as this actor knows).
@@ -168,6 +223,8 @@ pub struct DeliveryActor {
     report_due: bool,
     /// Set once shutting down: who waits for the attempts under way to finish.
     drain: Option<Vec<oneshot::Sender<()>>>,
+    /// This webhook's `webhook` label on delivery metrics, if series are per webhook.
+    metrics_label: Option<String>,
 }
 
 impl DeliveryActor {
@@ -179,7 +236,7 @@ impl DeliveryActor {
             circuit: Circuit::new(config.failure_threshold, start.circuit),
             config,
             client: None,
-            window: BTreeMap::new(),
+            window: Window::new(),
             cursor: None,
             caught_up: start.backlog == 0,
             fetching: false,
@@ -190,6 +247,7 @@ impl DeliveryActor {
             stats: Stats::default(),
             report_due: false,
             drain: None,
+            metrics_label: None,
         }
     }
 
@@ -214,8 +272,18 @@ impl DeliveryActor {
 impl Actor for DeliveryActor {
     type Context = Context<Self>;
 
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        if self.circuit.open {
+            metrics::gauge!(crate::metrics::CIRCUITS_OPEN).decrement(1.0);
+        }
+    }
+
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.client = Some(sender::client(&self.config.settings, &self.config.destinations));
+        self.metrics_label = self.config.metric_labels.label(&self.webhook.id);
+        if self.circuit.open {
+            metrics::gauge!(crate::metrics::CIRCUITS_OPEN).increment(1.0);
+        }
         self.fill(ctx);
     }
 }

@@ -34,6 +34,13 @@ impl DeliveryActor {
             error: attempt.error.clone(),
             response: attempt.response.clone(),
         };
+        let outcome = match attempt.verdict {
+            Verdict::Delivered => "delivered",
+            Verdict::Gone => "gone",
+            Verdict::Failed if self.config.retry.allows_another(attempts) => "failed",
+            Verdict::Failed => "dead",
+        };
+        crate::metrics::attempt(outcome, attempt.latency, self.metrics_label.as_deref());
         match attempt.verdict {
             Verdict::Delivered => {
                 let record = record(AttemptOutcome::Delivered);
@@ -44,6 +51,7 @@ impl DeliveryActor {
                     ctx.run_later(FLUSH_DELAY, |act, ctx| act.flush(ctx));
                 }
                 if self.circuit.record_success() == Transition::Closed {
+                    metrics::gauge!(crate::metrics::CIRCUITS_OPEN).decrement(1.0);
                     tracing::info!(webhook = %self.webhook.id, "circuit closed: the endpoint answers again");
                     self.resume_parked(ctx);
                 }
@@ -69,6 +77,7 @@ impl DeliveryActor {
                     let delay = self.config.retry.delay(attempts, attempt.retry_after);
                     let due = now + delay.as_millis() as u64;
                     let record = record(AttemptOutcome::Failed);
+                    metrics::counter!(crate::metrics::RETRIES_SCHEDULED).increment(1);
                     self.fail(entry, record, AfterFailure::Retry { attempts, due_ms: due }, ctx);
                     self.schedule(entry, due, ctx);
                 } else {
@@ -81,6 +90,7 @@ impl DeliveryActor {
                     };
                     tracing::info!(webhook = %self.webhook.id, %entry, attempts, "delivery dead-lettered");
                     self.stats.dead_lettered += 1;
+                    metrics::counter!(crate::metrics::DEAD_LETTERS).increment(1);
                     self.window.remove(&entry);
                     self.fail(entry, record, AfterFailure::Dead(letter), ctx);
                     self.fill(ctx);
@@ -96,6 +106,7 @@ impl DeliveryActor {
     fn fail(&mut self, entry: StreamId, record: AttemptRecord, after: AfterFailure, ctx: &mut Context<Self>) {
         self.stats.failure(record.status, record.error.as_deref().unwrap_or(""));
         if self.circuit.record_failure(entry, record.time_ms) == Transition::Opened {
+            metrics::gauge!(crate::metrics::CIRCUITS_OPEN).increment(1.0);
             tracing::warn!(webhook = %self.webhook.id, failures = self.circuit.failures, "circuit opened: probing one delivery at a time");
             self.park_waiting(ctx);
         }

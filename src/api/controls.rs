@@ -1,0 +1,89 @@
+//! Operating one webhook: pause and resume its deliveries, read and rotate its signing secret.
+
+use actix_web::{web, HttpResponse};
+
+use super::errors::{ApiError, CommonErrors, NotFound};
+use super::responses::{SecretResponse, Success};
+use super::webhooks::parse_id;
+use super::ApiState;
+use crate::clock::{iso8601, now_ms};
+use crate::domain::{Webhook, WebhookSecret};
+use crate::store::WebhookChange;
+
+/// Keep queueing the webhook's events but deliver nothing (health state `paused`).
+#[utoipa::path(post, path = "/webhooks/{id}/pause", tag = "webhooks", params(("id" = String, Path)),
+    responses((status = 200, body = Success), NotFound, CommonErrors))]
+pub async fn pause(state: web::Data<ApiState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    set_paused(&state, &id, true).await
+}
+
+/// Deliver again, starting with what queued meanwhile.
+#[utoipa::path(post, path = "/webhooks/{id}/resume", tag = "webhooks", params(("id" = String, Path)),
+    responses((status = 200, body = Success), NotFound, CommonErrors))]
+pub async fn resume(state: web::Data<ApiState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    set_paused(&state, &id, false).await
+}
+
+async fn set_paused(state: &ApiState, id: &str, paused: bool) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(id)?;
+    let change = WebhookChange {
+        paused: Some(paused),
+        ..WebhookChange::default()
+    };
+    let (_, version) = state
+        .store
+        .webhooks()
+        .update(&id, &change)
+        .await?
+        .ok_or(ApiError::WebhookNotFound)?;
+    state.changed(id, Some(version)).await;
+    Ok(HttpResponse::Ok().json(Success::yes()))
+}
+
+/// The secret receivers verify signatures with.
+#[utoipa::path(get, path = "/webhooks/{id}/secret", tag = "webhooks", params(("id" = String, Path)),
+    responses((status = 200, body = SecretResponse), NotFound, CommonErrors))]
+pub async fn secret(state: web::Data<ApiState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&id)?;
+    let webhook = state
+        .store
+        .webhooks()
+        .get(&id)
+        .await?
+        .ok_or(ApiError::WebhookNotFound)?;
+    Ok(HttpResponse::Ok().json(secret_body(&webhook)))
+}
+
+/// A new secret; the old one keeps signing deliveries beside it for
+/// `[security] rotation_grace_ms`.
+#[utoipa::path(post, path = "/webhooks/{id}/secret/rotate", tag = "webhooks", params(("id" = String, Path)),
+    responses((status = 200, body = SecretResponse), NotFound, CommonErrors))]
+pub async fn rotate_secret(state: web::Data<ApiState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&id)?;
+    let grace_ends = now_ms() + state.settings.security.rotation_grace_ms;
+    let change = WebhookChange {
+        rotate_secret: Some((WebhookSecret::generate(), grace_ends)),
+        ..WebhookChange::default()
+    };
+    let (webhook, version) = state
+        .store
+        .webhooks()
+        .update(&id, &change)
+        .await?
+        .ok_or(ApiError::WebhookNotFound)?;
+    state.changed(id, Some(version)).await;
+    tracing::info!(webhook = %id, "webhook secret rotated");
+    Ok(HttpResponse::Ok().json(secret_body(&webhook)))
+}
+
+fn secret_body(webhook: &Webhook) -> SecretResponse {
+    SecretResponse {
+        success: true,
+        secret: webhook.secret.expose().to_string(),
+        previous_secret_expires: webhook
+            .previous_secret
+            .as_ref()
+            .filter(|p| p.expires_ms > now_ms())
+            .map(|p| iso8601(p.expires_ms)),
+    }
+}

@@ -1,0 +1,172 @@
+//! What the API accepts: request body types (for the OpenAPI document) and the parsers that
+//! turn each field into a domain type, naming the rule a bad value broke.
+//!
+//! Bodies are read field by field ([`super::input::Fields`]) rather than deserialized in one go,
+//! so a 400 can name every bad field at once; the types below document the same fields.
+
+use serde::Deserialize;
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+
+use super::input::string;
+use crate::domain::{TypePattern, UserId, WebhookSecret, WebhookUrl};
+
+pub const MAX_TYPES: usize = 32;
+/// WildDuck clients send these with every call; they are accepted and ignored.
+pub const IGNORED_KEYS: &[&str] = &["sess", "ip"];
+
+/// `POST /webhooks`. Keys other than these are refused.
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct CreateWebhook {
+    /// 1–32 patterns (each ≤ 128 bytes): `*`, `a.*`, `a.b.*` or an exact type. A single
+    /// string is taken as a list of one.
+    #[serde(rename = "type")]
+    #[schema(min_items = 1, max_items = 32, example = json!(["user.*", "marked.spam"]))]
+    types: Vec<String>,
+    /// http or https, at most 2048 characters, no credentials; internal addresses are refused.
+    #[schema(example = "https://example.com/hooks", pattern = "^https?://", max_length = 2048)]
+    url: String,
+    /// Only this user's events; null or absent for every user's.
+    #[schema(min_length = 1, max_length = 128)]
+    user: Option<String>,
+    /// `whsec_` + base64 of 24–64 bytes; generated when absent.
+    #[schema(pattern = "^whsec_")]
+    secret: Option<String>,
+    /// WildDuck's session id; ignored.
+    sess: Option<String>,
+    /// WildDuck's client IP; ignored.
+    ip: Option<String>,
+}
+
+/// `PUT /webhooks/{id}`: at least one of these.
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct UpdateWebhook {
+    #[serde(rename = "type")]
+    #[schema(min_items = 1, max_items = 32)]
+    types: Option<Vec<String>>,
+    #[schema(pattern = "^https?://", max_length = 2048)]
+    url: Option<String>,
+    /// null makes the webhook global.
+    #[schema(min_length = 1, max_length = 128)]
+    user: Option<String>,
+    /// true re-enables a disabled webhook (clearing its reason).
+    enabled: Option<bool>,
+    sess: Option<String>,
+    ip: Option<String>,
+}
+
+/// `POST /webhooks/{id}/dead/replay`: no body (or `{}`) replays every dead letter.
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct ReplayDeadLetters {
+    /// Delivery ids of the dead letters to replay (1–1000).
+    #[schema(min_items = 1, max_items = 1000)]
+    ids: Option<Vec<String>>,
+}
+
+/// An event: `ev` and anything else, passed through.
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct EventBody {
+    /// The type: 1–128 bytes, no `*`.
+    #[schema(example = "user.created", min_length = 1, max_length = 128)]
+    ev: String,
+    /// ms since the epoch; the stream entry's time when absent.
+    #[schema(minimum = 0)]
+    time: Option<i64>,
+    /// The user the event belongs to.
+    user: Option<String>,
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    other: serde_json::Map<String, Value>,
+}
+
+/// `POST /events`: one event, or an array of 1–1000.
+#[derive(Deserialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum PublishEvents {
+    One(EventBody),
+    Many(Vec<EventBody>),
+}
+
+/// `GET /webhooks` filters and paging.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct ListParams {
+    /// Webhooks whose type list contains exactly this string.
+    #[serde(rename = "type")]
+    types: Option<String>,
+    /// Webhooks that would receive an event of this type (with `user`: that user's events).
+    event: Option<String>,
+    /// Webhooks of this user.
+    user: Option<String>,
+    /// 1–250, default 20.
+    #[param(minimum = 1, maximum = 250)]
+    limit: Option<u32>,
+    /// `nextCursor` of the previous page.
+    next: Option<String>,
+    /// `previousCursor` of the previous page.
+    previous: Option<String>,
+    /// Page number, echoed back.
+    #[param(minimum = 1)]
+    page: Option<u32>,
+}
+
+/// Paging of history lists (attempts, dead letters, rejected entries).
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct PageParams {
+    /// 1–250, default 20.
+    #[param(minimum = 1, maximum = 250)]
+    limit: Option<u32>,
+    /// `nextCursor` of the previous page.
+    next: Option<String>,
+}
+
+pub fn parse_types(value: Value) -> Result<Vec<TypePattern>, String> {
+    let items = match value {
+        Value::Array(items) => items,
+        Value::String(one) => vec![Value::String(one)],
+        _ => return Err("must be a list of event type patterns".into()),
+    };
+    if items.is_empty() || items.len() > MAX_TYPES {
+        return Err(format!("must list 1 to {MAX_TYPES} event type patterns"));
+    }
+    let mut patterns = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let Value::String(text) = item else {
+            return Err(format!("item {i} must be a string"));
+        };
+        let pattern = TypePattern::parse(text.trim()).map_err(|rule| format!("item {i} ({text:?}) {rule}"))?;
+        if !patterns.contains(&pattern) {
+            patterns.push(pattern);
+        }
+    }
+    Ok(patterns)
+}
+
+pub fn parse_url(value: Value) -> Result<WebhookUrl, String> {
+    WebhookUrl::parse(string(value)?.trim())
+}
+
+/// A user id, or null for a global webhook.
+pub fn parse_user(value: Value) -> Result<Option<UserId>, String> {
+    match value {
+        Value::Null => Ok(None),
+        Value::String(user) => UserId::parse(&user).map(Some),
+        _ => Err("must be a string or null".into()),
+    }
+}
+
+pub fn parse_enabled(value: Value) -> Result<bool, String> {
+    value.as_bool().ok_or_else(|| "must be true or false".into())
+}
+
+pub fn parse_secret(value: Value) -> Result<WebhookSecret, String> {
+    WebhookSecret::parse(&string(value)?)
+}

@@ -1,0 +1,173 @@
+//! The bodies the API answers with, as types: handlers serialize these, and the OpenAPI
+//! document is generated from the same types, so the two cannot disagree.
+
+use std::collections::BTreeMap;
+
+use serde::{Serialize, Serializer};
+use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+use utoipa::openapi::{RefOr, Schema};
+use utoipa::{PartialSchema, ToSchema};
+
+use super::webhooks::WebhookView;
+use crate::actors::delivery::HealthReport;
+
+/// `{"success": true}`.
+#[derive(Serialize, ToSchema)]
+pub struct Success {
+    pub success: bool,
+}
+
+impl Success {
+    pub fn yes() -> Success {
+        Success { success: true }
+    }
+}
+
+/// A list cursor, or `false` when there is no such page (WildDuck's shape).
+pub struct Cursor(pub Option<String>);
+
+impl Serialize for Cursor {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match &self.0 {
+            Some(cursor) => serializer.serialize_str(cursor),
+            None => serializer.serialize_bool(false),
+        }
+    }
+}
+
+impl PartialSchema for Cursor {
+    fn schema() -> RefOr<Schema> {
+        OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .description(Some("an opaque cursor")),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Boolean)
+                    .description(Some("false: no such page")),
+            )
+            .into()
+    }
+}
+
+impl ToSchema for Cursor {}
+
+/// Every error: a message, a stable code, and for input errors the broken fields.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: String,
+    /// `InputValidationError`, `WebhookNotFound`, `InvalidToken`, `RouteNotFound`,
+    /// `MethodNotAllowed`, `PayloadTooLarge`, `InternalError`, `ServiceUnavailable`.
+    pub code: String,
+    /// Field (or `body`, or query parameter) → the rule it broke.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookList {
+    pub success: bool,
+    /// Webhooks matching the filters.
+    pub total: u64,
+    pub page: u64,
+    pub previous_cursor: Cursor,
+    pub next_cursor: Cursor,
+    pub results: Vec<WebhookView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CreatedWebhook {
+    pub success: bool,
+    pub id: String,
+    /// The signing secret (`whsec_…`); also at `GET /webhooks/{id}/secret`.
+    pub secret: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct WebhookResponse {
+    pub success: bool,
+    #[serde(flatten)]
+    pub webhook: WebhookView,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretResponse {
+    pub success: bool,
+    pub secret: String,
+    /// Until when the previous secret also signs deliveries (after a rotation).
+    pub previous_secret_expires: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct WebhookHealthResponse {
+    pub success: bool,
+    #[serde(flatten)]
+    pub report: HealthReport,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ServiceHealth {
+    pub success: bool,
+    /// `up` or `down`.
+    pub redis: String,
+    /// `starting`, `running`, `reconnecting`, `stopped`, or `disabled` (API-only instance).
+    /// Shown only to callers with a valid token when tokens are configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reader: Option<String>,
+    /// Events in the stream not yet routed (null when Redis is down).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lag: Option<Option<u64>>,
+    /// Delivery actors running (null on an API-only instance).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actors: Option<Option<usize>>,
+}
+
+/// `POST /events` with one event.
+#[derive(Serialize, ToSchema)]
+pub struct Published {
+    pub success: bool,
+    /// The event's stream entry id.
+    pub id: String,
+}
+
+/// `POST /events` with an array.
+#[derive(Serialize, ToSchema)]
+pub struct PublishedBatch {
+    pub success: bool,
+    pub ids: Vec<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum PublishResponse {
+    One(Published),
+    Many(PublishedBatch),
+}
+
+/// A page of history, newest first.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryResponse<T: ToSchema> {
+    pub success: bool,
+    /// Pass back as `next` for older entries.
+    pub next_cursor: Cursor,
+    pub results: Vec<T>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Replayed {
+    pub success: bool,
+    /// Dead letters put back on the queue.
+    pub replayed: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Purged {
+    pub success: bool,
+    /// Dead letters deleted.
+    pub deleted: u64,
+}

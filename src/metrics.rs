@@ -1,0 +1,139 @@
+//! Prometheus metrics: every series hookrouter exports, in one place.
+//!
+//! Code records through the `metrics` facade where things happen; `GET /metrics` refreshes the
+//! gauges that are cheaper to read than to track (backlog, reader lag, actor count) and renders
+//! everything in the Prometheus text format.
+//!
+//! Series are per instance, not per webhook, so 100k webhooks do not mean 100k series. With
+//! `[metrics] per_webhook`, delivery series also carry a `webhook` label for the first
+//! `per_webhook_limit` webhooks seen, and `webhook="other"` for the rest.
+
+use std::collections::HashSet;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::config::MetricsSettings;
+use crate::domain::WebhookId;
+
+pub const EVENTS_READ: &str = "hookrouter_events_read_total";
+pub const EVENTS_REJECTED: &str = "hookrouter_events_rejected_total";
+pub const DELIVERIES: &str = "hookrouter_deliveries_total";
+pub const DELIVERY_DURATION: &str = "hookrouter_delivery_duration_seconds";
+pub const RETRIES_SCHEDULED: &str = "hookrouter_retries_scheduled_total";
+pub const DEAD_LETTERS: &str = "hookrouter_dead_letters_total";
+pub const BACKLOG: &str = "hookrouter_backlog";
+pub const IN_FLIGHT: &str = "hookrouter_in_flight";
+pub const READER_LAG: &str = "hookrouter_reader_lag";
+pub const REDIS_ERRORS: &str = "hookrouter_redis_errors_total";
+pub const ACTORS: &str = "hookrouter_delivery_actors";
+pub const CIRCUITS_OPEN: &str = "hookrouter_circuits_open";
+
+const DURATION_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// The process-wide recorder (installed once; tests build several applications per process).
+pub fn handle() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Full(DELIVERY_DURATION.into()), DURATION_BUCKETS)
+            .map(|builder| builder.build_recorder())
+            .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
+        let handle = recorder.handle();
+        let _ = metrics::set_global_recorder(recorder);
+        describe();
+        handle
+    })
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!(EVENTS_READ, "Event stream entries read and routed");
+    describe_counter!(
+        EVENTS_REJECTED,
+        "Malformed event stream entries set aside, by the part that was wrong"
+    );
+    describe_counter!(
+        DELIVERIES,
+        "Delivery attempts, by outcome (delivered, failed, dead, gone)"
+    );
+    describe_histogram!(DELIVERY_DURATION, Unit::Seconds, "Duration of delivery attempts");
+    describe_counter!(RETRIES_SCHEDULED, "Failed attempts that were scheduled for a retry");
+    describe_counter!(DEAD_LETTERS, "Deliveries that ran out of attempts");
+    describe_gauge!(
+        BACKLOG,
+        "Deliveries queued in Redis for every webhook, in flight included"
+    );
+    describe_gauge!(
+        IN_FLIGHT,
+        "Deliveries held in memory (sending, waiting for a retry, or parked)"
+    );
+    describe_gauge!(READER_LAG, "Entries in the event stream not yet routed");
+    describe_counter!(REDIS_ERRORS, "Redis commands that failed");
+    describe_gauge!(ACTORS, "Delivery actors running");
+    describe_gauge!(CIRCUITS_OPEN, "Webhooks whose circuit breaker is open");
+}
+
+/// Decides which webhooks get a label of their own.
+pub struct WebhookLabels {
+    enabled: bool,
+    limit: usize,
+    labeled: Mutex<HashSet<WebhookId>>,
+}
+
+impl WebhookLabels {
+    pub fn new(settings: &MetricsSettings) -> WebhookLabels {
+        WebhookLabels {
+            enabled: settings.per_webhook,
+            limit: settings.per_webhook_limit,
+            labeled: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// The `webhook` label for this webhook's series; None when series are not per webhook.
+    pub fn label(&self, id: &WebhookId) -> Option<String> {
+        if !self.enabled {
+            return None;
+        }
+        let Ok(mut labeled) = self.labeled.lock() else {
+            return Some("other".into());
+        };
+        if labeled.contains(id) || labeled.len() < self.limit && labeled.insert(*id) {
+            Some(id.to_string())
+        } else {
+            Some("other".into())
+        }
+    }
+}
+
+/// Records one delivery attempt.
+pub fn attempt(outcome: &'static str, duration: Duration, webhook: Option<&str>) {
+    match webhook {
+        Some(webhook) => {
+            metrics::counter!(DELIVERIES, "outcome" => outcome, "webhook" => webhook.to_string()).increment(1);
+            metrics::histogram!(DELIVERY_DURATION, "webhook" => webhook.to_string()).record(duration.as_secs_f64());
+        }
+        None => {
+            metrics::counter!(DELIVERIES, "outcome" => outcome).increment(1);
+            metrics::histogram!(DELIVERY_DURATION).record(duration.as_secs_f64());
+        }
+    }
+}
+
+/// The metrics text, with the scrape-time gauges set first.
+pub fn render(backlog: Option<u64>, lag: Option<u64>, actors: Option<usize>) -> String {
+    let handle = handle();
+    if let Some(backlog) = backlog {
+        metrics::gauge!(BACKLOG).set(backlog as f64);
+    }
+    if let Some(lag) = lag {
+        metrics::gauge!(READER_LAG).set(lag as f64);
+    }
+    if let Some(actors) = actors {
+        metrics::gauge!(ACTORS).set(actors as f64);
+    }
+    handle.render()
+}
