@@ -17,6 +17,7 @@ use super::{controls, events, health, history, metrics, webhooks};
         description = "A durable webhook router with WildDuck-compatible webhook management.",
     ),
     paths(
+        serve,
         health::service,
         metrics::render,
         events::publish,
@@ -68,6 +69,9 @@ pub fn document() -> &'static str {
     DOCUMENT.get_or_init(|| ApiDoc::openapi().to_json().unwrap_or_else(|_| "{}".into()))
 }
 
+/// This document (OpenAPI 3.1), generated from the code.
+#[utoipa::path(get, path = "/openapi.json", tag = "health",
+    responses((status = 200, content_type = "application/json", body = Object)))]
 pub async fn serve() -> HttpResponse {
     HttpResponse::Ok().content_type("application/json").body(document())
 }
