@@ -1,0 +1,45 @@
+//! The ceiling: how many requests per second the sink itself answers, for the same body and
+//! the same number of keep-alive connections, driven by a built-in load generator.
+
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::sink::Sink;
+
+/// Requests per second the sink answered over `duration` with `connections` keep-alive
+/// connections each sending `body` back to back.
+pub async fn ceiling(sink: &Sink, connections: usize, body: Bytes, duration: Duration) -> f64 {
+    let connector = awc::Connector::new().limit(connections);
+    let client = Rc::new(
+        awc::Client::builder()
+            .connector(connector)
+            .timeout(Duration::from_secs(10))
+            .finish(),
+    );
+    sink.tally.reset();
+    let deadline = Instant::now() + duration;
+    let started = Instant::now();
+    let url = sink.url(0);
+    let mut tasks = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        let (client, url, body) = (client.clone(), url.clone(), body.clone());
+        tasks.push(actix_rt::spawn(async move {
+            while Instant::now() < deadline {
+                let _ = client
+                    .post(&url)
+                    .insert_header(("content-type", "application/json"))
+                    .send_body(body.clone())
+                    .await;
+            }
+        }));
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+    let answered = sink.tally.deliveries.load(Ordering::SeqCst);
+    sink.tally.reset();
+    answered as f64 / started.elapsed().as_secs_f64()
+}

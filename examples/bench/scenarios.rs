@@ -1,0 +1,126 @@
+//! Throughput, latency and isolation: healthy webhooks on the sink, events into the stream,
+//! everything measured end to end.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use super::publish::Publisher;
+use super::report::{Latency, Row};
+use super::service::Service;
+use super::sink::{now_us, Sink};
+use super::tcp::BlackHoles;
+use super::Bench;
+
+/// Waits until the sink has `expected` deliveries (or `timeout` passes); returns the count.
+pub async fn wait_deliveries(sink: &Sink, expected: u64, timeout: Duration) -> u64 {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let got = sink.tally.deliveries.load(Ordering::SeqCst);
+        if got >= expected || Instant::now() > deadline {
+            return got;
+        }
+        actix_rt::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A measured row from the sink's tally after a run that started at `started_us`.
+pub fn row(name: &str, service: &Service, sink: &Sink, events: u64, started_us: u64) -> Row {
+    let deliveries = sink.tally.deliveries.load(Ordering::SeqCst);
+    let last = sink.tally.last_us.load(Ordering::SeqCst);
+    let elapsed = (last.saturating_sub(started_us)) as f64 / 1e6;
+    Row {
+        scenario: name.into(),
+        events,
+        deliveries,
+        rate: if elapsed > 0.0 {
+            deliveries as f64 / elapsed
+        } else {
+            0.0
+        },
+        latency: Latency::of(sink.tally.take_latencies()),
+        peak_rss_mib: service.peak_rss_kib() as f64 / 1024.0,
+        cpu_seconds: service.cpu_seconds(),
+        vs_ceiling: false,
+    }
+}
+
+/// `webhooks` global webhooks on the sink, then `events` events as fast as they can be
+/// published; `black_holes` more webhooks whose endpoints never answer.
+async fn blast(bench: &Bench, name: &str, webhooks: usize, black_holes: usize, events: u64) -> Row {
+    let prefix = bench.prefix(name);
+    let service = Service::start(&bench.redis, &prefix, &[]);
+    service.wait_ready().await;
+    let sink = Sink::start(None);
+    let holes = BlackHoles::start(black_holes).await;
+    for i in 0..webhooks {
+        service.create_webhook(&sink.url(i), &["*"], None).await;
+    }
+    for url in holes.urls() {
+        service.create_webhook(&url, &["*"], None).await;
+    }
+    let mut publisher = Publisher::connect(&bench.redis, &prefix).await;
+    let started = now_us();
+    publisher.publish(0, events, |n| format!("u{}", n % 1000)).await;
+    let expected = events * webhooks as u64;
+    let got = wait_deliveries(&sink, expected, Duration::from_secs(900)).await;
+    if got < expected {
+        println!("  ! {name}: only {got} of {expected} deliveries arrived");
+    }
+    let row = row(name, &service, &sink, events, started);
+    service.stop();
+    sink.stop().await;
+    publisher.clean(&prefix).await;
+    row
+}
+
+/// 1: 100,000 events × 10 webhooks (1M deliveries) as fast as possible.
+pub async fn throughput(bench: &Bench) -> Row {
+    let events = if bench.quick { 10_000 } else { 100_000 };
+    let mut row = blast(bench, "throughput", 10, 0, events).await;
+    row.vs_ceiling = true;
+    row
+}
+
+/// 2: 1,000 events/s for 30 s × 10 webhooks.
+pub async fn latency(bench: &Bench) -> Row {
+    let seconds = if bench.quick { 5 } else { 30 };
+    let prefix = bench.prefix("latency");
+    let service = Service::start(&bench.redis, &prefix, &[]);
+    service.wait_ready().await;
+    let sink = Sink::start(None);
+    for i in 0..10 {
+        service.create_webhook(&sink.url(i), &["*"], None).await;
+    }
+    let mut publisher = Publisher::connect(&bench.redis, &prefix).await;
+    // Warm the connections up, then measure.
+    publisher.publish(0, 100, |n| format!("u{n}")).await;
+    wait_deliveries(&sink, 1_000, Duration::from_secs(30)).await;
+    sink.tally.reset();
+    let started = now_us();
+    let mut tick = actix_rt::time::interval(Duration::from_millis(10));
+    let ticks = seconds * 100;
+    for t in 0..ticks {
+        tick.tick().await;
+        // One event every millisecond on average: 10 per 10 ms tick, each its own XADD
+        // pipeline so they enter the stream spread out like a real producer's.
+        for k in 0..10 {
+            publisher.publish(t * 10 + k, 1, |n| format!("u{}", n % 1000)).await;
+        }
+    }
+    let events = ticks * 10;
+    wait_deliveries(&sink, events * 10, Duration::from_secs(60)).await;
+    let mut row = row("latency 1000 ev/s x 10", &service, &sink, events, started);
+    row.rate = row.deliveries as f64 / seconds as f64;
+    service.stop();
+    sink.stop().await;
+    publisher.clean(&prefix).await;
+    row
+}
+
+/// 3: 10 healthy webhooks, alone and beside 10 black holes.
+pub async fn isolation(bench: &Bench) -> (Row, Row) {
+    let events = if bench.quick { 5_000 } else { 20_000 };
+    let alone = blast(bench, "isolation: healthy alone", 10, 0, events).await;
+    let beside = blast(bench, "isolation: + 10 black holes", 10, 10, events).await;
+    (alone, beside)
+}

@@ -1,0 +1,115 @@
+//! The receiving end: a keep-alive HTTP sink on loopback that answers 204 at once, counts
+//! deliveries per webhook (by path) and records publish→delivery latency from the `sent`
+//! field (µs since the epoch) the publisher put inside each event.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+
+#[derive(Default)]
+pub struct Tally {
+    pub deliveries: AtomicU64,
+    /// When the latest delivery arrived (µs since the epoch).
+    pub last_us: AtomicU64,
+    /// Latency samples in µs.
+    pub latencies: Mutex<Vec<u32>>,
+    /// Deliveries per webhook index (path `/w/<i>`).
+    pub per_webhook: Mutex<Vec<u64>>,
+}
+
+impl Tally {
+    pub fn take_latencies(&self) -> Vec<u32> {
+        std::mem::take(&mut *self.latencies.lock().unwrap())
+    }
+
+    pub fn reset(&self) {
+        self.deliveries.store(0, Ordering::SeqCst);
+        self.last_us.store(0, Ordering::SeqCst);
+        self.latencies.lock().unwrap().clear();
+        self.per_webhook.lock().unwrap().clear();
+    }
+}
+
+pub struct Sink {
+    pub port: u16,
+    pub tally: Arc<Tally>,
+    handle: actix_web::dev::ServerHandle,
+}
+
+pub fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// The digits after `"sent":` in a body, without parsing the JSON.
+fn sent_us(body: &[u8]) -> Option<u64> {
+    let key = b"\"sent\":";
+    let at = body.windows(key.len()).position(|w| w == key)? + key.len();
+    let digits = body[at..].iter().take_while(|b| b.is_ascii_digit());
+    let mut value = 0u64;
+    let mut any = false;
+    for digit in digits {
+        value = value * 10 + u64::from(digit - b'0');
+        any = true;
+    }
+    any.then_some(value)
+}
+
+async fn receive(tally: web::Data<Tally>, request: HttpRequest, body: web::Bytes) -> HttpResponse {
+    let now = now_us();
+    tally.deliveries.fetch_add(1, Ordering::Relaxed);
+    tally.last_us.fetch_max(now, Ordering::Relaxed);
+    if let Some(sent) = sent_us(&body) {
+        let latency = now.saturating_sub(sent).min(u64::from(u32::MAX)) as u32;
+        tally.latencies.lock().unwrap().push(latency);
+    }
+    if let Some(index) = request.path().strip_prefix("/w/").and_then(|i| i.parse::<usize>().ok()) {
+        let mut per = tally.per_webhook.lock().unwrap();
+        if per.len() <= index {
+            per.resize(index + 1, 0);
+        }
+        per[index] += 1;
+    }
+    HttpResponse::NoContent().finish()
+}
+
+impl Sink {
+    /// A sink with one worker thread (the same in the ceiling measurement and in every run).
+    pub fn start(listener: Option<std::net::TcpListener>) -> Sink {
+        let listener = listener.unwrap_or_else(|| std::net::TcpListener::bind("127.0.0.1:0").unwrap());
+        let port = listener.local_addr().unwrap().port();
+        let tally = Arc::new(Tally::default());
+        let data = web::Data::from(tally.clone());
+        let server = HttpServer::new(move || App::new().app_data(data.clone()).default_service(web::to(receive)))
+            .listen(listener)
+            .unwrap()
+            .workers(1)
+            .backlog(4096)
+            .max_connections(100_000)
+            .disable_signals()
+            .shutdown_timeout(0)
+            .run();
+        let handle = server.handle();
+        actix_rt::spawn(server);
+        Sink { port, tally, handle }
+    }
+
+    pub fn url(&self, webhook: usize) -> String {
+        format!("http://127.0.0.1:{}/w/{webhook}", self.port)
+    }
+
+    pub async fn stop(self) {
+        self.handle.stop(false).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn finds_the_publish_time() {
+        assert_eq!(super::sent_us(br#"{"id":"x","sent":1234,"ev":"a"}"#), Some(1234));
+        assert_eq!(super::sent_us(b"{}"), None);
+    }
+}
