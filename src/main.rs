@@ -5,6 +5,9 @@ use std::path::PathBuf;
 use clap::Parser;
 
 use hookrouter::config::Settings;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use hookrouter::startup::Application;
 
 /// A durable webhook router: events from a Redis stream, one delivery actor per webhook,

@@ -98,10 +98,13 @@ async fn main() {
         &publish::event(1, "u1", sink::now_us())[1..]
     ));
     let ceiling_sink = sink::Sink::start(None);
-    let ceiling_secs = if args.quick { 2 } else { 5 };
+    let ceiling_secs = if args.quick { 1 } else { 3 };
     let ceiling = loadgen::ceiling(&ceiling_sink, connections, body, Duration::from_secs(ceiling_secs)).await;
     ceiling_sink.stop().await;
-    println!("ceiling: the sink answers {ceiling:.0} req/s ({connections} keep-alive connections, built-in load generator)\n");
+    println!(
+        "ceiling: the sink answers {ceiling:.0} req/s ({connections} keep-alive connections, built-in load generator, \
+         median of 3 x {ceiling_secs} s)\n"
+    );
 
     let mut rows: Vec<Row> = Vec::new();
     let mut targets: Vec<Target> = Vec::new();

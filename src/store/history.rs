@@ -11,6 +11,7 @@ use redis::{Script, Value};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::queues::StoredAttempt;
 use super::reply::{entries, Entry};
 use super::{Keys, StoreError, StoreResult};
 use crate::clock::iso8601;
@@ -121,16 +122,17 @@ impl HistoryStore {
         let (found, next) = self.page(&self.keys.attempts(webhook), limit, before).await?;
         let results = found
             .iter()
-            .map(|e| AttemptView {
-                time: iso8601(number(e, "time")),
-                id: text(e, "id"),
-                ev: text(e, "ev"),
-                attempt: number(e, "attempt") as u32,
-                outcome: text(e, "outcome"),
-                status: optional_number(e, "status"),
-                latency_ms: number(e, "latency"),
-                error: Some(text(e, "error")).filter(|t| !t.is_empty()),
-                response: text(e, "response"),
+            .filter_map(|e| serde_json::from_slice::<StoredAttempt>(e.field("a")?).ok())
+            .map(|a| AttemptView {
+                time: iso8601(a.t),
+                id: a.id.into_owned(),
+                ev: a.ev.into_owned(),
+                attempt: a.n,
+                outcome: a.o.into_owned(),
+                status: a.s,
+                latency_ms: a.l,
+                error: a.e.map(|e| e.into_owned()),
+                response: a.r.into_owned(),
             })
             .collect();
         Ok(HistoryPage { results, next })

@@ -81,6 +81,26 @@ impl Store {
         &self.keys
     }
 
+    /// A store whose connection belongs to the calling thread, made on first use. Delivery
+    /// arbiters use this, so an actor's Redis replies are read on its own thread instead of
+    /// waking another one.
+    pub fn for_this_thread(settings: &RedisSettings) -> StoreResult<Store> {
+        thread_local! {
+            static STORE: std::cell::RefCell<Option<Store>> = const { std::cell::RefCell::new(None) };
+        }
+        STORE.with(|cell| {
+            let mut cell = cell.borrow_mut();
+            match cell.as_ref() {
+                Some(store) if store.keys.prefix() == settings.prefix => Ok(store.clone()),
+                _ => {
+                    let store = Store::new(settings)?;
+                    *cell = Some(store.clone());
+                    Ok(store)
+                }
+            }
+        })
+    }
+
     pub fn webhooks(&self) -> WebhookStore {
         WebhookStore::new(self.conn.clone(), self.keys.clone())
     }

@@ -13,13 +13,11 @@ use std::sync::{Arc, LazyLock};
 use redis::aio::ConnectionManager;
 use redis::{Script, Value};
 
-use super::reply::bytes;
+use super::reply::{bytes, entries, Entry};
 use super::{Keys, StoreError, StoreResult};
 use crate::domain::{DeliveryId, EventType, PreparedEvent, StreamId, WebhookId};
 
-static FETCH: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/queue_fetch.lua")));
 static FAILED: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/attempt_failed.lua")));
-static DELIVERED: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/attempts_delivered.lua")));
 static HEALTH_SAVE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/health_save.lua")));
 
 /// A queue entry, ready to deliver.
@@ -74,25 +72,47 @@ pub struct AttemptRecord {
 }
 
 impl AttemptRecord {
-    /// Field/value pairs; the number of pairs is [`AttemptRecord::FIELDS`].
+    /// The record as one field of the attempt log (`a`: compact JSON), so logging an attempt
+    /// costs Redis one short XADD.
     fn fields(&self) -> [(&'static str, Vec<u8>); AttemptRecord::FIELDS] {
-        [
-            ("time", self.time_ms.to_string().into_bytes()),
-            ("id", self.delivery_id.as_str().as_bytes().to_vec()),
-            ("ev", self.ev.as_str().as_bytes().to_vec()),
-            ("attempt", self.attempt.to_string().into_bytes()),
-            ("outcome", self.outcome.as_str().as_bytes().to_vec()),
-            (
-                "status",
-                self.status.map(|s| s.to_string()).unwrap_or_default().into_bytes(),
-            ),
-            ("latency", self.latency_ms.to_string().into_bytes()),
-            ("error", self.error.clone().unwrap_or_default().into_bytes()),
-            ("response", self.response.to_vec()),
-        ]
+        let stored = StoredAttempt {
+            t: self.time_ms,
+            id: self.delivery_id.as_str().into(),
+            ev: self.ev.as_str().into(),
+            n: self.attempt,
+            o: self.outcome.as_str().into(),
+            s: self.status,
+            l: self.latency_ms,
+            e: self.error.as_deref().map(Into::into),
+            r: String::from_utf8_lossy(&self.response),
+        };
+        [("a", serde_json::to_vec(&stored).unwrap_or_default())]
     }
 
-    const FIELDS: usize = 9;
+    const FIELDS: usize = 1;
+}
+
+/// An attempt as the attempt log stores it (short keys: there are up to `attempts.max_len` of
+/// these per webhook).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct StoredAttempt<'a> {
+    /// Time (ms).
+    pub t: u64,
+    /// Delivery id.
+    pub id: std::borrow::Cow<'a, str>,
+    pub ev: std::borrow::Cow<'a, str>,
+    /// Attempt number.
+    pub n: u32,
+    /// Outcome.
+    pub o: std::borrow::Cow<'a, str>,
+    /// HTTP status.
+    pub s: Option<u16>,
+    /// Latency (ms).
+    pub l: u64,
+    /// Error.
+    pub e: Option<std::borrow::Cow<'a, str>>,
+    /// The first KiB of the response.
+    pub r: std::borrow::Cow<'a, str>,
 }
 
 /// A webhook's run of failures, kept so a restart does not forget an open circuit.
@@ -149,24 +169,37 @@ impl QueueStore {
         count: usize,
     ) -> StoreResult<Vec<QueuedDelivery>> {
         let start = after.map_or_else(|| "-".to_string(), |id| format!("({id}"));
+        let (queue, retry) = (self.keys.queue(webhook), self.keys.retry(webhook));
         let mut conn = self.conn.clone();
-        let rows: Vec<Vec<Value>> = FETCH
-            .key(self.keys.queue(webhook))
-            .key(self.keys.retry(webhook))
+        // Plain commands, not a script: this runs once per half window of every busy webhook.
+        let (range, retried): (Value, bool) = redis::pipe()
+            .cmd("XRANGE")
+            .arg(&queue)
             .arg(start)
+            .arg("+")
+            .arg("COUNT")
             .arg(count)
-            .invoke_async(&mut conn)
+            .cmd("EXISTS")
+            .arg(&retry)
+            .query_async(&mut conn)
             .await?;
+        let rows = entries(&range).map_err(StoreError::Corrupt)?;
+        // Retry state exists only for entries that failed before; usually there is none.
+        let states: Vec<Option<String>> = if retried && !rows.is_empty() {
+            let ids: Vec<String> = rows.iter().map(|row| row.id.to_string()).collect();
+            redis::cmd("HMGET").arg(&retry).arg(&ids).query_async(&mut conn).await?
+        } else {
+            vec![None; rows.len()]
+        };
         let mut deliveries = Vec::with_capacity(rows.len());
         let mut unreadable = Vec::new();
-        for row in &rows {
-            match decode_entry(row) {
+        for (row, state) in rows.iter().zip(states) {
+            match decode_entry(row, state.as_deref()) {
                 Ok(delivery) => deliveries.push(delivery),
-                Err((Some(entry), problem)) => {
-                    tracing::error!(webhook = %webhook, %entry, %problem, "dropping unreadable queue entry");
-                    unreadable.push(entry);
+                Err(problem) => {
+                    tracing::error!(webhook = %webhook, entry = %row.id, %problem, "dropping unreadable queue entry");
+                    unreadable.push(row.id);
                 }
-                Err((None, problem)) => return Err(StoreError::Corrupt(problem)),
             }
         }
         // Only hookrouter writes queues, so this takes a hand-edited key; dropping the entry
@@ -255,8 +288,11 @@ impl QueueStore {
         Ok(())
     }
 
-    /// Records delivered attempts: their entries leave the queue, the attempts join the log,
-    /// and the circuit state is cleared.
+    /// Records delivered attempts: their entries leave the queue (and the retry hash, for those
+    /// that were retried), the attempts join the log, and the circuit state is cleared, in one
+    /// MULTI. Plain commands rather than a script: this runs for every batch of deliveries.
+    /// (A webhook deleted just before this leaves at most an attempt log behind, which expires
+    /// after `attempts.ttl_ms`.)
     pub async fn record_delivered(
         &self,
         webhook: &WebhookId,
@@ -266,27 +302,35 @@ impl QueueStore {
         if delivered.is_empty() {
             return Ok(());
         }
-        let mut invocation = DELIVERED.prepare_invoke();
-        invocation
-            .key(self.keys.webhook(webhook))
-            .key(self.keys.queue(webhook))
-            .key(self.keys.retry(webhook))
-            .key(self.keys.attempts(webhook))
-            .key(self.keys.circuit(webhook))
-            .arg(retention.attempts_max_len)
-            .arg(retention.attempts_ttl_ms)
-            .arg(delivered.len())
-            .arg(AttemptRecord::FIELDS);
-        for (entry, _) in delivered {
-            invocation.arg(entry.to_string());
+        let ids: Vec<String> = delivered.iter().map(|(entry, _)| entry.to_string()).collect();
+        let retried: Vec<&String> = delivered
+            .iter()
+            .zip(&ids)
+            .filter(|((_, record), _)| record.attempt > 1)
+            .map(|(_, id)| id)
+            .collect();
+        let log = self.keys.attempts(webhook);
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        pipe.cmd("XDEL").arg(self.keys.queue(webhook)).arg(&ids).ignore();
+        if !retried.is_empty() {
+            pipe.cmd("HDEL").arg(self.keys.retry(webhook)).arg(&retried).ignore();
         }
         for (_, record) in delivered {
+            pipe.cmd("XADD")
+                .arg(&log)
+                .arg("MAXLEN")
+                .arg(retention.attempts_max_len)
+                .arg("*");
             for (field, value) in record.fields() {
-                invocation.arg(field).arg(value);
+                pipe.arg(field).arg(value);
             }
+            pipe.ignore();
         }
+        pipe.cmd("PEXPIRE").arg(&log).arg(retention.attempts_ttl_ms).ignore();
+        pipe.cmd("DEL").arg(self.keys.circuit(webhook)).ignore();
         let mut conn = self.conn.clone();
-        invocation.invoke_async::<i64>(&mut conn).await?;
+        pipe.query_async::<()>(&mut conn).await?;
         Ok(())
     }
 
@@ -361,29 +405,22 @@ fn decode_circuit(value: &Value) -> Option<CircuitState> {
     })
 }
 
-fn decode_entry(row: &[Value]) -> Result<QueuedDelivery, (Option<StreamId>, String)> {
-    let text = |i: usize| row.get(i).and_then(bytes).and_then(|b| std::str::from_utf8(b).ok());
-    let entry = text(0)
-        .and_then(StreamId::parse)
-        .ok_or((None, "queue entry without an id".to_string()))?;
-    decode_delivery(entry, row).map_err(|problem| (Some(entry), problem.to_string()))
-}
-
-fn decode_delivery(entry: StreamId, row: &[Value]) -> Result<QueuedDelivery, &'static str> {
-    let text = |i: usize| row.get(i).and_then(bytes).and_then(|b| std::str::from_utf8(b).ok());
-    let stream_id = text(1)
+fn decode_entry(row: &Entry, retry_state: Option<&str>) -> Result<QueuedDelivery, &'static str> {
+    let stream_id = row
+        .field_str("e")
         .and_then(StreamId::parse)
         .ok_or("queue entry without an event id")?;
-    let ev = text(2)
+    let ev = row
+        .field_str("ev")
         .ok_or("queue entry without a type")
         .and_then(|ev| EventType::parse(ev).map_err(|_| "queue entry with a bad type"))?;
-    let tail = row.get(3).and_then(bytes).ok_or("queue entry without a body")?;
-    let (attempts, next_attempt_ms) = match text(4).and_then(|s| s.split_once(':')) {
+    let tail = row.field("b").ok_or("queue entry without a body")?;
+    let (attempts, next_attempt_ms) = match retry_state.and_then(|s| s.split_once(':')) {
         Some((attempts, next)) => (attempts.parse().unwrap_or(0), next.parse().ok()),
         None => (0, None),
     };
     Ok(QueuedDelivery {
-        entry,
+        entry: row.id,
         event: Arc::new(PreparedEvent {
             stream_id,
             ev,

@@ -13,6 +13,10 @@ pub(super) struct Entry {
 }
 
 impl Entry {
+    pub fn field_str(&self, name: &str) -> Option<&str> {
+        self.field(name).and_then(|v| std::str::from_utf8(v).ok())
+    }
+
     pub fn field(&self, name: &str) -> Option<&[u8]> {
         self.fields
             .as_ref()?

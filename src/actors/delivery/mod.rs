@@ -42,7 +42,7 @@ use crate::config::Settings;
 use crate::domain::{DeliveryId, PreparedEvent, StreamId, Webhook};
 use crate::metrics::WebhookLabels;
 use crate::security::Destinations;
-use crate::store::{AttemptRecord, CircuitState, QueueStore, QueuedDelivery, Retention, Store};
+use crate::store::{AttemptRecord, CircuitState, QueueStore, QueuedDelivery, Retention, Store, WebhookStore};
 
 /// Delivered entries are removed from Redis in batches, at most this long after delivery.
 const FLUSH_DELAY: Duration = Duration::from_millis(5);
@@ -58,6 +58,8 @@ pub struct DeliveryConfig {
     pub failure_threshold: u32,
     pub disable_after_ms: u64,
     pub retention: Retention,
+    /// Each delivery thread opens its own Redis connection with these.
+    pub redis: crate::config::RedisSettings,
     /// The SSRF guard, applied again at delivery time.
     pub destinations: Arc<Destinations>,
     pub metric_labels: WebhookLabels,
@@ -66,6 +68,7 @@ pub struct DeliveryConfig {
 impl DeliveryConfig {
     pub fn new(settings: &Settings, destinations: Arc<Destinations>) -> DeliveryConfig {
         DeliveryConfig {
+            redis: settings.redis.clone(),
             destinations,
             metric_labels: WebhookLabels::new(&settings.metrics),
             settings: settings.delivery.clone(),
@@ -90,13 +93,11 @@ pub struct StartState {
     pub circuit: Option<CircuitState>,
 }
 
-/// The supervisor queued `event` as `entry` in this webhook's queue.
+/// The supervisor queued these events in this webhook's queue (entry ids ascending): one
+/// message per actor per routed batch.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Enqueued {
-    pub entry: StreamId,
-    pub event: Arc<PreparedEvent>,
-}
+pub struct Enqueued(pub Vec<(StreamId, Arc<PreparedEvent>)>);
 
 /// The webhook's record changed (url, types, enabled, paused).
 #[derive(Message)]
@@ -196,8 +197,11 @@ impl Drop for Window {
 
 pub struct DeliveryActor {
     webhook: Arc<Webhook>,
-    store: Store,
+    /// The webhook's URL as awc takes it, parsed once.
+    uri: Option<awc::http::Uri>,
+    /// This thread's Redis connection: the queue and the webhook record.
     queue: QueueStore,
+    webhooks: WebhookStore,
     config: Arc<DeliveryConfig>,
     /// This thread's HTTP client (set in `started`; `awc::Client` is `!Send`).
     client: Option<awc::Client>,
@@ -228,11 +232,15 @@ pub struct DeliveryActor {
 }
 
 impl DeliveryActor {
-    pub fn new(webhook: Arc<Webhook>, store: Store, config: Arc<DeliveryConfig>, start: StartState) -> DeliveryActor {
+    /// Call on the actor's own arbiter thread (the closure of `start_in_arbiter`): it takes
+    /// that thread's Redis connection. `shared` serves if that one cannot be made.
+    pub fn new(webhook: Arc<Webhook>, shared: &Store, config: Arc<DeliveryConfig>, start: StartState) -> DeliveryActor {
+        let store = Store::for_this_thread(&config.redis).unwrap_or_else(|_| shared.clone());
         DeliveryActor {
+            uri: webhook.url.as_str().parse().ok(),
             webhook,
             queue: store.queue(),
-            store,
+            webhooks: store.webhooks(),
             circuit: Circuit::new(config.failure_threshold, start.circuit),
             config,
             client: None,
@@ -291,8 +299,10 @@ impl Actor for DeliveryActor {
 impl Handler<Enqueued> for DeliveryActor {
     type Result = ();
 
-    fn handle(&mut self, msg: Enqueued, ctx: &mut Context<Self>) {
-        self.intake(msg.entry, msg.event, ctx);
+    fn handle(&mut self, Enqueued(entries): Enqueued, ctx: &mut Context<Self>) {
+        for (entry, event) in entries {
+            self.intake(entry, event, ctx);
+        }
     }
 }
 

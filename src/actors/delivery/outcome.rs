@@ -214,7 +214,7 @@ impl DeliveryActor {
         webhook.enabled = false;
         webhook.disabled_reason = Some(reason.clone());
         self.apply(Arc::new(webhook), ctx);
-        let webhooks = self.store.webhooks();
+        let webhooks = self.webhooks.clone();
         let id = self.webhook.id;
         let change = WebhookChange {
             enabled: Some(false),

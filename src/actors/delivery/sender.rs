@@ -39,10 +39,11 @@ pub fn client(settings: &DeliverySettings, destinations: &Arc<Destinations>) -> 
                 .timeout(settings.timeout().min(Duration::from_secs(5)))
                 .limit(0)
                 .conn_keep_alive(Duration::from_secs(30));
+            // One timer per attempt: ours, around the whole exchange (see `post`).
             awc::Client::builder()
                 .connector(connector)
                 .disable_redirects()
-                .timeout(settings.timeout())
+                .disable_timeout()
                 .no_default_headers()
                 .add_default_header((header::USER_AGENT, settings.user_agent.as_str()))
                 .finish()
@@ -77,6 +78,8 @@ pub struct Attempt {
 /// One delivery to make.
 pub struct Delivery {
     pub webhook: Arc<Webhook>,
+    /// The webhook's URL, parsed once per webhook (None if awc cannot take it).
+    pub uri: Option<awc::http::Uri>,
     pub id: DeliveryId,
     pub body: Bytes,
     pub timeout: Duration,
@@ -88,6 +91,7 @@ pub async fn post(client: awc::Client, delivery: Delivery) -> Attempt {
     let started = Instant::now();
     let Delivery {
         webhook,
+        uri,
         id,
         body,
         timeout,
@@ -96,21 +100,20 @@ pub async fn post(client: awc::Client, delivery: Delivery) -> Attempt {
     if let Err(reason) = destinations.check_literal(webhook.url.url()) {
         return failed(started, format!("destination refused: {reason}"));
     }
+    let Some(uri) = uri else {
+        return failed(started, format!("the URL {} cannot be requested", webhook.url));
+    };
     let now = crate::clock::now_ms();
     let timestamp = now / 1000;
     let signature = webhook.signature(id.as_str(), timestamp, &body, now);
     let request = client
-        .post(webhook.url.as_str())
-        .timeout(timeout)
+        .post(uri)
         .insert_header((header::CONTENT_TYPE, "application/json"))
         .insert_header(("webhook-id", id.as_str()))
         .insert_header(("webhook-timestamp", timestamp.to_string()))
         .insert_header(("webhook-signature", signature));
     let exchange = async {
-        let mut response = request.send_body(body).await.map_err(|e| match e {
-            awc::error::SendRequestError::Timeout => timed_out(timeout),
-            other => other.to_string(),
-        })?;
+        let mut response = request.send_body(body).await.map_err(|e| e.to_string())?;
         let status = response.status();
         let retry_after = response
             .headers()

@@ -61,13 +61,16 @@ impl DeliveryActor {
         self.fill(ctx);
     }
 
-    /// Reads more of the queue if there is room, and it may hold more.
+    /// Reads more of the queue if it may hold more and there is room: at least half a window
+    /// (so a busy webhook reads its queue in batches, not one entry per finished delivery), or
+    /// any room when nothing is in flight.
     pub(super) fn fill(&mut self, ctx: &mut Context<Self>) {
         if self.circuit.needs_probe_timer() && self.active() {
             self.arm_probe(ctx);
         }
         let room = self.room();
-        if self.fetching || self.caught_up || room == 0 {
+        let batch = (self.config.settings.max_in_flight / 2).max(1);
+        if self.fetching || self.caught_up || room == 0 || (room < batch && !self.window.is_empty()) {
             return;
         }
         self.fetching = true;
@@ -161,6 +164,7 @@ impl DeliveryActor {
         slot.phase = Phase::Sending;
         let delivery = sender::Delivery {
             webhook: self.webhook.clone(),
+            uri: self.uri.clone(),
             id: slot.id.clone(),
             body: slot.delivery.event.body(&slot.id),
             timeout: self.config.settings.timeout(),
@@ -220,6 +224,7 @@ impl DeliveryActor {
     /// Takes a new version of the webhook's record.
     pub(super) fn apply(&mut self, webhook: Arc<Webhook>, ctx: &mut Context<Self>) {
         let was_active = self.active();
+        self.uri = webhook.url.as_str().parse().ok();
         self.webhook = webhook;
         if was_active && !self.active() {
             self.release(ctx);

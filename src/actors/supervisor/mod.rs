@@ -155,7 +155,7 @@ impl Supervisor {
         self.next_worker = self.next_worker.wrapping_add(1);
         let (store, config) = (self.store.clone(), self.config.clone());
         let actor =
-            DeliveryActor::start_in_arbiter(arbiter, move |_| DeliveryActor::new(webhook, store, config, start));
+            DeliveryActor::start_in_arbiter(arbiter, move |_| DeliveryActor::new(webhook, &store, config, start));
         self.actors.insert(id, actor.clone());
         Some(actor)
     }
@@ -262,18 +262,20 @@ impl Handler<RouteBatch> for Supervisor {
             let queued = result.map_err(|e| e.to_string())?;
             let mut entries = queued.into_iter();
             let mut count = 0;
+            // One message per actor per batch: a cross-thread wake-up per actor, not per event.
+            let mut handed: HashMap<WebhookId, Vec<(StreamId, Arc<PreparedEvent>)>> = HashMap::new();
             for (event, targets) in routed {
                 for target in targets {
                     let Some(entry) = entries.next().flatten() else {
                         continue;
                     };
                     count += 1;
-                    if let Some(actor) = act.actors.get(&target) {
-                        actor.do_send(Enqueued {
-                            entry,
-                            event: event.clone(),
-                        });
-                    }
+                    handed.entry(target).or_default().push((entry, event.clone()));
+                }
+            }
+            for (target, entries) in handed {
+                if let Some(actor) = act.actors.get(&target) {
+                    actor.do_send(Enqueued(entries));
                 }
             }
             Ok(count)
