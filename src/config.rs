@@ -146,6 +146,9 @@ pub struct DeliverySettings {
     pub user_agent: String,
     /// Delivery arbiters (threads); 0 = one per CPU core.
     pub workers: usize,
+    /// A webhook's delivery actor stops after this long with nothing to do (it starts again
+    /// with the next event), so idle webhooks cost no actor.
+    pub idle_stop_ms: u64,
 }
 
 impl Default for DeliverySettings {
@@ -155,6 +158,7 @@ impl Default for DeliverySettings {
             max_in_flight: 16,
             user_agent: concat!("hookrouter/", env!("CARGO_PKG_VERSION")).into(),
             workers: 0,
+            idle_stop_ms: 60_000,
         }
     }
 }

@@ -123,7 +123,16 @@ fn start_router(settings: &Arc<Settings>, store: &Store, destinations: &Arc<Dest
     let arbiters: Vec<Arbiter> = (0..settings.delivery_workers()).map(|_| Arbiter::new()).collect();
     let workers = arbiters.iter().map(Arbiter::handle).collect();
     let actors = ActorDirectory::default();
-    let supervisor = Supervisor::new(store.clone(), settings, destinations.clone(), workers, actors.clone()).start();
+    let known = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let supervisor = Supervisor::new(
+        store.clone(),
+        settings,
+        destinations.clone(),
+        workers,
+        actors.clone(),
+        known.clone(),
+    )
+    .start();
     let status = Arc::new(ReaderStatus::default());
     let reader = QueueReader::new(
         store.clone(),
@@ -136,6 +145,7 @@ fn start_router(settings: &Arc<Settings>, store: &Store, destinations: &Arc<Dest
         handle: RouterHandle {
             supervisor,
             actors,
+            webhooks: known,
             reader: status,
         },
         reader,

@@ -27,12 +27,12 @@ async fn changes_made_on_an_api_only_instance_reach_the_delivering_one_within_a_
     let first = Receiver::ok();
     let second = Receiver::ok();
 
-    // Create: the delivering instance starts an actor for it (pub/sub, not the slow resync).
+    // Create: the delivering instance learns of it (pub/sub, not the slow resync).
     let started = Instant::now();
     let id = api_only.create_webhook(&first.url(), &["*"], None).await;
-    eventually("the actor to start", Duration::from_secs(1), || async {
+    eventually("the supervisor to know it", Duration::from_secs(1), || async {
         let (_, health) = delivering.health().await;
-        (health["actors"] == 1).then_some(())
+        (health["webhooks"] == 1).then_some(())
     })
     .await;
     assert!(started.elapsed() < Duration::from_secs(1));
@@ -54,10 +54,14 @@ async fn changes_made_on_an_api_only_instance_reach_the_delivering_one_within_a_
     // Delete: the actor stops and nothing more is delivered.
     let (status, _) = api_only.delete_webhook(&id).await;
     assert_eq!(status, 200);
-    eventually("the actor to stop", Duration::from_secs(1), || async {
-        let (_, health) = delivering.health().await;
-        (health["actors"] == 0).then_some(())
-    })
+    eventually(
+        "the supervisor to forget it and its actor to stop",
+        Duration::from_secs(1),
+        || async {
+            let (_, health) = delivering.health().await;
+            (health["webhooks"] == 0 && health["actors"] == 0).then_some(())
+        },
+    )
     .await;
     let before = second.count();
     api_only.publish(json!({"ev": "a"})).await;

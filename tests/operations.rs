@@ -302,3 +302,52 @@ async fn a_webhook_failing_for_too_long_is_disabled() {
     let health = health_until(&app, &id, "disabled health", |h| h["state"] == "disabled").await;
     assert_eq!(health["backlog"], 1, "the undelivered event stays queued");
 }
+
+#[actix_web::test]
+async fn idle_actors_stop_and_come_back_without_losing_or_repeating_anything() {
+    let app = TestApp::spawn_with(|s| s.delivery.idle_stop_ms = 100).await;
+    let receiver = Receiver::ok();
+    let id = app.create_webhook(&receiver.url(), &["*"], None).await;
+    let (_, health) = app.health().await;
+    assert_eq!(
+        (health["webhooks"].as_u64(), health["actors"].as_u64()),
+        (Some(1), Some(0)),
+        "no actor before any work"
+    );
+
+    for n in 0..5 {
+        app.publish(json!({"ev": "a", "n": n})).await;
+    }
+    receiver.wait_for(5, WAIT).await;
+    eventually("the idle actor to stop", WAIT, || async {
+        let (_, health) = app.health().await;
+        (health["actors"] == 0).then_some(())
+    })
+    .await;
+    let health = health_until(&app, &id, "the stored report", |h| h["delivered"] == 5).await;
+    assert_eq!(health["state"], "healthy");
+    assert_eq!(health["inFlight"], 0);
+
+    // Bursts at gaps around the idle time, so some land while an actor is deciding to stop.
+    let mut total = 5;
+    for round in 0..30u64 {
+        for k in 0..3 {
+            app.publish(json!({"ev": "a", "n": total + k})).await;
+        }
+        total += 3;
+        actix_rt::time::sleep(Duration::from_millis(40 + (round * 37) % 130)).await;
+    }
+    let received = receiver.wait_for(total as usize, WAIT).await;
+    actix_rt::time::sleep(Duration::from_millis(300)).await;
+    let mut ids: Vec<String> = receiver.received().iter().map(|r| r.id()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), total as usize, "every event delivered");
+    assert_eq!(
+        receiver.count(),
+        total as usize,
+        "and none twice ({} requests)",
+        received.len()
+    );
+    health_until(&app, &id, "the counters to carry over", |h| h["delivered"] == total).await;
+}

@@ -118,7 +118,7 @@ async fn the_official_library_verifies_deliveries_before_and_during_a_rotation()
     let id = created["id"].as_str().unwrap().to_string();
     let old = created["secret"].as_str().unwrap().to_string();
     let other = WebhookSecret::generate();
-    receiver.set_secrets(&[&old, other.expose()]).await;
+    receiver.set_secrets(&[&old, &other.expose()]).await;
 
     app.publish(json!({"ev": "user.created", "user": "u", "name": "Ünïcode ✓"}))
         .await;
@@ -228,9 +228,9 @@ async fn internal_destinations_are_refused_again_at_delivery_time() {
         store.webhooks().create(&webhook).await.unwrap();
         ids.push(webhook.id.to_string());
     }
-    eventually("both actors", WAIT, || async {
+    eventually("both webhooks known", WAIT, || async {
         let (_, health) = app.health().await;
-        (health["actors"] == 2).then_some(())
+        (health["webhooks"] == 2).then_some(())
     })
     .await;
     app.publish(json!({"ev": "a"})).await;
@@ -258,33 +258,54 @@ async fn metrics_are_exported_in_the_prometheus_format() {
     .await;
     let receiver = Receiver::scripted(|n, _| support::Reply::Status(if n == 0 { 500 } else { 200 }));
     let first = app.create_webhook(&receiver.url(), &["a"], None).await;
-    let _second = app.create_webhook(&receiver.url(), &["b"], None).await;
+    let second = app.create_webhook(&receiver.url(), &["b"], None).await;
+    // The first webhook's event fails once then succeeds, before the second's is published: its
+    // actor starts first and takes the one per-webhook label.
     app.publish(json!({"ev": "a"})).await;
+    receiver.wait_for(2, WAIT).await;
     app.publish(json!({"ev": "b"})).await;
     app.publish_raw(b"garbage").await;
     receiver.wait_for(3, WAIT).await;
-    let text = eventually("metrics with the deliveries", WAIT, || async {
-        let mut response = app.client.get(app.url("/metrics")).send().await.ok()?;
-        let content_type = response.headers().get("content-type")?.to_str().ok()?.to_string();
+    let needles = [
+        "hookrouter_events_read_total 3".to_string(),
+        "hookrouter_events_rejected_total{part=\"event\"} 1".to_string(),
+        format!("hookrouter_deliveries_total{{outcome=\"failed\",webhook=\"{first}\"}} 1"),
+        "hookrouter_deliveries_total{outcome=\"delivered\",webhook=\"other\"} 1".to_string(),
+        "hookrouter_delivery_duration_seconds_bucket{".to_string(),
+        "hookrouter_retries_scheduled_total 1".to_string(),
+        "hookrouter_backlog 0".to_string(),
+        "hookrouter_reader_lag 0".to_string(),
+        "hookrouter_delivery_actors 2".to_string(),
+        "# TYPE hookrouter_in_flight gauge".to_string(),
+    ];
+    let metrics = || async {
+        let mut response = app.client.get(app.url("/metrics")).send().await.unwrap();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
         assert!(content_type.starts_with("text/plain"), "{content_type}");
-        let text = String::from_utf8(response.body().await.ok()?.to_vec()).ok()?;
-        text.contains("outcome=\"delivered\"").then_some(text)
+        String::from_utf8(response.body().await.unwrap().to_vec()).unwrap()
+    };
+    eventually("every expected series", WAIT, || async {
+        let text = metrics().await;
+        needles
+            .iter()
+            .all(|needle| text.contains(needle.as_str()))
+            .then_some(())
     })
     .await;
-    for needle in [
-        "hookrouter_events_read_total 3",
-        "hookrouter_events_rejected_total{part=\"event\"} 1",
-        &format!("hookrouter_deliveries_total{{outcome=\"failed\",webhook=\"{first}\"}} 1"),
-        "hookrouter_deliveries_total{outcome=\"delivered\",webhook=\"other\"} 1",
-        "hookrouter_delivery_duration_seconds_bucket{",
-        "hookrouter_retries_scheduled_total 1",
-        "hookrouter_backlog 0",
-        "hookrouter_reader_lag 0",
-        "hookrouter_delivery_actors 2",
-        "# TYPE hookrouter_in_flight gauge",
-    ] {
-        assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+    let text = metrics().await;
+    for needle in &needles {
+        assert!(text.contains(needle.as_str()), "missing {needle:?} in\n{text}");
     }
+    assert!(
+        !text.contains(&format!("webhook=\"{second}\"")),
+        "the second webhook has no label of its own"
+    );
 }
 
 #[actix_web::test]

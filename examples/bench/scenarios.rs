@@ -84,32 +84,43 @@ pub async fn throughput(bench: &Bench) -> Row {
 /// 2: 1,000 events/s for 30 s × 10 webhooks.
 pub async fn latency(bench: &Bench) -> Row {
     let seconds = if bench.quick { 5 } else { 30 };
-    let prefix = bench.prefix("latency");
+    paced(bench, "latency 1000 ev/s x 10", 0, seconds).await
+}
+
+/// 10 webhooks on the sink (and `black_holes` that never answer) at 1,000 events/s for
+/// `seconds`; the row's rate is deliveries per second of the run.
+async fn paced(bench: &Bench, name: &str, black_holes: usize, seconds: u64) -> Row {
+    let prefix = bench.prefix(name);
     let service = Service::start(&bench.redis, &prefix, &[]);
     service.wait_ready().await;
     let sink = Sink::start(None);
+    let holes = BlackHoles::start(black_holes).await;
     for i in 0..10 {
         service.create_webhook(&sink.url(i), &["*"], None).await;
     }
+    for url in holes.urls() {
+        service.create_webhook(&url, &["*"], None).await;
+    }
     let mut publisher = Publisher::connect(&bench.redis, &prefix).await;
-    // Warm the connections up, then measure.
+    // Warm the connections up (and let the black holes fill their windows), then measure.
     publisher.publish(0, 100, |n| format!("u{n}")).await;
     wait_deliveries(&sink, 1_000, Duration::from_secs(30)).await;
+    actix_rt::time::sleep(Duration::from_millis(500)).await;
     sink.tally.reset();
     let started = now_us();
     let mut tick = actix_rt::time::interval(Duration::from_millis(10));
     let ticks = seconds * 100;
     for t in 0..ticks {
         tick.tick().await;
-        // One event every millisecond on average: 10 per 10 ms tick, each its own XADD
-        // pipeline so they enter the stream spread out like a real producer's.
+        // One event every millisecond on average: 10 per 10 ms tick, each its own XADD, so they
+        // enter the stream spread out like a real producer's.
         for k in 0..10 {
             publisher.publish(t * 10 + k, 1, |n| format!("u{}", n % 1000)).await;
         }
     }
     let events = ticks * 10;
     wait_deliveries(&sink, events * 10, Duration::from_secs(60)).await;
-    let mut row = row("latency 1000 ev/s x 10", &service, &sink, events, started);
+    let mut row = row(name, &service, &sink, events, started);
     row.rate = row.deliveries as f64 / seconds as f64;
     service.stop();
     sink.stop().await;
@@ -117,10 +128,23 @@ pub async fn latency(bench: &Bench) -> Row {
     row
 }
 
+/// What the isolation scenario measured: throughput (as fast as possible) and latency (at
+/// 1,000 events/s) of 10 healthy webhooks, alone and beside 10 black holes.
+pub struct Isolation {
+    pub blast_alone: Row,
+    pub blast_beside: Row,
+    pub paced_alone: Row,
+    pub paced_beside: Row,
+}
+
 /// 3: 10 healthy webhooks, alone and beside 10 black holes.
-pub async fn isolation(bench: &Bench) -> (Row, Row) {
+pub async fn isolation(bench: &Bench) -> Isolation {
     let events = if bench.quick { 5_000 } else { 20_000 };
-    let alone = blast(bench, "isolation: healthy alone", 10, 0, events).await;
-    let beside = blast(bench, "isolation: + 10 black holes", 10, 10, events).await;
-    (alone, beside)
+    let seconds = if bench.quick { 3 } else { 10 };
+    Isolation {
+        blast_alone: blast(bench, "isolation: 10 healthy", 10, 0, events).await,
+        blast_beside: blast(bench, "isolation: + 10 black holes", 10, 10, events).await,
+        paced_alone: paced(bench, "isolation 1000/s: healthy", 0, seconds).await,
+        paced_beside: paced(bench, "isolation 1000/s: + holes", 10, seconds).await,
+    }
 }

@@ -79,7 +79,7 @@ pub async fn rotate_secret(state: web::Data<ApiState>, id: web::Path<String>) ->
 fn secret_body(webhook: &Webhook) -> SecretResponse {
     SecretResponse {
         success: true,
-        secret: webhook.secret.expose().to_string(),
+        secret: webhook.secret.expose(),
         previous_secret_expires: webhook
             .previous_secret
             .as_ref()

@@ -33,6 +33,7 @@ pub async fn service(state: web::Data<ApiState>, request: HttpRequest) -> HttpRe
             reader: None,
             lag: None,
             actors: None,
+            webhooks: None,
         });
     }
     let lag = if redis_up {
@@ -40,9 +41,13 @@ pub async fn service(state: web::Data<ApiState>, request: HttpRequest) -> HttpRe
     } else {
         None
     };
-    let (reader, actors) = match &state.router {
-        Some(router) => (router.reader.state().as_str(), Some(router.actors.len())),
-        None => ("disabled", None),
+    let (reader, actors, webhooks) = match &state.router {
+        Some(router) => (
+            router.reader.state().as_str(),
+            Some(router.actors.len()),
+            Some(router.webhooks.load(std::sync::atomic::Ordering::Relaxed)),
+        ),
+        None => ("disabled", None, None),
     };
     HttpResponse::build(status).json(ServiceHealth {
         success: true,
@@ -50,11 +55,13 @@ pub async fn service(state: web::Data<ApiState>, request: HttpRequest) -> HttpRe
         reader: Some(reader.to_string()),
         lag: Some(lag),
         actors: Some(actors),
+        webhooks: Some(webhooks),
     })
 }
 
-/// The webhook's delivery health: from its delivery actor when it runs on this instance,
-/// otherwise the report the delivering instance last stored, with the backlog read now.
+/// The webhook's delivery health: from its delivery actor when one runs on this instance;
+/// otherwise (an idle webhook, whose actor stopped, or another instance delivers it) the
+/// report its actor last stored, with the backlog read now.
 #[utoipa::path(get, path = "/webhooks/{id}/health", tag = "webhooks", params(("id" = String, Path)),
     responses((status = 200, body = WebhookHealthResponse), NotFound, CommonErrors))]
 pub async fn webhook(state: web::Data<ApiState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
@@ -65,18 +72,23 @@ pub async fn webhook(state: web::Data<ApiState>, id: web::Path<String>) -> Resul
         .get(&id)
         .await?
         .ok_or(ApiError::WebhookNotFound)?;
-    let actor = state.router.as_ref().and_then(|r| r.actors.get(&id).map(|a| a.clone()));
+    let actor = state
+        .router
+        .as_ref()
+        .and_then(|r| r.actors.get(&id).map(|running| running.addr.clone()));
     let report = match actor {
         Some(actor) => actor
             .send(GetHealth)
             .await
             .map_err(|e| ApiError::Internal(e.to_string()))?,
-        None => stored_report(&state, &webhook).await?,
+        None => stored_report(&state, &webhook, state.router.is_some()).await?,
     };
     Ok(HttpResponse::Ok().json(WebhookHealthResponse { success: true, report }))
 }
 
-async fn stored_report(state: &ApiState, webhook: &Webhook) -> Result<HealthReport, ApiError> {
+/// `delivering`: this instance delivers the webhook, so a webhook without a report has simply
+/// had nothing to deliver yet (healthy), rather than not been heard of (unknown).
+async fn stored_report(state: &ApiState, webhook: &Webhook, delivering: bool) -> Result<HealthReport, ApiError> {
     let queue = state.store.queue();
     let backlog = queue.backlog(&webhook.id).await?;
     let stored = queue.health(&webhook.id).await?;
@@ -84,7 +96,11 @@ async fn stored_report(state: &ApiState, webhook: &Webhook) -> Result<HealthRepo
         .and_then(|json| serde_json::from_str::<HealthReport>(&json).ok())
         .unwrap_or_else(|| HealthReport {
             id: webhook.id.to_string(),
-            state: HealthState::Unknown,
+            state: if delivering {
+                HealthState::Healthy
+            } else {
+                HealthState::Unknown
+            },
             in_flight: 0,
             backlog,
             consecutive_failures: 0,

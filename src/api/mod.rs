@@ -52,6 +52,8 @@ use errors::ApiError;
 pub struct RouterHandle {
     pub supervisor: Addr<Supervisor>,
     pub actors: ActorDirectory,
+    /// Webhooks the supervisor knows (with or without a running actor).
+    pub webhooks: Arc<std::sync::atomic::AtomicUsize>,
     pub reader: Arc<ReaderStatus>,
 }
 

@@ -121,9 +121,12 @@ pub struct ServiceHealth {
     /// Events in the stream not yet routed (null when Redis is down).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lag: Option<Option<u64>>,
-    /// Delivery actors running (null on an API-only instance).
+    /// Delivery actors running: one per webhook with work (null on an API-only instance).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub actors: Option<Option<usize>>,
+    /// Webhooks this instance delivers (null on an API-only instance).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhooks: Option<Option<usize>>,
 }
 
 /// `POST /events` with one event.

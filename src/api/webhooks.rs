@@ -152,7 +152,7 @@ pub async fn create(state: web::Data<ApiState>, body: web::Json<Value>) -> Resul
     Ok(HttpResponse::Ok().json(CreatedWebhook {
         success: true,
         id: webhook.id.to_string(),
-        secret: webhook.secret.expose().to_string(),
+        secret: webhook.secret.expose(),
     }))
 }
 

@@ -17,9 +17,8 @@ const PREFIX: &str = "whsec_";
 
 #[derive(Clone, PartialEq, Eq)]
 pub struct WebhookSecret {
-    /// The `whsec_…` text.
-    text: Arc<str>,
-    /// The decoded key bytes.
+    /// The decoded key bytes; the `whsec_…` text is made from them when exposed (it is the
+    /// canonical base64 of the key, so it reads back the same).
     key: Arc<[u8]>,
 }
 
@@ -28,7 +27,6 @@ impl WebhookSecret {
     pub fn generate() -> WebhookSecret {
         let key: [u8; 32] = rand::random();
         WebhookSecret {
-            text: Arc::from(format!("{PREFIX}{}", STANDARD.encode(key))),
             key: Arc::from(&key[..]),
         }
     }
@@ -44,15 +42,12 @@ impl WebhookSecret {
         if !(24..=64).contains(&key.len()) {
             return Err("must encode 24 to 64 bytes".into());
         }
-        Ok(WebhookSecret {
-            text: Arc::from(text),
-            key: Arc::from(key),
-        })
+        Ok(WebhookSecret { key: Arc::from(key) })
     }
 
     /// The secret's text, for the API routes that return it and for storage only.
-    pub fn expose(&self) -> &str {
-        &self.text
+    pub fn expose(&self) -> String {
+        format!("{PREFIX}{}", STANDARD.encode(&self.key))
     }
 
     /// `v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<body>">`.
@@ -126,7 +121,13 @@ mod tests {
     #[test]
     fn generated_secrets_parse_and_never_print() {
         let secret = WebhookSecret::generate();
-        assert_eq!(WebhookSecret::parse(secret.expose()).unwrap(), secret);
+        assert_eq!(WebhookSecret::parse(&secret.expose()).unwrap(), secret);
+        let given = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        assert_eq!(
+            WebhookSecret::parse(given).unwrap().expose(),
+            given,
+            "reads back as given"
+        );
         assert_eq!(format!("{secret:?}"), "WebhookSecret(***)");
         assert_ne!(WebhookSecret::generate(), secret);
     }

@@ -55,65 +55,47 @@ impl PatternIndex {
         }
     }
 
+    #[cfg(test)]
     fn is_empty(&self) -> bool {
         self.all.is_empty() && self.prefixes.is_empty() && self.exact.is_empty()
     }
 }
 
-/// What the index needs to remember to take a webhook out again.
-struct Indexed {
-    user: Option<UserId>,
-    patterns: Vec<TypePattern>,
-}
-
+/// Webhooks by scope. Global webhooks (which every event may reach, and which can be many) are
+/// hashed by pattern; a user's webhooks (a handful per user, even with 100k users) are a short
+/// list checked in full, which costs less memory than a hashed index per user.
 #[derive(Default)]
 pub struct RouteIndex {
     global: PatternIndex,
-    users: HashMap<UserId, PatternIndex>,
-    indexed: HashMap<WebhookId, Indexed>,
+    users: HashMap<UserId, Vec<(TypePattern, WebhookId)>>,
 }
 
 impl RouteIndex {
-    pub fn len(&self) -> usize {
-        self.indexed.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.indexed.is_empty()
-    }
-
-    /// Adds or replaces a webhook's routes.
+    /// Adds a webhook's routes (each distinct pattern once). Take it out with
+    /// [`RouteIndex::remove`] and the same record before inserting a changed one.
     pub fn insert(&mut self, webhook: &Webhook) {
-        self.remove(&webhook.id);
-        let scope = match &webhook.user {
-            None => &mut self.global,
-            Some(user) => self.users.entry(user.clone()).or_default(),
-        };
-        let mut patterns: Vec<TypePattern> = Vec::with_capacity(webhook.types.len());
-        for pattern in &webhook.types {
-            if !patterns.contains(pattern) {
-                scope.bucket(pattern).push(webhook.id);
-                patterns.push(pattern.clone());
+        for (i, pattern) in webhook.types.iter().enumerate() {
+            if webhook.types[..i].contains(pattern) {
+                continue;
+            }
+            match &webhook.user {
+                None => self.global.bucket(pattern).push(webhook.id),
+                Some(user) => self
+                    .users
+                    .entry(user.clone())
+                    .or_default()
+                    .push((pattern.clone(), webhook.id)),
             }
         }
-        self.indexed.insert(
-            webhook.id,
-            Indexed {
-                user: webhook.user.clone(),
-                patterns,
-            },
-        );
     }
 
-    pub fn remove(&mut self, id: &WebhookId) {
-        let Some(indexed) = self.indexed.remove(id) else {
-            return;
-        };
-        match &indexed.user {
-            None => indexed.patterns.iter().for_each(|p| self.global.remove(p, id)),
+    /// Takes out the routes `webhook` (as it was inserted) added.
+    pub fn remove(&mut self, webhook: &Webhook) {
+        match &webhook.user {
+            None => webhook.types.iter().for_each(|p| self.global.remove(p, &webhook.id)),
             Some(user) => {
                 if let Some(scope) = self.users.get_mut(user) {
-                    indexed.patterns.iter().for_each(|p| scope.remove(p, id));
+                    scope.retain(|(_, id)| *id != webhook.id);
                     if scope.is_empty() {
                         self.users.remove(user);
                     }
@@ -128,7 +110,12 @@ impl RouteIndex {
         out.clear();
         self.global.collect(ev.as_str(), out);
         if let Some(scope) = user.and_then(|u| self.users.get(u)) {
-            scope.collect(ev.as_str(), out);
+            out.extend(
+                scope
+                    .iter()
+                    .filter(|(pattern, _)| pattern.matches(ev))
+                    .map(|(_, id)| *id),
+            );
         }
         out.sort_unstable();
         out.dedup();
@@ -202,16 +189,17 @@ mod tests {
     #[test]
     fn remove_and_replace_leave_nothing_behind() {
         let mut index = RouteIndex::default();
-        let mut hook = webhook(&["user.*", "mailbox.created"], Some("u1"));
+        let mut hook = webhook(&["user.*", "mailbox.created", "user.*"], Some("u1"));
         index.insert(&hook);
         assert_eq!(route(&index, "user.created", Some("u1")), [hook.id]);
+        index.remove(&hook);
         hook.user = None;
         hook.types = vec![TypePattern::parse("marked.spam").unwrap()];
         index.insert(&hook);
         assert!(route(&index, "user.created", Some("u1")).is_empty());
         assert_eq!(route(&index, "marked.spam", None), [hook.id]);
-        index.remove(&hook.id);
+        index.remove(&hook);
         assert!(route(&index, "marked.spam", None).is_empty());
-        assert!(index.users.is_empty() && index.global.is_empty() && index.is_empty());
+        assert!(index.users.is_empty() && index.global.is_empty());
     }
 }

@@ -265,12 +265,6 @@ impl WebhookStore {
         Ok(ids.iter().filter_map(|id| WebhookId::parse(id)).collect())
     }
 
-    /// Every webhook, oldest first. Records that do not decode are skipped with a warning.
-    pub async fn load_all(&self) -> StoreResult<Vec<Webhook>> {
-        let ids = self.ids().await?;
-        self.get_many(&ids).await
-    }
-
     /// The webhooks among `ids` that exist, in the order given.
     pub async fn get_many(&self, ids: &[WebhookId]) -> StoreResult<Vec<Webhook>> {
         let mut webhooks = Vec::with_capacity(ids.len());
@@ -366,7 +360,7 @@ fn encode(webhook: &Webhook, rev: u64) -> Vec<(&'static str, String)> {
         ("created", webhook.created_ms.to_string()),
         ("enabled", if webhook.enabled { "1" } else { "0" }.to_string()),
         ("paused", if webhook.paused { "1" } else { "0" }.to_string()),
-        ("secret", webhook.secret.expose().to_string()),
+        ("secret", webhook.secret.expose()),
         ("rev", rev.to_string()),
     ];
     if let Some(user) = &webhook.user {
@@ -376,7 +370,7 @@ fn encode(webhook: &Webhook, rev: u64) -> Vec<(&'static str, String)> {
         fields.push(("disabled_reason", reason.clone()));
     }
     if let Some(previous) = &webhook.previous_secret {
-        fields.push(("previous_secret", previous.secret.expose().to_string()));
+        fields.push(("previous_secret", previous.secret.expose()));
         fields.push(("previous_secret_expires", previous.expires_ms.to_string()));
     }
     fields

@@ -38,6 +38,7 @@ use circuit::Circuit;
 use health::Stats;
 pub use health::{HealthReport, HealthState};
 
+use crate::actors::supervisor::Idle;
 use crate::config::Settings;
 use crate::domain::{DeliveryId, PreparedEvent, StreamId, Webhook};
 use crate::metrics::WebhookLabels;
@@ -91,6 +92,21 @@ pub struct StartState {
     /// Entries in the queue (0 = nothing to read until told otherwise).
     pub backlog: u64,
     pub circuit: Option<CircuitState>,
+}
+
+impl StartState {
+    /// For an actor started because events were just queued: read the queue from the start.
+    pub fn queued() -> StartState {
+        StartState {
+            backlog: 1,
+            circuit: None,
+        }
+    }
+
+    /// Whether the webhook needs an actor now: a backlog, or a run of failures to resume.
+    pub fn has_work(&self) -> bool {
+        self.backlog > 0 || self.circuit.is_some_and(|c| c.failures > 0)
+    }
 }
 
 /// The supervisor queued these events in this webhook's queue (entry ids ascending): one
@@ -229,12 +245,27 @@ pub struct DeliveryActor {
     drain: Option<Vec<oneshot::Sender<()>>>,
     /// This webhook's `webhook` label on delivery metrics, if series are per webhook.
     metrics_label: Option<String>,
+    /// Supervisor messages received (Enqueued, Configure, CheckQueue), and whom to ask to stop
+    /// when idle: see `supervisor::roster`.
+    received: u64,
+    supervisor: Recipient<Idle>,
+    generation: u64,
+    /// Counts things happening; the idle check compares it between two checks.
+    activity: u64,
+    /// (activity at the last idle check, idle checks passed in a row).
+    quiet: (u64, u8),
 }
 
 impl DeliveryActor {
     /// Call on the actor's own arbiter thread (the closure of `start_in_arbiter`): it takes
     /// that thread's Redis connection. `shared` serves if that one cannot be made.
-    pub fn new(webhook: Arc<Webhook>, shared: &Store, config: Arc<DeliveryConfig>, start: StartState) -> DeliveryActor {
+    pub fn new(
+        webhook: Arc<Webhook>,
+        shared: &Store,
+        config: Arc<DeliveryConfig>,
+        start: StartState,
+        (supervisor, generation): (Recipient<Idle>, u64),
+    ) -> DeliveryActor {
         let store = Store::for_this_thread(&config.redis).unwrap_or_else(|_| shared.clone());
         DeliveryActor {
             uri: webhook.url.as_str().parse().ok(),
@@ -256,12 +287,44 @@ impl DeliveryActor {
             report_due: false,
             drain: None,
             metrics_label: None,
+            received: 0,
+            supervisor,
+            generation,
+            activity: 0,
+            quiet: (0, 0),
         }
     }
 
     /// Whether this actor takes and sends deliveries: enabled, not paused, not shutting down.
     fn active(&self) -> bool {
         self.webhook.enabled && !self.webhook.paused && self.drain.is_none()
+    }
+
+    /// Nothing held, under way or scheduled, and nothing to resume: the actor may stop.
+    fn is_idle(&self) -> bool {
+        let settled = self.window.is_empty()
+            && self.delivered.is_empty()
+            && self.writes == 0
+            && !self.fetching
+            && !self.report_due
+            && self.drain.is_none();
+        let nothing_to_resume = !self.active() || (self.caught_up && self.circuit.failures == 0);
+        settled && nothing_to_resume
+    }
+
+    /// Runs every half `idle_stop_ms`: after two checks in a row that found the actor idle
+    /// with no activity between them, it asks the supervisor to let it stop.
+    fn check_idle(&mut self) {
+        let (seen, checks) = self.quiet;
+        let quiet = self.is_idle() && seen == self.activity;
+        self.quiet = (self.activity, if quiet { checks.saturating_add(1) } else { 0 });
+        if self.quiet.1 >= 2 {
+            self.supervisor.do_send(Idle {
+                webhook: self.webhook.id,
+                generation: self.generation,
+                received: self.received,
+            });
+        }
     }
 
     /// Answers the shutdown waiters once nothing is under way any more.
@@ -292,6 +355,9 @@ impl Actor for DeliveryActor {
         if self.circuit.open {
             metrics::gauge!(crate::metrics::CIRCUITS_OPEN).increment(1.0);
         }
+        let every = Duration::from_millis(self.config.settings.idle_stop_ms / 2);
+        ctx.run_interval(every, |act, _| act.check_idle());
+        self.resume_counters(ctx);
         self.fill(ctx);
     }
 }
@@ -300,6 +366,8 @@ impl Handler<Enqueued> for DeliveryActor {
     type Result = ();
 
     fn handle(&mut self, Enqueued(entries): Enqueued, ctx: &mut Context<Self>) {
+        self.received += 1;
+        self.activity += 1;
         for (entry, event) in entries {
             self.intake(entry, event, ctx);
         }
@@ -310,6 +378,8 @@ impl Handler<Configure> for DeliveryActor {
     type Result = ();
 
     fn handle(&mut self, msg: Configure, ctx: &mut Context<Self>) {
+        self.received += 1;
+        self.activity += 1;
         self.apply(msg.0, ctx);
     }
 }
@@ -318,6 +388,8 @@ impl Handler<CheckQueue> for DeliveryActor {
     type Result = ();
 
     fn handle(&mut self, _: CheckQueue, ctx: &mut Context<Self>) {
+        self.received += 1;
+        self.activity += 1;
         self.fell_behind(ctx);
     }
 }
@@ -346,6 +418,8 @@ impl Handler<Drain> for DeliveryActor {
         let (done, wait) = oneshot::channel();
         self.drain.get_or_insert_with(Vec::new).push(done);
         self.release(ctx);
+        // The counters survive the restart through the report.
+        self.write_report(ctx);
         if !self.delivered.is_empty() {
             self.flush(ctx);
         }

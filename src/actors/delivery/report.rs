@@ -54,23 +54,57 @@ impl DeliveryActor {
 
     /// Schedules a write of the health report for other instances (at most one per second).
     pub(super) fn report_changed(&mut self, ctx: &mut Context<Self>) {
+        self.activity += 1;
         if self.report_due {
             return;
         }
         self.report_due = true;
         ctx.run_later(REPORT_EVERY, |act, ctx| {
             act.report_due = false;
-            let queue = act.queue.clone();
-            let webhook = act.webhook.id;
-            let report = serde_json::to_string(&act.report(act.window.len() as u64)).unwrap_or_default();
-            ctx.spawn(
-                async move {
-                    if let Err(error) = queue.save_health(&webhook, &report).await {
-                        tracing::debug!(%webhook, %error, "could not store health report");
-                    }
-                }
-                .into_actor(act),
-            );
+            act.write_report(ctx);
         });
+    }
+
+    /// Stores the health report now: for other instances, for this webhook while its actor is
+    /// stopped (idle), and for the counters of the next actor.
+    pub(super) fn write_report(&mut self, ctx: &mut Context<Self>) {
+        let queue = self.queue.clone();
+        let webhook = self.webhook.id;
+        let report = serde_json::to_string(&self.report(self.window.len() as u64)).unwrap_or_default();
+        self.writes += 1;
+        let write = async move { queue.save_health(&webhook, &report).await };
+        ctx.spawn(write.into_actor(self).map(move |result, act, _| {
+            act.writes -= 1;
+            if let Err(error) = result {
+                tracing::debug!(%webhook, %error, "could not store health report");
+            }
+            act.check_drained();
+        }));
+    }
+
+    /// Takes over the counters the webhook's previous actor reported (it stopped when idle, or
+    /// the service restarted), so they count since the webhook was created.
+    pub(super) fn resume_counters(&mut self, ctx: &mut Context<Self>) {
+        let queue = self.queue.clone();
+        let webhook = self.webhook.id;
+        let read = async move { queue.health(&webhook).await };
+        ctx.spawn(read.into_actor(self).map(|result, act, _| {
+            let Some(previous) = result
+                .ok()
+                .flatten()
+                .and_then(|json| serde_json::from_str::<HealthReport>(&json).ok())
+            else {
+                return;
+            };
+            act.stats.delivered += previous.delivered;
+            act.stats.failed += previous.failed;
+            act.stats.dead_lettered += previous.dead_lettered;
+            if act.stats.last_success.is_none() {
+                act.stats.last_success = previous.last_success;
+            }
+            if act.stats.last_failure.is_none() {
+                act.stats.last_failure = previous.last_failure;
+            }
+        }));
     }
 }

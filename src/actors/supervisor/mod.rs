@@ -1,5 +1,5 @@
-//! The supervisor: knows every webhook this instance owns, routes events to them and keeps
-//! one delivery actor per webhook running.
+//! The supervisor: knows every webhook this instance owns, routes events to them, and runs one
+//! delivery actor per webhook that has work (idle webhooks have none: see [`roster`]).
 //!
 //! It handles one message at a time, to completion (each handler is an atomic future), so a
 //! batch is always routed against a complete, consistent set of webhooks:
@@ -8,33 +8,33 @@
 //!   the fan-out script (queue per webhook + ack, atomically), then hand each queued event to
 //!   its delivery actor in memory.
 //! * [`WebhookChanged`] from the API on this instance or the change feed (pub/sub): reload
-//!   that webhook from Redis and start, reconfigure or stop its actor (and have it look at its
-//!   queue: a dead-letter replay adds entries without an event).
+//!   that webhook from Redis and reconfigure or stop its actor, or start one if its queue holds
+//!   work (a dead-letter replay adds entries without an event).
+//! * [`Idle`] from an actor that has nothing to do: let it stop (see [`roster`]).
 //! * [`Resync`] on a timer and after every (re)subscription: compare the version counter with
 //!   the changes applied ([`versions`]) and reload everything when a notification was lost. If
 //!   Redis lost its data, first write back the webhooks held here (`webhooks.restore_lost`).
 //!
 //! Delivery actors are spread round-robin over the delivery arbiters (one per core).
 
+mod roster;
 mod versions;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::prelude::*;
-use dashmap::DashMap;
-
-use super::delivery::{CheckQueue, Configure, DeliveryActor, DeliveryConfig, Drain, Enqueued, StartState, Stop};
+use super::delivery::{CheckQueue, Configure, DeliveryConfig, Drain, Enqueued, StartState};
 use super::ownership::Ownership;
 use crate::domain::{Event, PreparedEvent, StreamId, Webhook, WebhookId};
 use crate::routing::RouteIndex;
 use crate::security::Destinations;
 use crate::store::{FanoutBatch, Store, StoreError};
+use actix::prelude::*;
+use roster::Roster;
+pub use roster::{ActorDirectory, Idle, Running};
 use versions::{Verdict, VersionTracker};
-
-/// The running delivery actors, shared with the API (health requests go straight to them).
-pub type ActorDirectory = Arc<DashMap<WebhookId, Addr<DeliveryActor>>>;
 
 /// Events of a batch that matched, each with the webhooks it matched.
 type Routed = Vec<(Arc<PreparedEvent>, Vec<WebhookId>)>;
@@ -87,7 +87,6 @@ pub struct Shutdown {
 
 pub struct Supervisor {
     store: Store,
-    config: Arc<DeliveryConfig>,
     ownership: Ownership,
     rejected_max_len: usize,
     resync_every: Duration,
@@ -95,9 +94,9 @@ pub struct Supervisor {
     index: RouteIndex,
     /// Owned webhooks, enabled or not, as last loaded.
     webhooks: HashMap<WebhookId, Arc<Webhook>>,
-    actors: ActorDirectory,
-    workers: Vec<ArbiterHandle>,
-    next_worker: usize,
+    /// How many: shown by `/health`.
+    known: Arc<AtomicUsize>,
+    roster: Roster,
     versions: VersionTracker,
     /// The first full load has completed.
     ready: bool,
@@ -110,61 +109,64 @@ impl Supervisor {
         destinations: Arc<Destinations>,
         workers: Vec<ArbiterHandle>,
         actors: ActorDirectory,
+        known: Arc<AtomicUsize>,
     ) -> Supervisor {
+        let config = Arc::new(DeliveryConfig::new(settings, destinations));
         Supervisor {
+            roster: Roster::new(actors, workers, store.clone(), config.clone()),
+            known,
             store,
-            config: Arc::new(DeliveryConfig::new(settings, destinations)),
             ownership: Ownership::All,
             rejected_max_len: settings.events.rejected_max_len,
             resync_every: Duration::from_millis(settings.webhooks.resync_ms),
             restore_lost: settings.webhooks.restore_lost,
             index: RouteIndex::default(),
             webhooks: HashMap::new(),
-            actors,
-            workers,
-            next_worker: 0,
             versions: VersionTracker::default(),
             ready: false,
         }
     }
 
-    /// Starts, reconfigures or stops the actor of one webhook to match `webhook`
-    /// (None = deleted). `start` is what a new actor needs to know of its queue.
-    fn apply(&mut self, id: WebhookId, webhook: Option<Webhook>, start: StartState) -> Option<Addr<DeliveryActor>> {
+    /// Takes the webhook's new record (None = deleted): updates the routing index, stops or
+    /// reconfigures its actor, and starts one if `start` shows work waiting.
+    fn apply(&mut self, id: WebhookId, webhook: Option<Webhook>, start: StartState, ctx: &mut Context<Self>) {
         let webhook = webhook.filter(|w| self.ownership.owns(&w.id)).map(Arc::new);
-        self.index.remove(&id);
+        let old = self.webhooks.remove(&id);
+        if let Some(old) = &old {
+            self.index.remove(old);
+        }
         let Some(webhook) = webhook else {
-            self.webhooks.remove(&id);
-            if let Some((_, actor)) = self.actors.remove(&id) {
-                actor.do_send(Stop);
-            }
-            return None;
+            self.roster.stop(&id);
+            self.known.store(self.webhooks.len(), Ordering::Relaxed);
+            return;
         };
         if webhook.enabled {
             self.index.insert(&webhook);
         }
-        let changed = self.webhooks.get(&id).is_none_or(|old| **old != *webhook);
         self.webhooks.insert(id, webhook.clone());
-        if let Some(actor) = self.actors.get(&id) {
-            if changed {
-                actor.do_send(Configure(webhook));
-            }
-            return Some(actor.clone());
+        self.known.store(self.webhooks.len(), Ordering::Relaxed);
+        let changed = old.is_none_or(|old| *old != *webhook);
+        if changed {
+            self.roster.send(&id, Configure(webhook.clone()));
         }
-        let arbiter = &self.workers[self.next_worker % self.workers.len()];
-        self.next_worker = self.next_worker.wrapping_add(1);
-        let (store, config) = (self.store.clone(), self.config.clone());
-        let actor =
-            DeliveryActor::start_in_arbiter(arbiter, move |_| DeliveryActor::new(webhook, &store, config, start));
-        self.actors.insert(id, actor.clone());
-        Some(actor)
+        if start.has_work() {
+            self.activate(&webhook, start, ctx);
+        }
+    }
+
+    /// Starts the webhook's actor if it may deliver (enabled, not paused) and has none.
+    fn activate(&mut self, webhook: &Arc<Webhook>, start: StartState, ctx: &mut Context<Self>) {
+        if webhook.enabled && !webhook.paused {
+            self.roster.start(webhook.clone(), start, ctx.address());
+        }
     }
 
     /// Loads every webhook, queue length and circuit state, then makes the actors match.
-    /// `restore`: webhooks to write back first (Redis lost them).
+    /// `restore`: webhooks to write back first (Redis lost them). Records are loaded and
+    /// applied a chunk at a time, so 100k webhooks never sit in memory twice.
     fn full_load(&mut self, ctx: &mut Context<Self>, restore: Vec<Arc<Webhook>>) {
         let store = self.store.clone();
-        let load = async move {
+        let start = async move {
             for webhook in &restore {
                 store.webhooks().restore(webhook).await?;
             }
@@ -176,15 +178,12 @@ impl Supervisor {
             }
             // Read before loading: changes made during the load arrive as notifications.
             let version = store.webhooks().version().await?.unwrap_or(0);
-            let webhooks = store.webhooks().load_all().await?;
-            let ids: Vec<WebhookId> = webhooks.iter().map(|w| w.id).collect();
-            let states = store.queue().startup_states(&ids).await?;
-            Ok::<_, StoreError>((version, webhooks, states))
+            let ids = store.webhooks().ids().await?;
+            Ok::<_, StoreError>((version, ids))
         };
-        ctx.wait(load.into_actor(self).map(move |result, act, _| match result {
-            Ok((version, webhooks, states)) => {
-                let count = webhooks.len();
-                let present: HashSet<WebhookId> = webhooks.iter().map(|w| w.id).collect();
+        ctx.wait(start.into_actor(self).map(|result, act, ctx| match result {
+            Ok((version, ids)) => {
+                let present: HashSet<WebhookId> = ids.iter().copied().collect();
                 let gone: Vec<WebhookId> = act
                     .webhooks
                     .keys()
@@ -192,16 +191,44 @@ impl Supervisor {
                     .copied()
                     .collect();
                 for id in gone {
-                    act.apply(id, None, StartState::default());
+                    act.apply(id, None, StartState::default(), ctx);
                 }
+                act.load_chunk(ctx, version, Arc::new(ids), 0);
+            }
+            Err(error) => tracing::warn!(%error, "loading webhooks failed; will retry"),
+        }));
+    }
+
+    /// Loads and applies `ids[at..at + LOAD_CHUNK]`, then the next chunk.
+    fn load_chunk(&mut self, ctx: &mut Context<Self>, version: u64, ids: Arc<Vec<WebhookId>>, at: usize) {
+        const LOAD_CHUNK: usize = 1000;
+        if at >= ids.len() {
+            if !self.ready {
+                let running = self.roster.running.len();
+                tracing::info!(
+                    webhooks = ids.len(),
+                    actors = running,
+                    "webhooks loaded; actors started for those with work"
+                );
+            }
+            self.versions.loaded(version);
+            self.ready = true;
+            return;
+        }
+        let store = self.store.clone();
+        let chunk: Vec<WebhookId> = ids[at..(at + LOAD_CHUNK).min(ids.len())].to_vec();
+        let load = async move {
+            let webhooks = store.webhooks().get_many(&chunk).await?;
+            let found: Vec<WebhookId> = webhooks.iter().map(|w| w.id).collect();
+            let states = store.queue().startup_states(&found).await?;
+            Ok::<_, StoreError>((webhooks, states))
+        };
+        ctx.wait(load.into_actor(self).map(move |result, act, ctx| match result {
+            Ok((webhooks, states)) => {
                 for (webhook, (backlog, circuit)) in webhooks.into_iter().zip(states) {
-                    act.apply(webhook.id, Some(webhook), StartState { backlog, circuit });
+                    act.apply(webhook.id, Some(webhook), StartState { backlog, circuit }, ctx);
                 }
-                if !act.ready {
-                    tracing::info!(webhooks = count, "webhooks loaded; delivery actors started");
-                }
-                act.versions.loaded(version);
-                act.ready = true;
+                act.load_chunk(ctx, version, ids, at + LOAD_CHUNK);
             }
             Err(error) => tracing::warn!(%error, "loading webhooks failed; will retry"),
         }));
@@ -240,10 +267,7 @@ impl Actor for Supervisor {
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
-        for actor in self.actors.iter() {
-            actor.do_send(Stop);
-        }
-        self.actors.clear();
+        self.roster.stop_all();
     }
 }
 
@@ -258,7 +282,7 @@ impl Handler<RouteBatch> for Supervisor {
         let events = self.store.events();
         let rejected_max_len = self.rejected_max_len;
         let write = async move { events.fanout(&batch, rejected_max_len).await };
-        AtomicResponse::new(Box::pin(write.into_actor(self).map(move |result, act, _| {
+        AtomicResponse::new(Box::pin(write.into_actor(self).map(move |result, act, ctx| {
             let queued = result.map_err(|e| e.to_string())?;
             let mut entries = queued.into_iter();
             let mut count = 0;
@@ -274,9 +298,14 @@ impl Handler<RouteBatch> for Supervisor {
                 }
             }
             for (target, entries) in handed {
-                if let Some(actor) = act.actors.get(&target) {
-                    actor.do_send(Enqueued(entries));
+                if !act.roster.is_running(&target) {
+                    // Idle until now: its actor reads the queue from the start (which holds
+                    // these entries, and anything queued before).
+                    if let Some(webhook) = act.webhooks.get(&target).cloned() {
+                        act.activate(&webhook, StartState::queued(), ctx);
+                    }
                 }
+                act.roster.send(&target, Enqueued(entries));
             }
             Ok(count)
         })))
@@ -301,11 +330,10 @@ impl Handler<WebhookChanged> for Supervisor {
             Ok::<_, StoreError>((webhook, start))
         };
         AtomicResponse::new(Box::pin(load.into_actor(self).map(
-            move |result, act, _| match result {
+            move |result, act, ctx| match result {
                 Ok((webhook, start)) => {
-                    if let Some(actor) = act.apply(id, webhook, start) {
-                        actor.do_send(CheckQueue);
-                    }
+                    act.apply(id, webhook, start, ctx);
+                    act.roster.send(&id, CheckQueue);
                     if let Some(version) = version {
                         act.versions.saw(version);
                     }
@@ -340,6 +368,14 @@ impl Handler<Resync> for Supervisor {
     }
 }
 
+impl Handler<Idle> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, request: Idle, _: &mut Context<Self>) {
+        self.roster.idle(&request);
+    }
+}
+
 impl Handler<IsReady> for Supervisor {
     type Result = bool;
 
@@ -352,7 +388,12 @@ impl Handler<Shutdown> for Supervisor {
     type Result = ResponseActFuture<Self, ()>;
 
     fn handle(&mut self, Shutdown { grace }: Shutdown, _: &mut Context<Self>) -> Self::Result {
-        let drains: Vec<_> = self.actors.iter().map(|actor| actor.send(Drain)).collect();
+        let drains: Vec<_> = self
+            .roster
+            .running
+            .iter()
+            .map(|running| running.addr.send(Drain))
+            .collect();
         let count = drains.len();
         let all = async move {
             let drained = actix_rt::time::timeout(grace, futures_util::future::join_all(drains)).await;

@@ -1,0 +1,139 @@
+//! Which delivery actors run, and the handshake that lets idle ones stop.
+//!
+//! A webhook has a delivery actor only while it has work: when the supervisor hands it events,
+//! when its queue holds a backlog or a replay, or while its circuit has failures. An idle
+//! webhook costs its record and its routing entries, not an actor (about 1.5 KB less each,
+//! which is what keeps 100k mostly idle webhooks cheap).
+//!
+//! Stopping is a handshake, because only the supervisor sends work to actors: an actor that
+//! stayed idle asks to stop with [`Idle`], quoting how many supervisor messages it has
+//! received. The supervisor agrees only if it has sent exactly that many, so nothing it sent
+//! can be lost in a stopping actor's mailbox; otherwise the actor is busy again and the request
+//! is ignored. A generation number tells a stopped actor's request from its successor's.
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+use dashmap::DashMap;
+
+use super::Supervisor;
+use crate::actors::delivery::{DeliveryActor, DeliveryConfig, StartState, Stop};
+use crate::domain::{Webhook, WebhookId};
+use crate::store::Store;
+
+/// A running delivery actor.
+pub struct Running {
+    pub addr: Addr<DeliveryActor>,
+    /// Supervisor messages sent to it (see the module docs).
+    sent: u64,
+    generation: u64,
+}
+
+/// The running delivery actors, shared with the API (health requests go straight to them).
+pub type ActorDirectory = Arc<DashMap<WebhookId, Running>>;
+
+/// An actor that has been idle asks to stop.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Idle {
+    pub webhook: WebhookId,
+    pub generation: u64,
+    /// Supervisor messages it has received.
+    pub received: u64,
+}
+
+/// Starts, feeds and stops delivery actors, spread round-robin over the delivery arbiters.
+pub struct Roster {
+    pub running: ActorDirectory,
+    workers: Vec<ArbiterHandle>,
+    next_worker: usize,
+    next_generation: u64,
+    store: Store,
+    config: Arc<DeliveryConfig>,
+}
+
+impl Roster {
+    pub fn new(
+        running: ActorDirectory,
+        workers: Vec<ArbiterHandle>,
+        store: Store,
+        config: Arc<DeliveryConfig>,
+    ) -> Roster {
+        Roster {
+            running,
+            workers,
+            next_worker: 0,
+            next_generation: 0,
+            store,
+            config,
+        }
+    }
+
+    pub fn is_running(&self, id: &WebhookId) -> bool {
+        self.running.contains_key(id)
+    }
+
+    /// Starts the webhook's actor unless it runs already.
+    pub fn start(&mut self, webhook: Arc<Webhook>, start: StartState, supervisor: Addr<Supervisor>) {
+        if self.is_running(&webhook.id) {
+            return;
+        }
+        let arbiter = &self.workers[self.next_worker % self.workers.len()];
+        self.next_worker = self.next_worker.wrapping_add(1);
+        self.next_generation += 1;
+        let generation = self.next_generation;
+        let (store, config, id) = (self.store.clone(), self.config.clone(), webhook.id);
+        let idle = supervisor.recipient();
+        let addr = DeliveryActor::start_in_arbiter(arbiter, move |_| {
+            DeliveryActor::new(webhook, &store, config, start, (idle, generation))
+        });
+        self.running.insert(
+            id,
+            Running {
+                addr,
+                sent: 0,
+                generation,
+            },
+        );
+    }
+
+    /// Sends a counted message (one that carries work or configuration) to a running actor.
+    pub fn send<M>(&self, id: &WebhookId, message: M) -> bool
+    where
+        M: Message<Result = ()> + Send + 'static,
+        DeliveryActor: Handler<M>,
+    {
+        match self.running.get_mut(id) {
+            Some(mut running) => {
+                running.sent += 1;
+                running.addr.do_send(message);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Stops the actor at once (its webhook was deleted or is no longer ours).
+    pub fn stop(&self, id: &WebhookId) {
+        if let Some((_, running)) = self.running.remove(id) {
+            running.addr.do_send(Stop);
+        }
+    }
+
+    /// Answers an [`Idle`] request: stops the actor if it has seen everything sent to it.
+    pub fn idle(&self, request: &Idle) {
+        let agreed = self.running.remove_if(&request.webhook, |_, running| {
+            running.generation == request.generation && running.sent == request.received
+        });
+        if let Some((_, running)) = agreed {
+            running.addr.do_send(Stop);
+        }
+    }
+
+    pub fn stop_all(&self) {
+        for running in self.running.iter() {
+            running.addr.do_send(Stop);
+        }
+        self.running.clear();
+    }
+}
