@@ -109,17 +109,38 @@ impl WebhookLabels {
     }
 }
 
-/// Records one delivery attempt.
-pub fn attempt(outcome: &'static str, duration: Duration, webhook: Option<&str>) {
-    match webhook {
-        Some(webhook) => {
-            metrics::counter!(DELIVERIES, "outcome" => outcome, "webhook" => webhook.to_string()).increment(1);
-            metrics::histogram!(DELIVERY_DURATION, "webhook" => webhook.to_string()).record(duration.as_secs_f64());
+/// One delivery actor's handles on the attempt series, looked up once (a lookup hashes the
+/// labels: 1% of the service's CPU when done for every attempt).
+pub struct AttemptMetrics {
+    /// delivered, failed, dead, gone.
+    outcomes: [metrics::Counter; 4],
+    duration: metrics::Histogram,
+}
+
+impl AttemptMetrics {
+    pub fn new(webhook: Option<&str>) -> AttemptMetrics {
+        let counter = |outcome: &'static str| match webhook {
+            Some(webhook) => metrics::counter!(DELIVERIES, "outcome" => outcome, "webhook" => webhook.to_string()),
+            None => metrics::counter!(DELIVERIES, "outcome" => outcome),
+        };
+        AttemptMetrics {
+            outcomes: [
+                counter("delivered"),
+                counter("failed"),
+                counter("dead"),
+                counter("gone"),
+            ],
+            duration: match webhook {
+                Some(webhook) => metrics::histogram!(DELIVERY_DURATION, "webhook" => webhook.to_string()),
+                None => metrics::histogram!(DELIVERY_DURATION),
+            },
         }
-        None => {
-            metrics::counter!(DELIVERIES, "outcome" => outcome).increment(1);
-            metrics::histogram!(DELIVERY_DURATION).record(duration.as_secs_f64());
-        }
+    }
+
+    /// Records one attempt; `outcome` indexes delivered, failed, dead, gone.
+    pub fn record(&self, outcome: usize, duration: Duration) {
+        self.outcomes[outcome].increment(1);
+        self.duration.record(duration.as_secs_f64());
     }
 }
 

@@ -15,20 +15,28 @@ use sha2::Sha256;
 
 const PREFIX: &str = "whsec_";
 
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct WebhookSecret {
     /// The decoded key bytes; the `whsec_…` text is made from them when exposed (it is the
     /// canonical base64 of the key, so it reads back the same).
     key: Arc<[u8]>,
+    /// HMAC keyed with it, ready to clone for each signature (keying costs two hash blocks).
+    mac: Hmac<Sha256>,
 }
+
+impl PartialEq for WebhookSecret {
+    fn eq(&self, other: &WebhookSecret) -> bool {
+        self.key == other.key
+    }
+}
+
+impl Eq for WebhookSecret {}
 
 impl WebhookSecret {
     /// A new secret of 32 random bytes.
     pub fn generate() -> WebhookSecret {
         let key: [u8; 32] = rand::random();
-        WebhookSecret {
-            key: Arc::from(&key[..]),
-        }
+        WebhookSecret::from_key(&key)
     }
 
     /// Parses `whsec_<base64 of 24–64 bytes>`, or says which rule it broke.
@@ -42,7 +50,15 @@ impl WebhookSecret {
         if !(24..=64).contains(&key.len()) {
             return Err("must encode 24 to 64 bytes".into());
         }
-        Ok(WebhookSecret { key: Arc::from(key) })
+        Ok(WebhookSecret::from_key(&key))
+    }
+
+    fn from_key(key: &[u8]) -> WebhookSecret {
+        WebhookSecret {
+            key: Arc::from(key),
+            // HMAC accepts keys of any length; this cannot fail.
+            mac: Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length"),
+        }
     }
 
     /// The secret's text, for the API routes that return it and for storage only.
@@ -52,8 +68,7 @@ impl WebhookSecret {
 
     /// `v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<body>">`.
     pub fn sign(&self, id: &str, timestamp: u64, body: &[u8]) -> String {
-        // HMAC accepts keys of any length; this cannot fail.
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key length");
+        let mut mac = self.mac.clone();
         mac.update(id.as_bytes());
         mac.update(b".");
         mac.update(timestamp.to_string().as_bytes());

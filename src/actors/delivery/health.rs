@@ -46,18 +46,29 @@ pub struct Stats {
     /// Failed attempts (each retry that fails counts).
     pub failed: u64,
     pub dead_lettered: u64,
-    pub last_success: Option<LastSuccess>,
+    /// The latest success (ms, status, latency ms), formatted only when a report is made:
+    /// this is written on every delivery.
+    last_success: Option<(u64, u16, u64)>,
+    /// The latest success a previous actor reported, until this one has its own.
+    pub earlier_success: Option<LastSuccess>,
     pub last_failure: Option<LastFailure>,
 }
 
 impl Stats {
     pub fn success(&mut self, status: u16, latency_ms: u64) {
         self.delivered += 1;
-        self.last_success = Some(LastSuccess {
-            time: iso8601(crate::clock::now_ms()),
-            status,
-            latency_ms,
-        });
+        self.last_success = Some((crate::clock::now_ms(), status, latency_ms));
+    }
+
+    pub fn last_success(&self) -> Option<LastSuccess> {
+        match self.last_success {
+            Some((ms, status, latency_ms)) => Some(LastSuccess {
+                time: iso8601(ms),
+                status,
+                latency_ms,
+            }),
+            None => self.earlier_success.clone(),
+        }
     }
 
     pub fn failure(&mut self, status: Option<u16>, error: &str) {

@@ -41,12 +41,12 @@ pub use health::{HealthReport, HealthState};
 use crate::actors::supervisor::Idle;
 use crate::config::Settings;
 use crate::domain::{DeliveryId, PreparedEvent, StreamId, Webhook};
-use crate::metrics::WebhookLabels;
+use crate::metrics::{AttemptMetrics, WebhookLabels};
 use crate::security::Destinations;
 use crate::store::{AttemptRecord, CircuitState, QueueStore, QueuedDelivery, Retention, Store, WebhookStore};
 
 /// Delivered entries are removed from Redis in batches, at most this long after delivery.
-const FLUSH_DELAY: Duration = Duration::from_millis(5);
+const FLUSH_DELAY: Duration = Duration::from_millis(10);
 /// Pause before retrying a Redis call that failed (Redis down or restarting).
 const REDIS_RETRY: Duration = Duration::from_secs(1);
 /// Health reports for other instances are written at most this often per webhook.
@@ -243,8 +243,9 @@ pub struct DeliveryActor {
     report_due: bool,
     /// Set once shutting down: who waits for the attempts under way to finish.
     drain: Option<Vec<oneshot::Sender<()>>>,
-    /// This webhook's `webhook` label on delivery metrics, if series are per webhook.
-    metrics_label: Option<String>,
+    /// Its handles on the attempt metrics (labelled with the webhook, if series are per
+    /// webhook); set in `started`.
+    attempt_metrics: Option<AttemptMetrics>,
     /// Supervisor messages received (Enqueued, Configure, CheckQueue), and whom to ask to stop
     /// when idle: see `supervisor::roster`.
     received: u64,
@@ -286,7 +287,7 @@ impl DeliveryActor {
             stats: Stats::default(),
             report_due: false,
             drain: None,
-            metrics_label: None,
+            attempt_metrics: None,
             received: 0,
             supervisor,
             generation,
@@ -351,7 +352,8 @@ impl Actor for DeliveryActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.client = Some(sender::client(&self.config.settings, &self.config.destinations));
-        self.metrics_label = self.config.metric_labels.label(&self.webhook.id);
+        let label = self.config.metric_labels.label(&self.webhook.id);
+        self.attempt_metrics = Some(AttemptMetrics::new(label.as_deref()));
         if self.circuit.open {
             metrics::gauge!(crate::metrics::CIRCUITS_OPEN).increment(1.0);
         }

@@ -35,12 +35,14 @@ impl DeliveryActor {
             response: attempt.response.clone(),
         };
         let outcome = match attempt.verdict {
-            Verdict::Delivered => "delivered",
-            Verdict::Gone => "gone",
-            Verdict::Failed if self.config.retry.allows_another(attempts) => "failed",
-            Verdict::Failed => "dead",
+            Verdict::Delivered => 0,
+            Verdict::Failed if self.config.retry.allows_another(attempts) => 1,
+            Verdict::Failed => 2,
+            Verdict::Gone => 3,
         };
-        crate::metrics::attempt(outcome, attempt.latency, self.metrics_label.as_deref());
+        if let Some(metrics) = &self.attempt_metrics {
+            metrics.record(outcome, attempt.latency);
+        }
         match attempt.verdict {
             Verdict::Delivered => {
                 let record = record(AttemptOutcome::Delivered);

@@ -42,7 +42,7 @@ impl DeliveryActor {
             backlog,
             consecutive_failures: self.circuit.failures,
             failing_since: self.circuit.failing_since.map(iso8601),
-            last_success: self.stats.last_success.clone(),
+            last_success: self.stats.last_success(),
             last_failure: self.stats.last_failure.clone(),
             next_retry_at: next_retry.map(iso8601),
             delivered: self.stats.delivered,
@@ -99,9 +99,7 @@ impl DeliveryActor {
             act.stats.delivered += previous.delivered;
             act.stats.failed += previous.failed;
             act.stats.dead_lettered += previous.dead_lettered;
-            if act.stats.last_success.is_none() {
-                act.stats.last_success = previous.last_success;
-            }
+            act.stats.earlier_success = previous.last_success;
             if act.stats.last_failure.is_none() {
                 act.stats.last_failure = previous.last_failure;
             }

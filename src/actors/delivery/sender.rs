@@ -24,6 +24,10 @@ use crate::security::Destinations;
 const RESPONSE_READ_LIMIT: usize = 64 * 1024;
 const RESPONSE_KEEP: usize = 1024;
 
+const WEBHOOK_ID: header::HeaderName = header::HeaderName::from_static("webhook-id");
+const WEBHOOK_TIMESTAMP: header::HeaderName = header::HeaderName::from_static("webhook-timestamp");
+const WEBHOOK_SIGNATURE: header::HeaderName = header::HeaderName::from_static("webhook-signature");
+
 thread_local! {
     static CLIENT: OnceCell<awc::Client> = const { OnceCell::new() };
 }
@@ -109,9 +113,9 @@ pub async fn post(client: awc::Client, delivery: Delivery) -> Attempt {
     let request = client
         .post(uri)
         .insert_header((header::CONTENT_TYPE, "application/json"))
-        .insert_header(("webhook-id", id.as_str()))
-        .insert_header(("webhook-timestamp", timestamp.to_string()))
-        .insert_header(("webhook-signature", signature));
+        .insert_header((WEBHOOK_ID, id.as_str()))
+        .insert_header((WEBHOOK_TIMESTAMP, timestamp.to_string()))
+        .insert_header((WEBHOOK_SIGNATURE, signature));
     let exchange = async {
         let mut response = request.send_body(body).await.map_err(|e| e.to_string())?;
         let status = response.status();
