@@ -16,10 +16,10 @@ mod webhook_url;
 
 pub use event::{Event, EventError, PreparedEvent};
 pub use event_type::EventType;
-pub use secret::WebhookSecret;
+pub use secret::{Signer, WebhookSecret};
 pub use stream_id::StreamId;
 pub use type_pattern::TypePattern;
 pub use user_id::UserId;
-pub use webhook::{DeliveryId, PreviousSecret, Webhook};
+pub use webhook::{DeliveryId, PreviousSecret, Signers, Webhook};
 pub use webhook_id::WebhookId;
 pub use webhook_url::WebhookUrl;

@@ -15,22 +15,32 @@ use sha2::Sha256;
 
 const PREFIX: &str = "whsec_";
 
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct WebhookSecret {
     /// The decoded key bytes; the `whsec_…` text is made from them when exposed (it is the
     /// canonical base64 of the key, so it reads back the same).
     key: Arc<[u8]>,
-    /// HMAC keyed with it, ready to clone for each signature (keying costs two hash blocks).
+}
+
+/// A secret's keyed HMAC, ready to sign many messages (keying costs two hash blocks, and its
+/// state ~200 bytes: delivery actors keep one, webhook records do not).
+#[derive(Clone)]
+pub struct Signer {
     mac: Hmac<Sha256>,
 }
 
-impl PartialEq for WebhookSecret {
-    fn eq(&self, other: &WebhookSecret) -> bool {
-        self.key == other.key
+impl Signer {
+    /// `v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<body>">`.
+    pub fn sign(&self, id: &str, timestamp: u64, body: &[u8]) -> String {
+        let mut mac = self.mac.clone();
+        mac.update(id.as_bytes());
+        mac.update(b".");
+        mac.update(timestamp.to_string().as_bytes());
+        mac.update(b".");
+        mac.update(body);
+        format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
     }
 }
-
-impl Eq for WebhookSecret {}
 
 impl WebhookSecret {
     /// A new secret of 32 random bytes.
@@ -54,10 +64,13 @@ impl WebhookSecret {
     }
 
     fn from_key(key: &[u8]) -> WebhookSecret {
-        WebhookSecret {
-            key: Arc::from(key),
+        WebhookSecret { key: Arc::from(key) }
+    }
+
+    pub fn signer(&self) -> Signer {
+        Signer {
             // HMAC accepts keys of any length; this cannot fail.
-            mac: Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length"),
+            mac: Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key length"),
         }
     }
 
@@ -66,19 +79,11 @@ impl WebhookSecret {
         format!("{PREFIX}{}", STANDARD.encode(&self.key))
     }
 
-    /// `v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<body>">`.
+    /// `v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<body>">` (see [`Signer`] to sign many).
     pub fn sign(&self, id: &str, timestamp: u64, body: &[u8]) -> String {
-        let mut mac = self.mac.clone();
-        mac.update(id.as_bytes());
-        mac.update(b".");
-        mac.update(timestamp.to_string().as_bytes());
-        mac.update(b".");
-        mac.update(body);
-        format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
+        self.signer().sign(id, timestamp, body)
     }
-}
 
-impl WebhookSecret {
     /// Whether any signature in a `webhook-signature` header (space-separated `v1,…`) is this
     /// secret's for the message; compared in constant time. What receivers do.
     pub fn verify(&self, id: &str, timestamp: u64, body: &[u8], header: &str) -> bool {

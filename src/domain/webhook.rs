@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use super::{EventType, StreamId, TypePattern, UserId, WebhookId, WebhookSecret, WebhookUrl};
+use super::{EventType, Signer, StreamId, TypePattern, UserId, WebhookId, WebhookSecret, WebhookUrl};
 
 /// A subscription: where to POST, which event types, and whose events.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,16 +36,12 @@ pub struct PreviousSecret {
 }
 
 impl Webhook {
-    /// The `webhook-signature` header for a delivery: the current secret's signature, and the
-    /// previous one's while its rotation grace period lasts (space-separated, as the Standard
-    /// Webhooks spec allows).
-    pub fn signature(&self, id: &str, timestamp: u64, body: &[u8], now_ms: u64) -> String {
-        let mut header = self.secret.sign(id, timestamp, body);
-        if let Some(previous) = self.previous_secret.as_ref().filter(|p| p.expires_ms > now_ms) {
-            header.push(' ');
-            header.push_str(&previous.secret.sign(id, timestamp, body));
+    /// Signers for this webhook's deliveries (see [`Signers::signature`]).
+    pub fn signers(&self) -> Signers {
+        Signers {
+            current: self.secret.signer(),
+            previous: self.previous_secret.as_ref().map(|p| (p.secret.signer(), p.expires_ms)),
         }
-        header
     }
 
     /// Whether an event of this type, belonging to `user`, goes to this webhook. The routing
@@ -56,6 +52,28 @@ impl Webhook {
             Some(mine) => user == Some(mine),
         };
         scoped_in && self.types.iter().any(|pattern| pattern.matches(ev))
+    }
+}
+
+/// The keyed signers of a webhook's current and previous secrets, kept by its delivery actor.
+#[derive(Clone)]
+pub struct Signers {
+    current: Signer,
+    /// With the time (ms) its rotation grace period ends.
+    previous: Option<(Signer, u64)>,
+}
+
+impl Signers {
+    /// The `webhook-signature` header for a delivery: the current secret's signature, and the
+    /// previous one's while its rotation grace period lasts (space-separated, as the Standard
+    /// Webhooks spec allows).
+    pub fn signature(&self, id: &str, timestamp: u64, body: &[u8], now_ms: u64) -> String {
+        let mut header = self.current.sign(id, timestamp, body);
+        if let Some((previous, _)) = self.previous.as_ref().filter(|(_, expires)| *expires > now_ms) {
+            header.push(' ');
+            header.push_str(&previous.sign(id, timestamp, body));
+        }
+        header
     }
 }
 

@@ -40,7 +40,7 @@ pub use health::{HealthReport, HealthState};
 
 use crate::actors::supervisor::Idle;
 use crate::config::Settings;
-use crate::domain::{DeliveryId, PreparedEvent, StreamId, Webhook};
+use crate::domain::{DeliveryId, PreparedEvent, Signers, StreamId, Webhook};
 use crate::metrics::{AttemptMetrics, WebhookLabels};
 use crate::security::Destinations;
 use crate::store::{AttemptRecord, CircuitState, QueueStore, QueuedDelivery, Retention, Store, WebhookStore};
@@ -215,6 +215,8 @@ pub struct DeliveryActor {
     webhook: Arc<Webhook>,
     /// The webhook's URL as awc takes it, parsed once.
     uri: Option<awc::http::Uri>,
+    /// Its secrets, keyed once.
+    signers: Arc<Signers>,
     /// This thread's Redis connection: the queue and the webhook record.
     queue: QueueStore,
     webhooks: WebhookStore,
@@ -270,6 +272,7 @@ impl DeliveryActor {
         let store = Store::for_this_thread(&config.redis).unwrap_or_else(|_| shared.clone());
         DeliveryActor {
             uri: webhook.url.as_str().parse().ok(),
+            signers: Arc::new(webhook.signers()),
             webhook,
             queue: store.queue(),
             webhooks: store.webhooks(),

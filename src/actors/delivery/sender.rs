@@ -16,7 +16,7 @@ use bytes::Bytes;
 
 use super::backoff::parse_retry_after;
 use crate::config::DeliverySettings;
-use crate::domain::{DeliveryId, Webhook};
+use crate::domain::{DeliveryId, Signers, Webhook};
 use crate::security::destinations::GuardedResolver;
 use crate::security::Destinations;
 
@@ -84,6 +84,7 @@ pub struct Delivery {
     pub webhook: Arc<Webhook>,
     /// The webhook's URL, parsed once per webhook (None if awc cannot take it).
     pub uri: Option<awc::http::Uri>,
+    pub signers: Arc<Signers>,
     pub id: DeliveryId,
     pub body: Bytes,
     pub timeout: Duration,
@@ -96,6 +97,7 @@ pub async fn post(client: awc::Client, delivery: Delivery) -> Attempt {
     let Delivery {
         webhook,
         uri,
+        signers,
         id,
         body,
         timeout,
@@ -109,7 +111,7 @@ pub async fn post(client: awc::Client, delivery: Delivery) -> Attempt {
     };
     let now = crate::clock::now_ms();
     let timestamp = now / 1000;
-    let signature = webhook.signature(id.as_str(), timestamp, &body, now);
+    let signature = signers.signature(id.as_str(), timestamp, &body, now);
     let request = client
         .post(uri)
         .insert_header((header::CONTENT_TYPE, "application/json"))

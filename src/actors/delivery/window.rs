@@ -165,6 +165,7 @@ impl DeliveryActor {
         let delivery = sender::Delivery {
             webhook: self.webhook.clone(),
             uri: self.uri.clone(),
+            signers: self.signers.clone(),
             id: slot.id.clone(),
             body: slot.delivery.event.body(&slot.id),
             timeout: self.config.settings.timeout(),
@@ -225,6 +226,7 @@ impl DeliveryActor {
     pub(super) fn apply(&mut self, webhook: Arc<Webhook>, ctx: &mut Context<Self>) {
         let was_active = self.active();
         self.uri = webhook.url.as_str().parse().ok();
+        self.signers = Arc::new(webhook.signers());
         self.webhook = webhook;
         if was_active && !self.active() {
             self.release(ctx);
