@@ -205,9 +205,14 @@ async fn main() {
         let (row, found) = scale::backlog(&bench).await;
         let growth = found.rss_queued_mib - found.rss_before_mib;
         notes.push(format!(
-            "backlog: {} events queued for a dead endpoint in {:.1} s; RSS {:.1} MiB before, {:.1} MiB with the backlog; \
-             drained in {:.1} s when it came back",
-            found.queued, found.queue_seconds, found.rss_before_mib, found.rss_queued_mib, found.drain_seconds
+            "backlog: {} events queued for a dead endpoint in {:.1} s; RSS {:.1} MiB before, {:.1} MiB with the backlog \
+             (Redis holds it: +{:.0} MiB); drained in {:.1} s when it came back",
+            found.queued,
+            found.queue_seconds,
+            found.rss_before_mib,
+            found.rss_queued_mib,
+            found.redis_mib,
+            found.drain_seconds
         ));
         targets.push(Target {
             what: format!("RSS growth <= 50 MB with {} queued", found.queued),

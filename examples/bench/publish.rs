@@ -51,6 +51,19 @@ impl Publisher {
         }
     }
 
+    /// Redis's `used_memory`, bytes.
+    pub async fn redis_memory(&mut self) -> u64 {
+        let info: String = redis::cmd("INFO")
+            .arg("memory")
+            .query_async(&mut self.conn)
+            .await
+            .unwrap_or_default();
+        info.lines()
+            .find_map(|line| line.strip_prefix("used_memory:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
     /// Deletes every key of `prefix` (the run's keys; a million-entry queue is one DEL).
     pub async fn clean(&mut self, prefix: &str) {
         let keys: Vec<String> = redis::cmd("KEYS")

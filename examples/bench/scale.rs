@@ -146,6 +146,8 @@ pub struct BacklogFindings {
     pub queue_seconds: f64,
     pub rss_before_mib: f64,
     pub rss_queued_mib: f64,
+    /// What the queued backlog costs Redis.
+    pub redis_mib: f64,
     pub drain_seconds: f64,
 }
 
@@ -170,6 +172,7 @@ pub async fn backlog(bench: &Bench) -> (Row, BacklogFindings) {
     let rss_before = service.rss_kib();
 
     let mut publisher = Publisher::connect(&bench.redis, &prefix).await;
+    let redis_before = publisher.redis_memory().await;
     let started = Instant::now();
     publisher.publish(0, events, |n| format!("u{}", n % 1000)).await;
     while service.backlog(&webhook).await != events {
@@ -182,6 +185,7 @@ pub async fn backlog(bench: &Bench) -> (Row, BacklogFindings) {
     let queue_seconds = started.elapsed().as_secs_f64();
     actix_rt::time::sleep(Duration::from_secs(2)).await;
     let rss_queued = service.rss_kib();
+    let redis_mib = publisher.redis_memory().await.saturating_sub(redis_before) as f64 / 1048576.0;
 
     // The endpoint comes back on the same port.
     drop(hole);
@@ -210,6 +214,7 @@ pub async fn backlog(bench: &Bench) -> (Row, BacklogFindings) {
         queue_seconds,
         rss_before_mib: rss_before as f64 / 1024.0,
         rss_queued_mib: rss_queued as f64 / 1024.0,
+        redis_mib,
         drain_seconds,
     };
     (measured, findings)
