@@ -174,19 +174,25 @@ async fn main() {
             .map(|(n, ns)| format!("{n}: {ns:.0} ns"))
             .collect();
         notes.push(format!(
-            "many webhooks: {} registered through the API at {:.0}/s; RSS per idle webhook {:.0} B after a restart \
-             ({:.0} B right after registering); ready {:.2} s after a restart; routing cost per event {}",
+            "many webhooks: {} registered through the API at {:.0}/s; RSS per idle webhook {:.0} B (grown while \
+             registering), {:.0} B after a restart; ready {:.2} s after a restart; routing cost per event {}",
             found.webhooks,
             found.registration_per_s,
-            found.bytes_per_webhook_restarted,
             found.bytes_per_webhook_registered,
+            found.bytes_per_webhook_restarted,
             found.startup.as_secs_f64(),
             matching.join(", ")
         ));
         targets.push(Target {
             what: "<= 2 KB RSS per idle registered webhook".into(),
-            measured: format!("{:.0} B", found.bytes_per_webhook_restarted),
-            met: found.bytes_per_webhook_restarted <= 2048.0,
+            measured: format!(
+                "{:.0} B while registering, {:.0} B after a restart",
+                found.bytes_per_webhook_registered, found.bytes_per_webhook_restarted
+            ),
+            met: found
+                .bytes_per_webhook_registered
+                .max(found.bytes_per_webhook_restarted)
+                <= 2048.0,
         });
         let (smallest, largest) = (found.matching_ns[0].1, found.matching_ns[found.matching_ns.len() - 1].1);
         targets.push(Target {
@@ -227,4 +233,10 @@ async fn main() {
         println!("{note}");
     }
     println!("\ntargets:\n{}", report::targets(&targets));
+    if args.quick {
+        println!(
+            "(--quick: fewer events and 10k instead of 100k webhooks, so these figures are indicative; short runs \
+             are noisier and fixed overheads weigh more per webhook. The targets are judged on a full run.)"
+        );
+    }
 }

@@ -139,7 +139,7 @@ pub struct Isolation {
 
 /// 3: 10 healthy webhooks, alone and beside 10 black holes.
 pub async fn isolation(bench: &Bench) -> Isolation {
-    let events = if bench.quick { 5_000 } else { 20_000 };
+    let events = if bench.quick { 10_000 } else { 20_000 };
     let seconds = if bench.quick { 3 } else { 10 };
     Isolation {
         blast_alone: blast(bench, "isolation: 10 healthy", 10, 0, events).await,

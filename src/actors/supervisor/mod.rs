@@ -316,6 +316,10 @@ impl Handler<WebhookChanged> for Supervisor {
     type Result = AtomicResponse<Self, ()>;
 
     fn handle(&mut self, WebhookChanged { id, version }: WebhookChanged, _: &mut Context<Self>) -> Self::Result {
+        if version.is_some_and(|v| self.versions.has_applied(v)) {
+            // Already applied (the API on this instance did it before pub/sub brought it).
+            return AtomicResponse::new(Box::pin(fut::ready(())));
+        }
         let store = self.store.clone();
         let load = async move {
             let webhook = store.webhooks().get(&id).await?;

@@ -54,6 +54,12 @@ impl VersionTracker {
         }
     }
 
+    /// Whether the change that produced `version` was applied already (the API on this
+    /// instance applies its changes before the same change arrives through pub/sub).
+    pub fn has_applied(&self, version: u64) -> bool {
+        version <= self.applied || self.ahead.contains(&version)
+    }
+
     /// Compares with the counter in Redis.
     pub fn check(&mut self, redis: Option<u64>) -> Verdict {
         let current = redis.unwrap_or(0);
@@ -88,6 +94,7 @@ mod tests {
         assert_eq!(versions.check(Some(12)), Verdict::UpToDate);
         versions.saw(9); // old news
         assert_eq!(versions.check(Some(12)), Verdict::UpToDate);
+        assert!(versions.has_applied(12) && versions.has_applied(3) && !versions.has_applied(13));
     }
 
     #[test]
