@@ -4,7 +4,6 @@ use actix_web::{web, HttpResponse};
 
 use super::errors::{ApiError, CommonErrors, NotFound};
 use super::responses::{SecretResponse, Success};
-use super::webhooks::parse_id;
 use super::ApiState;
 use crate::clock::{iso8601, now_ms};
 use crate::domain::{Webhook, WebhookSecret};
@@ -25,18 +24,11 @@ pub async fn resume(state: web::Data<ApiState>, id: web::Path<String>) -> Result
 }
 
 async fn set_paused(state: &ApiState, id: &str, paused: bool) -> Result<HttpResponse, ApiError> {
-    let id = parse_id(id)?;
     let change = WebhookChange {
         paused: Some(paused),
         ..WebhookChange::default()
     };
-    let (_, version) = state
-        .store
-        .webhooks()
-        .update(&id, &change)
-        .await?
-        .ok_or(ApiError::WebhookNotFound)?;
-    state.changed(id, Some(version)).await;
+    state.change(id, &change).await?;
     Ok(HttpResponse::Ok().json(Success::yes()))
 }
 
@@ -44,13 +36,7 @@ async fn set_paused(state: &ApiState, id: &str, paused: bool) -> Result<HttpResp
 #[utoipa::path(get, path = "/webhooks/{id}/secret", tag = "webhooks", params(("id" = String, Path)),
     responses((status = 200, body = SecretResponse), NotFound, CommonErrors))]
 pub async fn secret(state: web::Data<ApiState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let id = parse_id(&id)?;
-    let webhook = state
-        .store
-        .webhooks()
-        .get(&id)
-        .await?
-        .ok_or(ApiError::WebhookNotFound)?;
+    let webhook = state.webhook(&id).await?;
     Ok(HttpResponse::Ok().json(secret_body(&webhook)))
 }
 
@@ -59,20 +45,13 @@ pub async fn secret(state: web::Data<ApiState>, id: web::Path<String>) -> Result
 #[utoipa::path(post, path = "/webhooks/{id}/secret/rotate", tag = "webhooks", params(("id" = String, Path)),
     responses((status = 200, body = SecretResponse), NotFound, CommonErrors))]
 pub async fn rotate_secret(state: web::Data<ApiState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let id = parse_id(&id)?;
     let grace_ends = now_ms() + state.settings.security.rotation_grace_ms;
     let change = WebhookChange {
         rotate_secret: Some((WebhookSecret::generate(), grace_ends)),
         ..WebhookChange::default()
     };
-    let (webhook, version) = state
-        .store
-        .webhooks()
-        .update(&id, &change)
-        .await?
-        .ok_or(ApiError::WebhookNotFound)?;
-    state.changed(id, Some(version)).await;
-    tracing::info!(webhook = %id, "webhook secret rotated");
+    let webhook = state.change(&id, &change).await?;
+    tracing::info!(webhook = %webhook.id, "webhook secret rotated");
     Ok(HttpResponse::Ok().json(secret_body(&webhook)))
 }
 

@@ -6,7 +6,6 @@ use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use super::auth::Authenticated;
 use super::errors::{ApiError, CommonErrors, NotFound};
 use super::responses::{ServiceHealth, WebhookHealthResponse};
-use super::webhooks::parse_id;
 use super::ApiState;
 use crate::actors::delivery::{GetHealth, HealthReport, HealthState};
 use crate::clock::{iso8601, now_ms};
@@ -65,13 +64,8 @@ pub async fn service(state: web::Data<ApiState>, request: HttpRequest) -> HttpRe
 #[utoipa::path(get, path = "/webhooks/{id}/health", tag = "webhooks", params(("id" = String, Path)),
     responses((status = 200, body = WebhookHealthResponse), NotFound, CommonErrors))]
 pub async fn webhook(state: web::Data<ApiState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let id = parse_id(&id)?;
-    let webhook = state
-        .store
-        .webhooks()
-        .get(&id)
-        .await?
-        .ok_or(ApiError::WebhookNotFound)?;
+    let webhook = state.webhook(&id).await?;
+    let id = webhook.id;
     let actor = state
         .router
         .as_ref()

@@ -13,9 +13,9 @@ use super::errors::{ApiError, BodyErrors, CommonErrors, NotFound};
 use super::input::{Fields, Query};
 use super::requests::{PageParams, ReplayDeadLetters};
 use super::responses::{Cursor, HistoryResponse, Purged, Replayed};
-use super::webhooks::{parse_id, DEFAULT_LIMIT, MAX_LIMIT};
+use super::webhooks::{DEFAULT_LIMIT, MAX_LIMIT};
 use super::{cursor, ApiState};
-use crate::domain::{StreamId, WebhookId};
+use crate::domain::StreamId;
 use crate::store::{AttemptView, DeadLetterView, HistoryPage, RejectedView};
 
 /// Dead letters one replay request may name.
@@ -40,18 +40,6 @@ fn page<T: Serialize + ToSchema>(page: HistoryPage<T>) -> HttpResponse {
     })
 }
 
-/// The webhook, which must exist.
-async fn existing(state: &ApiState, id: &str) -> Result<WebhookId, ApiError> {
-    let id = parse_id(id)?;
-    state
-        .store
-        .webhooks()
-        .get(&id)
-        .await?
-        .ok_or(ApiError::WebhookNotFound)?;
-    Ok(id)
-}
-
 /// The webhook's attempt log, newest first.
 #[utoipa::path(get, path = "/webhooks/{id}/attempts", tag = "history", params(("id" = String, Path), PageParams),
     responses((status = 200, body = HistoryResponse<AttemptView>), NotFound, BodyErrors, CommonErrors))]
@@ -61,7 +49,7 @@ pub async fn attempts(
     query: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
     let (limit, next) = paging(query)?;
-    let id = existing(&state, &id).await?;
+    let id = state.webhook(&id).await?.id;
     Ok(page(state.store.history().attempts(&id, limit, next).await?))
 }
 
@@ -74,7 +62,7 @@ pub async fn dead_letters(
     query: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
     let (limit, next) = paging(query)?;
-    let id = existing(&state, &id).await?;
+    let id = state.webhook(&id).await?.id;
     let ttl_ms = state.settings.dead_letters.ttl_ms;
     Ok(page(
         state.store.history().dead_letters(&id, limit, next, ttl_ms).await?,
@@ -92,7 +80,7 @@ pub async fn replay(
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let ids = replay_ids(&body)?;
-    let id = existing(&state, &id).await?;
+    let id = state.webhook(&id).await?.id;
     let replayed = state.store.history().replay_dead(&id, &ids).await?;
     if replayed > 0 {
         // Tell whichever instance delivers this webhook to read its queue.
@@ -134,7 +122,7 @@ fn replay_ids(body: &[u8]) -> Result<Vec<String>, ApiError> {
 #[utoipa::path(delete, path = "/webhooks/{id}/dead", tag = "history", params(("id" = String, Path)),
     responses((status = 200, body = Purged), NotFound, CommonErrors))]
 pub async fn purge_dead(state: web::Data<ApiState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let id = existing(&state, &id).await?;
+    let id = state.webhook(&id).await?.id;
     let deleted = state.store.history().purge_dead(&id).await?;
     Ok(HttpResponse::Ok().json(Purged { success: true, deleted }))
 }

@@ -42,9 +42,9 @@ use actix_web::{web, HttpRequest};
 use crate::actors::queue_reader::ReaderStatus;
 use crate::actors::supervisor::{ActorDirectory, Supervisor, WebhookChanged};
 use crate::config::Settings;
-use crate::domain::WebhookId;
+use crate::domain::{Webhook, WebhookId};
 use crate::security::{AccessTokens, Destinations};
-use crate::store::Store;
+use crate::store::{Store, WebhookChange};
 use errors::ApiError;
 
 /// The delivering side of this instance, when it has one.
@@ -69,6 +69,26 @@ pub struct ApiState {
 }
 
 impl ApiState {
+    /// The webhook a path names: 404 `WebhookNotFound` when the id is malformed or unknown.
+    async fn webhook(&self, id: &str) -> Result<Webhook, ApiError> {
+        let id = webhooks::parse_id(id)?;
+        self.store.webhooks().get(&id).await?.ok_or(ApiError::WebhookNotFound)
+    }
+
+    /// Applies `change` to the webhook a path names and tells this instance's supervisor;
+    /// the webhook as changed.
+    async fn change(&self, id: &str, change: &WebhookChange) -> Result<Webhook, ApiError> {
+        let id = webhooks::parse_id(id)?;
+        let (webhook, version) = self
+            .store
+            .webhooks()
+            .update(&id, change)
+            .await?
+            .ok_or(ApiError::WebhookNotFound)?;
+        self.changed(id, Some(version)).await;
+        Ok(webhook)
+    }
+
     /// Applies a webhook change to this instance's supervisor before answering, so an event
     /// published after the response is routed with the change. Other instances learn of it
     /// through the change feed.

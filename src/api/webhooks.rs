@@ -160,13 +160,7 @@ pub async fn create(state: web::Data<ApiState>, body: web::Json<Value>) -> Resul
 #[utoipa::path(get, path = "/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)),
     responses((status = 200, body = WebhookResponse), NotFound, CommonErrors))]
 pub async fn get(state: web::Data<ApiState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let id = parse_id(&id)?;
-    let webhook = state
-        .store
-        .webhooks()
-        .get(&id)
-        .await?
-        .ok_or(ApiError::WebhookNotFound)?;
+    let webhook = state.webhook(&id).await?;
     Ok(HttpResponse::Ok().json(WebhookResponse {
         success: true,
         webhook: WebhookView::from(&webhook),
@@ -181,7 +175,8 @@ pub async fn update(
     id: web::Path<String>,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = parse_id(&id)?;
+    // A malformed id is a 404 before any body error.
+    parse_id(&id)?;
     let mut fields = Fields::object(body.into_inner(), &["type", "url", "user", "enabled"], IGNORED_KEYS)?;
     if fields.is_empty() && fields.errors.is_empty() {
         return Err(ApiError::invalid(
@@ -201,13 +196,7 @@ pub async fn update(
         guard_destination(&state, url, &mut fields).await;
     }
     fields.finish()?;
-    let (_, version) = state
-        .store
-        .webhooks()
-        .update(&id, &change)
-        .await?
-        .ok_or(ApiError::WebhookNotFound)?;
-    state.changed(id, Some(version)).await;
+    state.change(&id, &change).await?;
     Ok(HttpResponse::Ok().json(Success::yes()))
 }
 

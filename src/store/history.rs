@@ -11,7 +11,7 @@ use redis::{Script, Value};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::queues::StoredAttempt;
+use super::attempts::StoredAttempt;
 use super::reply::{entries, Entry};
 use super::{Keys, StoreError, StoreResult};
 use crate::clock::iso8601;

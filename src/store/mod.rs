@@ -7,6 +7,7 @@
 //! letters, [`HistoryStore`] what operators read back (attempt log, dead letters, rejected
 //! entries). Multi-key changes run as Lua scripts (in `scripts/`), so each is atomic.
 
+mod attempts;
 mod events;
 mod history;
 mod keys;
@@ -19,12 +20,11 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::AsyncConnectionConfig;
 
+pub use attempts::{AttemptOutcome, AttemptRecord};
 pub use events::{EventStream, FanoutBatch, RawEntry};
 pub use history::{AttemptView, DeadLetterView, HistoryPage, HistoryStore, RejectedView};
 pub use keys::{Keys, EVENTS_GROUP};
-pub use queues::{
-    AfterFailure, AttemptOutcome, AttemptRecord, CircuitState, DeadLetter, QueueStore, QueuedDelivery, Retention,
-};
+pub use queues::{AfterFailure, CircuitState, DeadLetter, QueueStore, QueuedDelivery, Retention};
 pub use webhooks::{ListDirection, ListQuery, WebhookChange, WebhookPage, WebhookStore};
 
 use crate::config::RedisSettings;

@@ -24,9 +24,9 @@ mod health;
 mod outcome;
 mod report;
 mod sender;
+mod slots;
 mod window;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,13 +37,14 @@ pub use backoff::RetryPolicy;
 use circuit::Circuit;
 use health::Stats;
 pub use health::{HealthReport, HealthState};
+use slots::{Phase, Slot, Window};
 
 use crate::actors::supervisor::Idle;
 use crate::config::Settings;
-use crate::domain::{DeliveryId, PreparedEvent, Signers, StreamId, Webhook};
+use crate::domain::{PreparedEvent, Signers, StreamId, Webhook};
 use crate::metrics::{AttemptMetrics, WebhookLabels};
 use crate::security::Destinations;
-use crate::store::{AttemptRecord, CircuitState, QueueStore, QueuedDelivery, Retention, Store, WebhookStore};
+use crate::store::{AttemptRecord, CircuitState, QueueStore, Retention, Store, WebhookStore};
 
 /// Delivered entries are removed from Redis in batches, at most this long after delivery.
 const FLUSH_DELAY: Duration = Duration::from_millis(10);
@@ -139,77 +140,6 @@ pub struct Drain;
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Stop;
-
-/// Where a delivery in the window stands.
-enum Phase {
-    Sending,
-    /// Waiting for its retry: when it is due (ms) and the timer.
-    Waiting {
-        due: u64,
-        timer: SpawnHandle,
-    },
-    /// Held while the circuit is open (the probe timer decides what goes next).
-    Parked,
-}
-
-/// A delivery held in memory.
-struct Slot {
-    delivery: QueuedDelivery,
-    id: DeliveryId,
-    phase: Phase,
-}
-
-/// The deliveries an actor holds in memory, by queue entry id. Every insertion and removal
-/// moves the process-wide in-flight gauge, so the gauge cannot drift from the windows.
-struct Window {
-    slots: BTreeMap<StreamId, Slot>,
-    gauge: metrics::Gauge,
-}
-
-impl Window {
-    fn new() -> Window {
-        Window {
-            slots: BTreeMap::new(),
-            gauge: metrics::gauge!(crate::metrics::IN_FLIGHT),
-        }
-    }
-
-    fn insert(&mut self, entry: StreamId, slot: Slot) {
-        if self.slots.insert(entry, slot).is_none() {
-            self.gauge.increment(1.0);
-        }
-    }
-
-    fn remove(&mut self, entry: &StreamId) -> Option<Slot> {
-        let slot = self.slots.remove(entry);
-        if slot.is_some() {
-            self.gauge.decrement(1.0);
-        }
-        slot
-    }
-
-    fn get_mut(&mut self, entry: &StreamId) -> Option<&mut Slot> {
-        self.slots.get_mut(entry)
-    }
-
-    fn values_mut(&mut self) -> impl Iterator<Item = &mut Slot> {
-        self.slots.values_mut()
-    }
-}
-
-impl std::ops::Deref for Window {
-    type Target = BTreeMap<StreamId, Slot>;
-
-    fn deref(&self) -> &Self::Target {
-        &self.slots
-    }
-}
-
-impl Drop for Window {
-    fn drop(&mut self) {
-        self.gauge.decrement(self.slots.len() as f64);
-    }
-}
 
 pub struct DeliveryActor {
     webhook: Arc<Webhook>,
