@@ -3,8 +3,7 @@
 
 mod support;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -91,15 +90,7 @@ async fn the_attempt_log_is_capped() {
 #[actix_web::test]
 async fn dead_letters_can_be_listed_replayed_one_or_all_and_purged() {
     let app = TestApp::spawn_with(|s| s.retry.max_attempts = 1).await;
-    let healthy = Arc::new(AtomicBool::new(false));
-    let flag = healthy.clone();
-    let receiver = Receiver::scripted(move |_, _| {
-        if flag.load(Ordering::SeqCst) {
-            Reply::Status(200)
-        } else {
-            Reply::Status(503)
-        }
-    });
+    let (receiver, healthy) = Receiver::failing_until_healed(Reply::Status(503));
     let id = app.create_webhook(&receiver.url(), &["*"], None).await;
     for n in 0..3 {
         app.publish(json!({"ev": "marked.spam", "n": n, "subject": "hi"})).await;
@@ -228,16 +219,8 @@ async fn an_open_circuit_probes_one_at_a_time_then_drains_at_full_speed() {
         s.retry.max_delay_ms = 200;
     })
     .await;
-    let healthy = Arc::new(AtomicBool::new(false));
-    let flag = healthy.clone();
     // Every failing answer takes 50 ms, so overlapping probes would show in the peak.
-    let receiver = Receiver::scripted(move |_, _| {
-        if flag.load(Ordering::SeqCst) {
-            Reply::Status(200)
-        } else {
-            Reply::Delay(Duration::from_millis(50), 500)
-        }
-    });
+    let (receiver, healthy) = Receiver::failing_until_healed(Reply::Delay(Duration::from_millis(50), 500));
     let id = app.create_webhook(&receiver.url(), &["*"], None).await;
     for n in 0..40 {
         app.publish(json!({"ev": "a", "n": n})).await;

@@ -75,6 +75,20 @@ impl Receiver {
         Receiver::on_listener(listener, script)
     }
 
+    /// A receiver that answers `failing` until the returned switch is set, then 200.
+    pub fn failing_until_healed(failing: Reply) -> (Receiver, Arc<std::sync::atomic::AtomicBool>) {
+        let healed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let switch = healed.clone();
+        let receiver = Receiver::scripted(move |_, _| {
+            if healed.load(Ordering::SeqCst) {
+                Reply::Status(200)
+            } else {
+                failing.clone()
+            }
+        });
+        (receiver, switch)
+    }
+
     /// Like [`Receiver::scripted`], on a listener the test bound (a port it wants back).
     pub fn on_listener(
         listener: std::net::TcpListener,
