@@ -5,7 +5,8 @@
 //! records and their indexes, [`EventStream`] the producers' event stream and the atomic
 //! fan-out into per-webhook queues, [`QueueStore`] one webhook's queue, retry state and dead
 //! letters, [`HistoryStore`] what operators read back (attempt log, dead letters, rejected
-//! entries). Multi-key changes run as Lua scripts (in `scripts/`), so each is atomic.
+//! entries). Multi-key changes are atomic: Lua scripts (in `scripts/`) where they must check
+//! something first, `MULTI` pipelines where they need not (scripts cost Redis more per command).
 
 mod attempts;
 mod events;
