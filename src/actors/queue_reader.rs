@@ -10,7 +10,7 @@
 //! drops the connection and retries with backoff (recreating the consumer group if Redis lost
 //! it); a failed routing leaves the batch pending, and it is read again.
 
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,14 +48,10 @@ impl ReaderState {
     }
 }
 
-/// What the reader tells `/health`, updated as it goes.
+/// The reader's state, for `/health` (counts of entries read and rejected are metrics).
 #[derive(Debug, Default)]
 pub struct ReaderStatus {
     state: AtomicU8,
-    /// Entries read from the stream and routed.
-    pub read: AtomicU64,
-    /// Entries set aside as malformed.
-    pub rejected: AtomicU64,
 }
 
 impl ReaderStatus {
@@ -226,7 +222,6 @@ impl Handler<Poll> for QueueReader {
         let store = self.store.clone();
         let supervisor = self.supervisor.clone();
         let settings = self.settings.clone();
-        let status = self.status.clone();
         let conn = self.conn.take();
         let pending = !self.pending_done;
         let block = Duration::from_millis(settings.block_ms);
@@ -288,11 +283,8 @@ impl Handler<Poll> for QueueReader {
                     _ => None,
                 })
                 .collect();
-            let rejected = rejected_parts.len();
             match supervisor.send(RouteBatch(batch)).await {
                 Ok(Ok(_)) => {
-                    status.read.fetch_add(count as u64, Ordering::Relaxed);
-                    status.rejected.fetch_add(rejected as u64, Ordering::Relaxed);
                     metrics::counter!(crate::metrics::EVENTS_READ).increment(count as u64);
                     for part in rejected_parts {
                         metrics::counter!(crate::metrics::EVENTS_REJECTED, "part" => part).increment(1);
