@@ -12,6 +12,13 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// How long a timer waits for a wall-clock time `due_ms` (persisted due times are wall-clock),
+/// seen at `now_ms` (one clock reading): never negative. The wait itself runs on the monotonic
+/// clock, so a wall-clock step after arming does not move it.
+pub fn wait_until(due_ms: u64, now_ms: u64) -> std::time::Duration {
+    std::time::Duration::from_millis(due_ms.saturating_sub(now_ms))
+}
+
 /// `2026-11-26T18:26:10.123Z`, as JavaScript's `Date.prototype.toISOString` writes it.
 pub fn iso8601(ms: u64) -> String {
     let format = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
@@ -24,6 +31,13 @@ pub fn iso8601(ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_due_time_already_past_waits_nothing_instead_of_centuries() {
+        assert_eq!(wait_until(1_000, 1_001), std::time::Duration::ZERO);
+        assert_eq!(wait_until(1_500, 1_000), std::time::Duration::from_millis(500));
+        assert_eq!(wait_until(0, u64::MAX), std::time::Duration::ZERO);
+    }
 
     #[test]
     fn formats_like_javascript() {

@@ -2,8 +2,9 @@
 //!
 //! [`Application::build`] wires everything from one [`Settings`]: the Redis store, the
 //! delivering side (delivery arbiters, supervisor, queue reader; skipped on an API-only
-//! instance) and the HTTP API. It binds before returning, so tests can ask for port 0 and read
-//! the real port from [`Application::port`].
+//! instance) and the HTTP API. It binds the API's address first, before anything starts, so a
+//! port already taken is a clear error naming the address and nothing is left half-started;
+//! tests ask for port 0 and read the real port from [`Application::port`].
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -55,14 +56,16 @@ impl Application {
             }
             tracing::warn!(%listen, "no [api] access_tokens: the API is open to every local user");
         }
+        let listener = TcpListener::bind(listen)
+            .map_err(|error| anyhow::anyhow!("cannot listen on {listen} ([api] listen): {error}"))?;
+        let port = listener.local_addr()?.port();
         let destinations = Arc::new(Destinations::new(&settings.security.allow_cidrs));
         let store = Store::new(&settings.redis)?;
+        watch_redis(store.clone(), settings.redis.url_for_logs());
         let router = settings
             .webhooks
             .enabled
             .then(|| start_router(&settings, &store, &destinations));
-        let listener = TcpListener::bind(listen)?;
-        let port = listener.local_addr()?.port();
         let state = web::Data::new(ApiState {
             store,
             settings: settings.clone(),
@@ -82,8 +85,9 @@ impl Application {
         .shutdown_timeout(5)
         .run();
         tracing::info!(
-            port,
+            listen = %listener_addr(listen, port),
             delivering = settings.webhooks.enabled,
+            redis = %settings.redis.url_for_logs(),
             prefix = %settings.redis.prefix,
             "hookrouter started"
         );
@@ -117,6 +121,45 @@ impl Application {
         }
         Ok(())
     }
+}
+
+fn listener_addr(listen: std::net::SocketAddr, port: u16) -> std::net::SocketAddr {
+    std::net::SocketAddr::new(listen.ip(), port)
+}
+
+/// Says when Redis becomes unreachable, every 5 s while it stays so, and when it is back: a
+/// service that cannot reach Redis does nothing useful, and must not be silent about it.
+fn watch_redis(store: Store, url: String) {
+    const CHECK_EVERY: Duration = Duration::from_secs(1);
+    const WARN_EVERY: Duration = Duration::from_secs(5);
+    actix_rt::spawn(async move {
+        let mut down: Option<(std::time::Instant, std::time::Instant)> = None;
+        loop {
+            match (store.check().await, down) {
+                (Ok(()), Some((since, _))) => {
+                    tracing::info!(redis = %url, down_for_ms = since.elapsed().as_millis() as u64, "redis is reachable again");
+                    down = None;
+                }
+                (Ok(()), None) => {}
+                (Err(error), None) => {
+                    tracing::warn!(redis = %url, %error, "redis is unreachable; retrying");
+                    let now = std::time::Instant::now();
+                    down = Some((now, now));
+                }
+                (Err(error), Some((since, warned))) if warned.elapsed() >= WARN_EVERY => {
+                    tracing::warn!(
+                        redis = %url,
+                        %error,
+                        down_for_s = since.elapsed().as_secs(),
+                        "redis is still unreachable; nothing is read or delivered meanwhile"
+                    );
+                    down = Some((since, std::time::Instant::now()));
+                }
+                (Err(_), Some(_)) => {}
+            }
+            actix_rt::time::sleep(CHECK_EVERY).await;
+        }
+    });
 }
 
 fn start_router(settings: &Arc<Settings>, store: &Store, destinations: &Arc<Destinations>) -> Router {

@@ -1,23 +1,16 @@
 //! What operators use: the attempt log, dead letters and replay, rejected entries, pause and
-//! resume, and the circuit breaker, against real receivers.
+//! resume, disabling after failing too long, idle actors, against real receivers. (Retries,
+//! the circuit breaker and "retry now": tests/retries.rs.)
 
 mod support;
 
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 use support::{eventually, Receiver, Reply, TestApp};
 
 const WAIT: Duration = Duration::from_secs(10);
-
-async fn health_until(app: &TestApp, id: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
-    eventually(what, WAIT, || async {
-        let (_, health) = app.webhook_health(id).await;
-        check(&health).then_some(health)
-    })
-    .await
-}
 
 #[actix_web::test]
 async fn the_attempt_log_shows_every_attempt_newest_first_and_pages() {
@@ -190,7 +183,7 @@ async fn a_paused_webhook_queues_but_delivers_nothing_until_resumed() {
     for n in 0..5 {
         app.publish(json!({"ev": "a", "n": n})).await;
     }
-    let health = health_until(&app, &id, "5 queued", |h| h["backlog"] == 5).await;
+    let health = app.health_until(&id, "5 queued", |h| h["backlog"] == 5).await;
     assert_eq!(health["state"], "paused");
     let (_, webhook) = app.get_webhook(&id).await;
     assert_eq!(webhook["paused"], true);
@@ -200,7 +193,7 @@ async fn a_paused_webhook_queues_but_delivers_nothing_until_resumed() {
     let (status, _) = app.call_raw("POST", &format!("/webhooks/{id}/resume"), b"").await;
     assert_eq!(status, 200);
     receiver.wait_for(5, WAIT).await;
-    let health = health_until(&app, &id, "drained", |h| h["backlog"] == 0).await;
+    let health = app.health_until(&id, "drained", |h| h["backlog"] == 0).await;
     assert_eq!(health["state"], "healthy");
     let (_, webhook) = app.get_webhook(&id).await;
     assert!(webhook.get("paused").is_none());
@@ -208,56 +201,6 @@ async fn a_paused_webhook_queues_but_delivers_nothing_until_resumed() {
         .call_raw("POST", "/webhooks/0123456789abcdef01234567/pause", b"")
         .await;
     assert_eq!(status, 404);
-}
-
-#[actix_web::test]
-async fn an_open_circuit_probes_one_at_a_time_then_drains_at_full_speed() {
-    let app = TestApp::spawn_with(|s| {
-        s.circuit.failure_threshold = 3;
-        s.retry.max_attempts = 1_000;
-        s.retry.initial_delay_ms = 100;
-        s.retry.max_delay_ms = 200;
-    })
-    .await;
-    // Every failing answer takes 50 ms, so overlapping probes would show in the peak.
-    let (receiver, healthy) = Receiver::failing_until_healed(Reply::Delay(Duration::from_millis(50), 500));
-    let id = app.create_webhook(&receiver.url(), &["*"], None).await;
-    for n in 0..40 {
-        app.publish(json!({"ev": "a", "n": n})).await;
-    }
-    let health = health_until(&app, &id, "an open circuit", |h| h["state"] == "failing").await;
-    assert!(health["consecutiveFailures"].as_u64().unwrap() >= 3);
-    assert!(health["failingSince"].is_string());
-    assert!(health["nextRetryAt"].is_string() || health["inFlight"].as_u64().unwrap() >= 1);
-
-    // While open: requests arrive one at a time, paced by the probe timer (100–200 ms).
-    actix_rt::time::sleep(Duration::from_millis(100)).await; // let the last window attempts end
-    receiver.reset_peak();
-    let before = receiver.count();
-    actix_rt::time::sleep(Duration::from_millis(1_000)).await;
-    let probes = receiver.count() - before;
-    assert!(
-        receiver.peak_concurrency() <= 1,
-        "probes overlapped: {}",
-        receiver.peak_concurrency()
-    );
-    assert!((2..=10).contains(&probes), "{probes} probes in a second");
-    let (_, health) = app.webhook_health(&id).await;
-    assert!(health["inFlight"].as_u64().unwrap() <= 16);
-    assert_eq!(health["backlog"], 40);
-
-    // The endpoint recovers: the next probe closes the circuit and everything drains.
-    healthy.store(true, Ordering::SeqCst);
-    let started = Instant::now();
-    let health = health_until(&app, &id, "the backlog to drain", |h| h["backlog"] == 0).await;
-    assert_eq!(health["state"], "healthy");
-    assert_eq!(health["consecutiveFailures"], 0);
-    assert_eq!(health["delivered"], 40);
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "drained in {:?}",
-        started.elapsed()
-    );
 }
 
 #[actix_web::test]
@@ -282,7 +225,9 @@ async fn a_webhook_failing_for_too_long_is_disabled() {
             .starts_with("every delivery failed since"),
         "{webhook}"
     );
-    let health = health_until(&app, &id, "disabled health", |h| h["state"] == "disabled").await;
+    let health = app
+        .health_until(&id, "disabled health", |h| h["state"] == "disabled")
+        .await;
     assert_eq!(health["backlog"], 1, "the undelivered event stays queued");
 }
 
@@ -307,7 +252,9 @@ async fn idle_actors_stop_and_come_back_without_losing_or_repeating_anything() {
         (health["actors"] == 0).then_some(())
     })
     .await;
-    let health = health_until(&app, &id, "the stored report", |h| h["delivered"] == 5).await;
+    let health = app
+        .health_until(&id, "the stored report", |h| h["delivered"] == 5)
+        .await;
     assert_eq!(health["state"], "healthy");
     assert_eq!(health["inFlight"], 0);
 
@@ -332,5 +279,6 @@ async fn idle_actors_stop_and_come_back_without_losing_or_repeating_anything() {
         "and none twice ({} requests)",
         received.len()
     );
-    health_until(&app, &id, "the counters to carry over", |h| h["delivered"] == total).await;
+    app.health_until(&id, "the counters to carry over", |h| h["delivered"] == total)
+        .await;
 }

@@ -1,8 +1,9 @@
 //! Webhook change notifications from every instance, over Redis pub/sub.
 //!
 //! Each change to a webhook publishes `<id>:<version>` on `P:changes` (inside the same script
-//! that makes the change). This task subscribes and forwards each to the supervisor as a
-//! [`WebhookChanged`]. Pub/sub drops messages while disconnected, so after every
+//! that makes the change); a replay publishes `<id>`, a "retry now" `<id>:retry`
+//! ([`Notice`]). This task subscribes and forwards each to the supervisor as a
+//! [`WebhookChanged`] or a [`RetryWebhook`]. Pub/sub drops messages while disconnected, so after every
 //! (re)subscription the supervisor gets a forced [`Resync`]; the periodic resync covers the rest.
 
 use std::time::Duration;
@@ -10,9 +11,8 @@ use std::time::Duration;
 use actix::Addr;
 use futures_util::StreamExt;
 
-use super::supervisor::{Resync, Supervisor, WebhookChanged};
-use crate::domain::WebhookId;
-use crate::store::Store;
+use super::supervisor::{Resync, RetryWebhook, Supervisor, WebhookChanged};
+use crate::store::{Notice, Store};
 
 const RECONNECT_MIN: Duration = Duration::from_millis(200);
 const RECONNECT_MAX: Duration = Duration::from_secs(5);
@@ -33,8 +33,13 @@ pub fn start(store: Store, supervisor: Addr<Supervisor>) {
                             if !supervisor.connected() {
                                 return;
                             }
-                            match parse(message.get_payload_bytes()) {
-                                Some((id, version)) => supervisor.do_send(WebhookChanged { id, version }),
+                            match Notice::parse(message.get_payload_bytes()) {
+                                Some((id, Notice::Record(version))) => supervisor.do_send(WebhookChanged {
+                                    id,
+                                    version: Some(version),
+                                }),
+                                Some((id, Notice::Queue)) => supervisor.do_send(WebhookChanged { id, version: None }),
+                                Some((id, Notice::RetryNow)) => supervisor.do_send(RetryWebhook(id)),
                                 None => tracing::debug!("ignoring a malformed change notification"),
                             }
                         }
@@ -48,13 +53,4 @@ pub fn start(store: Store, supervisor: Addr<Supervisor>) {
             pause = (pause * 2).min(RECONNECT_MAX);
         }
     });
-}
-
-/// `<id>:<version>`, or a bare `<id>` (a queue change without a new version).
-fn parse(payload: &[u8]) -> Option<(WebhookId, Option<u64>)> {
-    let text = std::str::from_utf8(payload).ok()?;
-    match text.split_once(':') {
-        Some((id, version)) => Some((WebhookId::parse(id)?, Some(version.parse().ok()?))),
-        None => Some((WebhookId::parse(text)?, None)),
-    }
 }

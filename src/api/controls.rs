@@ -1,13 +1,15 @@
-//! Operating one webhook: pause and resume its deliveries, read and rotate its signing secret.
+//! Operating one webhook: pause and resume its deliveries, retry now, read and rotate its
+//! signing secret.
 
 use actix_web::{web, HttpResponse};
 
 use super::errors::{ApiError, CommonErrors, NotFound};
 use super::responses::{SecretResponse, Success};
 use super::ApiState;
+use crate::actors::supervisor::RetryWebhook;
 use crate::clock::{iso8601, now_ms};
 use crate::domain::{Webhook, WebhookSecret};
-use crate::store::WebhookChange;
+use crate::store::{Notice, WebhookChange};
 
 /// Keep queueing the webhook's events but deliver nothing (health state `paused`).
 #[utoipa::path(post, path = "/webhooks/{id}/pause", tag = "webhooks", params(("id" = String, Path)),
@@ -21,6 +23,24 @@ pub async fn pause(state: web::Data<ApiState>, id: web::Path<String>) -> Result<
     responses((status = 200, body = Success), NotFound, CommonErrors))]
 pub async fn resume(state: web::Data<ApiState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     set_paused(&state, &id, false).await
+}
+
+/// The receiver is fixed: probe the endpoint now (an open circuit closes on success) and make
+/// every delivery waiting for its retry due now. Answers at once; deliveries follow.
+#[utoipa::path(post, path = "/webhooks/{id}/retry", tag = "webhooks", params(("id" = String, Path)),
+    responses((status = 200, body = Success), NotFound, CommonErrors))]
+pub async fn retry(state: web::Data<ApiState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let id = state.webhook(&id).await?.id;
+    state.store.queue().retry_now(&id).await?;
+    // Whichever instance delivers it hears of it; this one is told directly.
+    state.store.webhooks().announce(&id, Notice::RetryNow).await?;
+    if let Some(router) = &state.router {
+        if let Err(error) = router.supervisor.send(RetryWebhook(id)).await {
+            tracing::warn!(webhook = %id, %error, "could not tell the supervisor to retry");
+        }
+    }
+    tracing::info!(webhook = %id, "retry requested");
+    Ok(HttpResponse::Ok().json(Success::yes()))
 }
 
 async fn set_paused(state: &ApiState, id: &str, paused: bool) -> Result<HttpResponse, ApiError> {

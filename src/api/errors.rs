@@ -76,6 +76,10 @@ impl From<StoreError> for ApiError {
                 tracing::warn!(%error, "redis unavailable while serving a request");
                 ApiError::Unavailable("Redis is unreachable")
             }
+            StoreError::Timeout(_) => {
+                tracing::warn!(%error, "redis unavailable while serving a request");
+                ApiError::Unavailable("Redis is unreachable")
+            }
             _ => ApiError::Internal(error.to_string()),
         }
     }

@@ -16,7 +16,7 @@ use super::responses::{Cursor, HistoryResponse, Purged, Replayed};
 use super::webhooks::{DEFAULT_LIMIT, MAX_LIMIT};
 use super::{cursor, ApiState};
 use crate::domain::StreamId;
-use crate::store::{AttemptView, DeadLetterView, HistoryPage, RejectedView};
+use crate::store::{AttemptView, DeadLetterView, HistoryPage, Notice, RejectedView};
 
 /// Dead letters one replay request may name.
 const MAX_REPLAY_IDS: usize = 1000;
@@ -84,7 +84,7 @@ pub async fn replay(
     let replayed = state.store.history().replay_dead(&id, &ids).await?;
     if replayed > 0 {
         // Tell whichever instance delivers this webhook to read its queue.
-        state.store.webhooks().announce(&id).await?;
+        state.store.webhooks().announce(&id, Notice::Queue).await?;
         state.changed(id, None).await;
     }
     Ok(HttpResponse::Ok().json(Replayed {

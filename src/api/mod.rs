@@ -10,7 +10,7 @@
 //! | `GET, PUT, DELETE /webhooks/{id}` | [`webhooks::get`], [`webhooks::update`], [`webhooks::delete`] |
 //! | `GET /webhooks/{id}/health` | [`health::webhook`] |
 //! | `GET /webhooks/{id}/secret`, `POST /webhooks/{id}/secret/rotate` | [`controls::secret`], [`controls::rotate_secret`] |
-//! | `POST /webhooks/{id}/pause`, `/resume` | [`controls::pause`], [`controls::resume`] |
+//! | `POST /webhooks/{id}/pause`, `/resume`, `/retry` | [`controls::pause`], [`controls::resume`], [`controls::retry`] |
 //! | `GET /webhooks/{id}/attempts` | [`history::attempts`] |
 //! | `GET, DELETE /webhooks/{id}/dead` | [`history::dead_letters`], [`history::purge_dead`] |
 //! | `POST /webhooks/{id}/dead/replay` | [`history::replay`] |
@@ -135,6 +135,7 @@ pub fn configure(state: web::Data<ApiState>) -> impl FnOnce(&mut web::ServiceCon
             .service(resource("/webhooks/{id}/secret/rotate").route(web::post().to(controls::rotate_secret)))
             .service(resource("/webhooks/{id}/pause").route(web::post().to(controls::pause)))
             .service(resource("/webhooks/{id}/resume").route(web::post().to(controls::resume)))
+            .service(resource("/webhooks/{id}/retry").route(web::post().to(controls::retry)))
             .service(resource("/webhooks/{id}/attempts").route(web::get().to(history::attempts)))
             .service(
                 resource("/webhooks/{id}/dead")

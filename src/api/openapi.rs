@@ -29,6 +29,7 @@ use super::{controls, events, health, history, metrics, webhooks};
         health::webhook,
         controls::pause,
         controls::resume,
+        controls::retry,
         controls::secret,
         controls::rotate_secret,
         history::attempts,

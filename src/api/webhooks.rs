@@ -31,6 +31,8 @@ pub struct WebhookView {
     types: Vec<String>,
     /// null for a global webhook.
     user: Option<String>,
+    /// The destination. Lists show query values and secret-looking path segments as `***`;
+    /// `GET /webhooks/{id}` shows it whole.
     url: String,
     /// ISO 8601.
     created: String,
@@ -43,13 +45,23 @@ pub struct WebhookView {
     paused: bool,
 }
 
-impl From<&Webhook> for WebhookView {
-    fn from(webhook: &Webhook) -> WebhookView {
+impl WebhookView {
+    /// The webhook with its whole URL: only `GET /webhooks/{id}` shows it.
+    fn whole(webhook: &Webhook) -> WebhookView {
+        WebhookView {
+            url: webhook.url.to_string(),
+            ..WebhookView::listed(webhook)
+        }
+    }
+
+    /// The webhook as lists show it: query values and secret-looking path segments of its URL
+    /// are `***` (see [`crate::domain::WebhookUrl::redacted`]).
+    pub fn listed(webhook: &Webhook) -> WebhookView {
         WebhookView {
             id: webhook.id.to_string(),
             types: webhook.types.iter().map(ToString::to_string).collect(),
             user: webhook.user.as_ref().map(ToString::to_string),
-            url: webhook.url.to_string(),
+            url: webhook.url.redacted(),
             created: iso8601(webhook.created_ms),
             enabled: webhook.enabled,
             disabled_reason: webhook.disabled_reason.clone(),
@@ -114,7 +126,7 @@ pub async fn list(
         page,
         previous_cursor: cursor_at(found.has_previous, ListDirection::Previous, first),
         next_cursor: cursor_at(found.has_next, ListDirection::Next, last),
-        results: found.results.iter().map(WebhookView::from).collect(),
+        results: found.results.iter().map(WebhookView::listed).collect(),
     }))
 }
 
@@ -148,7 +160,7 @@ pub async fn create(state: web::Data<ApiState>, body: web::Json<Value>) -> Resul
     };
     let version = state.store.webhooks().create(&webhook).await?;
     state.changed(webhook.id, Some(version)).await;
-    tracing::info!(webhook = %webhook.id, url = %webhook.url, "webhook created");
+    tracing::info!(webhook = %webhook.id, url = %webhook.url.redacted(), "webhook created");
     Ok(HttpResponse::Ok().json(CreatedWebhook {
         success: true,
         id: webhook.id.to_string(),
@@ -163,7 +175,7 @@ pub async fn get(state: web::Data<ApiState>, id: web::Path<String>) -> Result<Ht
     let webhook = state.webhook(&id).await?;
     Ok(HttpResponse::Ok().json(WebhookResponse {
         success: true,
-        webhook: WebhookView::from(&webhook),
+        webhook: WebhookView::whole(&webhook),
     }))
 }
 

@@ -63,99 +63,115 @@ impl Settings {
         Ok(settings)
     }
 
-    /// Rejects values the service cannot work with, naming the key and the rule.
+    /// Rejects values the service cannot work with, naming the key and the rule. Every duration
+    /// and size has bounds: a zero idle time would spin a thread, a huge delay would overflow
+    /// a timer.
     pub fn validate(&self) -> anyhow::Result<()> {
-        let mut problems = Vec::new();
-        let mut check = |ok: bool, key: &str, rule: &str| {
-            if !ok {
-                problems.push(format!("{key}: {rule}"));
-            }
-        };
-        check(
+        let mut check = Checks::default();
+        check.rule(
             self.api.listen.parse::<SocketAddr>().is_ok(),
             "api.listen",
             "must be an IP address and port, like 127.0.0.1:8787",
         );
-        check(
-            self.api.body_limit_bytes >= 1024,
-            "api.body_limit_bytes",
-            "must be at least 1024",
+        check.range("api.body_limit_bytes", self.api.body_limit_bytes as u64, 1024, GIB);
+        check.rule(
+            self.api.access_tokens.iter().all(|t| t.0.len() >= 16),
+            "api.access_tokens",
+            "each token must be at least 16 characters",
         );
-        check(
+        check.rule(
+            url::Url::parse(&self.redis.url).is_ok_and(|u| matches!(u.scheme(), "redis" | "rediss" | "unix")),
+            "redis.url",
+            "must be a redis://, rediss:// or unix:// URL",
+        );
+        check.rule(
             !self.redis.prefix.is_empty() && !self.redis.prefix.chars().any(|c| c.is_whitespace() || c == '*'),
             "redis.prefix",
             "must be non-empty, without spaces or '*'",
         );
-        check(self.redis.timeout_ms > 0, "redis.timeout_ms", "must be positive");
-        check(
-            self.webhooks.resync_ms >= 100,
-            "webhooks.resync_ms",
-            "must be at least 100",
-        );
-        check(self.events.max_bytes >= 64, "events.max_bytes", "must be at least 64");
-        check(
-            (1..=10_000).contains(&self.events.batch_size),
-            "events.batch_size",
-            "must be between 1 and 10000",
-        );
-        check(
-            (10..=60_000).contains(&self.events.block_ms),
-            "events.block_ms",
-            "must be between 10 and 60000",
-        );
-        check(!self.events.consumer.is_empty(), "events.consumer", "must not be empty");
-        check(
-            self.events.rejected_max_len > 0,
+        check.range("redis.timeout_ms", self.redis.timeout_ms, 10, HOUR_MS);
+        check.range("webhooks.resync_ms", self.webhooks.resync_ms, 100, HOUR_MS);
+        check.range("events.max_bytes", self.events.max_bytes as u64, 64, 64 * MIB);
+        check.range("events.batch_size", self.events.batch_size as u64, 1, 10_000);
+        check.range("events.block_ms", self.events.block_ms, 10, 60_000);
+        check.rule(!self.events.consumer.is_empty(), "events.consumer", "must not be empty");
+        check.range(
             "events.rejected_max_len",
-            "must be positive",
+            self.events.rejected_max_len as u64,
+            1,
+            100_000_000,
         );
-        check(self.delivery.timeout_ms > 0, "delivery.timeout_ms", "must be positive");
-        check(
-            (1..=10_000).contains(&self.delivery.max_in_flight),
-            "delivery.max_in_flight",
-            "must be between 1 and 10000",
-        );
-        check(
+        check.range("delivery.timeout_ms", self.delivery.timeout_ms, 100, HOUR_MS);
+        check.range("delivery.max_in_flight", self.delivery.max_in_flight as u64, 1, 10_000);
+        check.rule(
             awc::http::header::HeaderValue::from_str(&self.delivery.user_agent).is_ok(),
             "delivery.user_agent",
             "must be a valid header value",
         );
-        check(
-            self.retry.initial_delay_ms > 0,
-            "retry.initial_delay_ms",
-            "must be positive",
-        );
-        check(
-            self.retry.multiplier.is_finite() && self.retry.multiplier >= 1.0,
+        check.range("delivery.workers", self.delivery.workers as u64, 0, 1024);
+        check.range("delivery.idle_stop_ms", self.delivery.idle_stop_ms, 100, DAY_MS);
+        check.range("retry.initial_delay_ms", self.retry.initial_delay_ms, 1, 30 * DAY_MS);
+        check.rule(
+            self.retry.multiplier.is_finite() && (1.0..=1000.0).contains(&self.retry.multiplier),
             "retry.multiplier",
-            "must be at least 1.0",
+            "must be from 1.0 to 1000.0",
         );
-        check(
-            self.retry.max_delay_ms >= self.retry.initial_delay_ms,
+        check.range(
             "retry.max_delay_ms",
-            "must be at least retry.initial_delay_ms",
+            self.retry.max_delay_ms,
+            self.retry.initial_delay_ms,
+            30 * DAY_MS,
         );
-        check(self.retry.max_attempts >= 1, "retry.max_attempts", "must be at least 1");
-        check(
+        check.range("retry.max_attempts", u64::from(self.retry.max_attempts), 1, 100_000);
+        check.rule(
             (0.0..=1.0).contains(&self.retry.jitter),
             "retry.jitter",
             "must be a fraction between 0 and 1",
         );
-        check(
-            self.circuit.failure_threshold >= 1,
+        check.range(
             "circuit.failure_threshold",
-            "must be at least 1",
+            u64::from(self.circuit.failure_threshold),
+            1,
+            100_000,
         );
-        check(
-            self.dead_letters.max_len > 0,
-            "dead_letters.max_len",
-            "must be positive",
+        check.range(
+            "circuit.disable_after_ms",
+            self.circuit.disable_after_ms,
+            1_000,
+            365 * DAY_MS,
         );
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            anyhow::bail!("invalid configuration:\n  {}", problems.join("\n  "))
+        check.range("circuit.probe_initial_ms", self.circuit.probe_initial_ms, 10, DAY_MS);
+        check.range(
+            "circuit.probe_max_ms",
+            self.circuit.probe_max_ms,
+            self.circuit.probe_initial_ms,
+            DAY_MS,
+        );
+        check.range("dead_letters.max_len", self.dead_letters.max_len as u64, 1, 100_000_000);
+        check.range("dead_letters.ttl_ms", self.dead_letters.ttl_ms, 1_000, 3650 * DAY_MS);
+        check.range("attempts.max_len", self.attempts.max_len as u64, 1, 100_000_000);
+        check.range("attempts.ttl_ms", self.attempts.ttl_ms, 1_000, 3650 * DAY_MS);
+        check.range("shutdown.grace_ms", self.shutdown.grace_ms, 0, HOUR_MS);
+        for cidr in &self.security.allow_cidrs {
+            check.rule(
+                cidr.parse::<ipnet::IpNet>().is_ok(),
+                "security.allow_cidrs",
+                &format!("{cidr:?} is not a CIDR like 10.0.0.0/8 or ::1/128"),
+            );
         }
+        check.range(
+            "security.rotation_grace_ms",
+            self.security.rotation_grace_ms,
+            0,
+            365 * DAY_MS,
+        );
+        check.range(
+            "metrics.per_webhook_limit",
+            self.metrics.per_webhook_limit as u64,
+            1,
+            100_000,
+        );
+        check.finish()
     }
 
     /// The API's bind address (validated by [`Settings::validate`]).
@@ -167,6 +183,39 @@ impl Settings {
         match self.delivery.workers {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
+        }
+    }
+}
+
+const MIB: u64 = 1024 * 1024;
+const GIB: u64 = 1024 * MIB;
+const HOUR_MS: u64 = 3_600_000;
+const DAY_MS: u64 = 24 * HOUR_MS;
+
+/// The problems found while validating, each naming its key and rule.
+#[derive(Default)]
+struct Checks(Vec<String>);
+
+impl Checks {
+    fn rule(&mut self, ok: bool, key: &str, rule: &str) {
+        if !ok {
+            self.0.push(format!("{key}: {rule}"));
+        }
+    }
+
+    fn range(&mut self, key: &str, value: u64, min: u64, max: u64) {
+        self.rule(
+            (min..=max).contains(&value),
+            key,
+            &format!("must be from {min} to {max} (is {value})"),
+        );
+    }
+
+    fn finish(self) -> anyhow::Result<()> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            anyhow::bail!("invalid configuration:\n  {}", self.0.join("\n  "))
         }
     }
 }
@@ -223,5 +272,84 @@ mod tests {
         let message = settings.validate().unwrap_err().to_string();
         assert!(message.contains("retry.jitter: must be a fraction"), "{message}");
         assert!(message.contains("api.listen: must be an IP address"), "{message}");
+    }
+
+    #[test]
+    fn every_duration_and_size_that_would_break_the_service_is_refused() {
+        /// (key, how to break it, the rule the error must name)
+        type Case = (&'static str, fn(&mut Settings), &'static str);
+        let cases: Vec<Case> = vec![
+            (
+                "delivery.idle_stop_ms",
+                |s| s.delivery.idle_stop_ms = 0,
+                "must be from 100 to 86400000 (is 0)",
+            ),
+            ("delivery.timeout_ms", |s| s.delivery.timeout_ms = 0, "must be from 100"),
+            (
+                "delivery.workers",
+                |s| s.delivery.workers = 100_000,
+                "must be from 0 to 1024",
+            ),
+            (
+                "retry.max_delay_ms",
+                |s| s.retry.max_delay_ms = u64::MAX,
+                "must be from 2000 to",
+            ),
+            (
+                "retry.initial_delay_ms",
+                |s| s.retry.initial_delay_ms = 0,
+                "must be from 1",
+            ),
+            (
+                "circuit.probe_initial_ms",
+                |s| s.circuit.probe_initial_ms = 0,
+                "must be from 10",
+            ),
+            (
+                "circuit.probe_max_ms",
+                |s| s.circuit.probe_max_ms = 1_000,
+                "must be from 5000",
+            ),
+            ("attempts.max_len", |s| s.attempts.max_len = 0, "must be from 1"),
+            ("attempts.ttl_ms", |s| s.attempts.ttl_ms = 0, "must be from 1000"),
+            (
+                "dead_letters.ttl_ms",
+                |s| s.dead_letters.ttl_ms = 0,
+                "must be from 1000",
+            ),
+            (
+                "shutdown.grace_ms",
+                |s| s.shutdown.grace_ms = u64::MAX,
+                "must be from 0 to 3600000",
+            ),
+            ("redis.timeout_ms", |s| s.redis.timeout_ms = 0, "must be from 10"),
+            (
+                "redis.url",
+                |s| s.redis.url = "127.0.0.1:6379".into(),
+                "must be a redis://",
+            ),
+            ("events.max_bytes", |s| s.events.max_bytes = 1, "must be from 64"),
+            (
+                "security.allow_cidrs",
+                |s| s.security.allow_cidrs = vec!["10.0.0.0/33".into()],
+                "\"10.0.0.0/33\" is not a CIDR",
+            ),
+            (
+                "api.access_tokens",
+                |s| s.api.access_tokens = vec![AccessToken("short".into())],
+                "each token must be at least 16",
+            ),
+            (
+                "metrics.per_webhook_limit",
+                |s| s.metrics.per_webhook_limit = 0,
+                "must be from 1",
+            ),
+        ];
+        for (key, break_it, rule) in cases {
+            let mut settings = Settings::default();
+            break_it(&mut settings);
+            let message = settings.validate().unwrap_err().to_string();
+            assert!(message.contains(&format!("{key}: {rule}")), "{key}: {message}");
+        }
     }
 }

@@ -48,6 +48,20 @@ pub struct RedisSettings {
     pub timeout_ms: u64,
 }
 
+impl RedisSettings {
+    /// The URL as logs may show it: the password replaced by `***`.
+    pub fn url_for_logs(&self) -> String {
+        match url::Url::parse(&self.url) {
+            Ok(mut url) if url.password().is_some() => {
+                let _ = url.set_password(Some("***"));
+                url.to_string()
+            }
+            Ok(url) => url.to_string(),
+            Err(_) => "(unparsable URL)".into(),
+        }
+    }
+}
+
 impl Default for RedisSettings {
     fn default() -> Self {
         Self {
@@ -163,10 +177,14 @@ impl Default for RetrySettings {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CircuitSettings {
-    /// Consecutive failures that open the circuit: one probe at a time, at the backoff pace.
+    /// Failures in a row (each a separate signal about the endpoint) that open the circuit.
     pub failure_threshold: u32,
     /// A webhook failing without a single success for this long is disabled.
     pub disable_after_ms: u64,
+    /// While open, the first probe waits this long; each later one twice the previous wait.
+    pub probe_initial_ms: u64,
+    /// The longest wait between two probes.
+    pub probe_max_ms: u64,
 }
 
 impl Default for CircuitSettings {
@@ -174,7 +192,19 @@ impl Default for CircuitSettings {
         Self {
             failure_threshold: 5,
             disable_after_ms: 5 * 24 * 3_600_000,
+            probe_initial_ms: 5_000,
+            probe_max_ms: 300_000,
         }
+    }
+}
+
+impl CircuitSettings {
+    /// (first probe delay, longest probe delay).
+    pub fn probes(&self) -> (Duration, Duration) {
+        (
+            Duration::from_millis(self.probe_initial_ms),
+            Duration::from_millis(self.probe_max_ms),
+        )
     }
 }
 

@@ -3,9 +3,11 @@
 //! Users type webhook URLs; without a guard, a URL could make hookrouter POST to the cloud
 //! metadata service (169.254.169.254), to Redis, or to anything else on the internal network.
 //! So by default a destination address is refused when it is unspecified, loopback, private
-//! (RFC 1918), link-local, CGNAT (shared), reserved, multicast or broadcast; for IPv6 also
-//! unique-local and site-local; and IPv4-mapped, IPv4-compatible and NAT64 forms are judged by
-//! the IPv4 address they carry. `[security] allow_cidrs` lets chosen ranges through.
+//! (RFC 1918), link-local, CGNAT (shared), IETF protocol assignments (192.0.0.0/24),
+//! benchmarking (198.18.0.0/15), reserved, multicast or broadcast; for IPv6 also unique-local,
+//! site-local and local-use NAT64 (64:ff9b:1::/48); and IPv4-mapped, IPv4-compatible, NAT64
+//! and 6to4 (2002::/16) forms are judged by the IPv4 address they carry. `[security]
+//! allow_cidrs` lets chosen ranges through.
 //!
 //! It is checked twice: when a webhook is created or changed (a 400 with the reason), and at
 //! delivery time, where hookrouter resolves the host itself ([`GuardedResolver`]) and connects
@@ -113,6 +115,8 @@ fn refusal_v4(ip: Ipv4Addr) -> Option<&'static str> {
         _ if ip.is_private() => "a private address (RFC 1918)",
         _ if ip.is_link_local() => "a link-local address",
         _ if a == 100 && (64..128).contains(&b) => "a shared address (CGNAT)",
+        _ if a == 192 && b == 0 && ip.octets()[2] == 0 => "an IETF protocol assignment address (192.0.0.0/24)",
+        _ if a == 198 && (b & 0xfe) == 18 => "a benchmarking address (198.18.0.0/15)",
         _ if ip.is_multicast() => "a multicast address",
         _ if a >= 240 => "a reserved address",
         _ => return None,
@@ -128,22 +132,33 @@ fn refusal_v6(ip: Ipv6Addr) -> Option<&'static str> {
         _ if first & 0xffc0 == 0xfe80 => "a link-local address",
         _ if first & 0xffc0 == 0xfec0 => "a site-local address",
         _ if first & 0xfe00 == 0xfc00 => "a unique-local address",
+        _ if ip.segments()[..3] == [0x64, 0xff9b, 1] => "a local-use NAT64 address (64:ff9b:1::/48)",
         _ => return None,
     })
 }
 
-/// The IPv4 address inside an IPv4-mapped (`::ffff:a.b.c.d`), IPv4-compatible (`::a.b.c.d`)
-/// or NAT64 (`64:ff9b::a.b.c.d`) IPv6 address.
+/// The IPv4 address inside an IPv4-mapped (`::ffff:a.b.c.d`), IPv4-compatible (`::a.b.c.d`),
+/// NAT64 (`64:ff9b::a.b.c.d`) or 6to4 (`2002:aabb:ccdd::`) IPv6 address.
 fn embedded_v4(ip: IpAddr) -> Option<Ipv4Addr> {
     let IpAddr::V6(v6) = ip else { return None };
     let s = v6.segments();
-    let tail = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
+    let v4 = |hi: u16, lo: u16| Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
     match s {
-        [0, 0, 0, 0, 0, 0xffff, ..] => Some(tail),
-        [0, 0, 0, 0, 0, 0, ..] if !v6.is_unspecified() && !v6.is_loopback() => Some(tail),
-        [0x64, 0xff9b, 0, 0, 0, 0, ..] => Some(tail),
+        [0, 0, 0, 0, 0, 0xffff, ..] => Some(v4(s[6], s[7])),
+        [0, 0, 0, 0, 0, 0, ..] if !v6.is_unspecified() && !v6.is_loopback() => Some(v4(s[6], s[7])),
+        [0x64, 0xff9b, 0, 0, 0, 0, ..] => Some(v4(s[6], s[7])),
+        [0x2002, ..] => Some(v4(s[1], s[2])),
         _ => None,
     }
+}
+
+/// An IP literal as a URL or awc spells its host (`[::1]`, `127.0.0.1`), if it is one.
+fn ip_literal(host: &str) -> Option<IpAddr> {
+    host.strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host)
+        .parse()
+        .ok()
 }
 
 /// awc's DNS resolver for deliveries: resolves, drops refused addresses, and fails when none
@@ -157,7 +172,12 @@ impl actix_tls::connect::Resolve for GuardedResolver {
         port: u16,
     ) -> LocalBoxFuture<'a, Result<Vec<SocketAddr>, Box<dyn std::error::Error>>> {
         Box::pin(async move {
-            let found: Vec<SocketAddr> = tokio::net::lookup_host((host, port)).await?.collect();
+            // IP literals (IPv6 ones arrive in brackets) need no lookup; they were checked
+            // before the request, and are checked again here like any address.
+            let found: Vec<SocketAddr> = match ip_literal(host) {
+                Some(ip) => vec![SocketAddr::new(ip, port)],
+                None => tokio::net::lookup_host((host, port)).await?.collect(),
+            };
             let mut refused = Vec::new();
             let allowed: Vec<SocketAddr> = found
                 .into_iter()
@@ -215,6 +235,15 @@ mod tests {
             "::ffff:169.254.169.254",
             "::127.0.0.1",
             "64:ff9b::a00:1",
+            "192.0.0.1",
+            "192.0.0.170",
+            "198.18.0.1",
+            "198.19.255.254",
+            "64:ff9b:1::1",
+            "64:ff9b:1:ffff::8.8.8.8",
+            "2002:7f00:1::1",
+            "2002:a00:1::",
+            "2002:a9fe:a9fe::1",
         ] {
             assert!(refused(ip), "{ip} should be refused");
         }
@@ -229,6 +258,11 @@ mod tests {
             "100.128.0.1",
             "2606:2800:220:1::1",
             "::ffff:8.8.8.8",
+            "192.0.1.1",
+            "198.17.255.255",
+            "198.20.0.1",
+            "64:ff9b::808:808",
+            "2002:808:808::1",
         ] {
             assert!(!refused(ip), "{ip} should be allowed");
         }
@@ -245,6 +279,25 @@ mod tests {
             reason.starts_with("10.0.0.1 is a private address (RFC 1918)"),
             "{reason}"
         );
+    }
+
+    #[test]
+    fn ip_literals_are_read_with_or_without_brackets() {
+        assert_eq!(ip_literal("[::1]"), Some("::1".parse().unwrap()));
+        assert_eq!(ip_literal("127.0.0.1"), Some("127.0.0.1".parse().unwrap()));
+        assert_eq!(ip_literal("example.com"), None);
+        assert_eq!(ip_literal("[example.com]"), None);
+    }
+
+    #[actix_web::test]
+    async fn the_delivery_resolver_takes_bracketed_ipv6_literals() {
+        use actix_tls::connect::Resolve;
+        let allowed = GuardedResolver(Arc::new(Destinations::new(&["::1/128".into()])));
+        let found = allowed.lookup("[::1]", 8080).await.unwrap();
+        assert_eq!(found, vec!["[::1]:8080".parse::<SocketAddr>().unwrap()]);
+        let refused = GuardedResolver(Arc::new(Destinations::default()));
+        let error = refused.lookup("[::1]", 8080).await.unwrap_err().to_string();
+        assert!(error.contains("loopback"), "{error}");
     }
 
     #[actix_web::test]

@@ -15,7 +15,8 @@
 //! | `P:webhooks:version` | string | counter incremented by every webhook change (resync check) |
 //! | `P:changes` | pub/sub channel | `<id>:<version>` of each webhook change |
 //! | `P:queue:<id>` | stream | the webhook's pending deliveries: e (event id), ev, b (body) |
-//! | `P:retry:<id>` | hash | queue entry id → `attempts:next_attempt_ms` for retried entries |
+//! | `P:retry:<id>` | hash | queue entry id → `attempts:due_ms:first_failed_ms` for entries that failed |
+//! | `P:due:<id>` | zset | entries waiting for their retry, scored by due time (ms); not those in flight |
 //! | `P:dead:<id>` | stream | dead letters (capped by count and age) |
 //! | `P:attempts:<id>` | stream | the webhook's attempt log, newest last (capped; expires when idle) |
 //! | `P:circuit:<id>` | hash | consecutive failures and since when (absent while healthy) |
@@ -93,6 +94,10 @@ impl Keys {
         self.key(format_args!("retry:{id}"))
     }
 
+    pub fn due(&self, id: &WebhookId) -> String {
+        self.key(format_args!("due:{id}"))
+    }
+
     pub fn dead(&self, id: &WebhookId) -> String {
         self.key(format_args!("dead:{id}"))
     }
@@ -115,7 +120,15 @@ impl Keys {
 
     /// Every key that belongs to one webhook besides its record and index entries; deleting a
     /// webhook deletes these.
-    pub fn owned_by(&self, id: &WebhookId) -> [String; 4] {
-        [self.queue(id), self.retry(id), self.dead(id), self.health(id)]
+    pub fn owned_by(&self, id: &WebhookId) -> [String; 7] {
+        [
+            self.queue(id),
+            self.retry(id),
+            self.due(id),
+            self.dead(id),
+            self.attempts(id),
+            self.circuit(id),
+            self.health(id),
+        ]
     }
 }

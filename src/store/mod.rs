@@ -3,8 +3,8 @@
 //! [`Store`] owns the shared connection (a `ConnectionManager`, which reconnects by itself) and
 //! the key schema. Its handles each cover one part of the data: [`WebhookStore`] the webhook
 //! records and their indexes, [`EventStream`] the producers' event stream and the atomic
-//! fan-out into per-webhook queues, [`QueueStore`] one webhook's queue, retry state and dead
-//! letters, [`HistoryStore`] what operators read back (attempt log, dead letters, rejected
+//! fan-out into per-webhook queues, [`QueueStore`] one webhook's queue, its due set of entries
+//! waiting for a retry, and its dead letters, [`HistoryStore`] what operators read back (attempt log, dead letters, rejected
 //! entries). Multi-key changes are atomic: Lua scripts (in `scripts/`) where they must check
 //! something first, `MULTI` pipelines where they need not (scripts cost Redis more per command).
 
@@ -14,6 +14,7 @@ mod history;
 mod keys;
 mod queues;
 mod reply;
+mod retries;
 mod webhooks;
 
 use std::time::Duration;
@@ -25,8 +26,9 @@ pub use attempts::{AttemptOutcome, AttemptRecord};
 pub use events::{EventStream, FanoutBatch, RawEntry};
 pub use history::{AttemptView, DeadLetterView, HistoryPage, HistoryStore, RejectedView};
 pub use keys::{Keys, EVENTS_GROUP};
-pub use queues::{AfterFailure, CircuitState, DeadLetter, QueueStore, QueuedDelivery, Retention};
-pub use webhooks::{ListDirection, ListQuery, WebhookChange, WebhookPage, WebhookStore};
+pub use queues::{AfterFailure, CircuitState, DeadLetter, Fetched, QueueStore, QueuedDelivery, Retention};
+pub use retries::{Due, DueSet, TakenRetries};
+pub use webhooks::{ListDirection, ListQuery, Notice, WebhookChange, WebhookPage, WebhookStore};
 
 use crate::config::RedisSettings;
 
@@ -37,6 +39,8 @@ pub enum StoreError {
     Redis(redis::RedisError),
     #[error("unexpected data in redis: {0}")]
     Corrupt(String),
+    #[error("redis did not answer within {0} ms")]
+    Timeout(u64),
 }
 
 /// Every Redis error passes through here on its way up, so this is where they are counted.
@@ -137,9 +141,17 @@ impl Store {
 
     /// Whether Redis answers a PING within the command timeout.
     pub async fn ping(&self) -> bool {
+        self.check().await.is_ok()
+    }
+
+    /// PINGs Redis; the error says why it does not answer.
+    pub async fn check(&self) -> StoreResult<()> {
         let mut conn = self.conn.clone();
         let cmd = redis::cmd("PING");
         let ping = cmd.query_async::<String>(&mut conn);
-        matches!(tokio::time::timeout(self.timeout, ping).await, Ok(Ok(_)))
+        match tokio::time::timeout(self.timeout, ping).await {
+            Ok(answer) => answer.map(|_| ()).map_err(StoreError::from),
+            Err(_) => Err(StoreError::Timeout(self.timeout.as_millis() as u64)),
+        }
     }
 }

@@ -1,12 +1,14 @@
-//! One webhook's queue of pending deliveries, its retry state and its dead letters.
+//! One webhook's queue of pending deliveries and what happens to its entries.
 //!
 //! The queue `P:queue:<id>` is a stream: the fan-out appends to it, the webhook's delivery
-//! actor reads it in order and deletes an entry only on a final outcome (delivered,
-//! dead-lettered). Attempt counts and the next retry time of failed entries live beside it in
-//! `P:retry:<id>`, and the current run of failures in `P:circuit:<id>`, so a restart resumes
-//! the backoff and the circuit instead of starting them over. Every attempt also lands in the
-//! webhook's capped attempt log. Writes that would create keys check first that the webhook
-//! still exists, so a delivery finishing after its webhook was deleted leaves nothing behind.
+//! actor reads its *fresh* entries (never tried) in order, and deletes an entry only on a final
+//! outcome (delivered, dead-lettered). An entry that failed gets retry state in `P:retry:<id>`
+//! (attempts made, when it is due, when it first failed) and waits in the due set `P:due:<id>`
+//! ordered by due time (`retries.rs`), out of the actor's memory; queue reads skip it.
+//! The current run of failures is in `P:circuit:<id>`, so a restart resumes the backoff and
+//! the circuit instead of starting them over. Every attempt also lands in the webhook's capped
+//! attempt log. Writes that would create keys check first that the webhook still exists, so a
+//! delivery finishing after its webhook was deleted leaves nothing behind.
 
 use std::sync::{Arc, LazyLock};
 
@@ -29,8 +31,20 @@ pub struct QueuedDelivery {
     pub event: Arc<PreparedEvent>,
     /// Attempts already made (0 for a fresh entry).
     pub attempts: u32,
-    /// When the next attempt is due (ms since epoch), for an entry waiting to be retried.
-    pub next_attempt_ms: Option<u64>,
+    /// When it first failed (ms), for an entry that was tried before: the circuit breaker
+    /// asks whether the endpoint succeeded since.
+    pub first_failure_ms: Option<u64>,
+}
+
+/// What a read of the queue's fresh entries found.
+#[derive(Debug, Default)]
+pub struct Fetched {
+    /// Fresh entries, in queue order.
+    pub deliveries: Vec<QueuedDelivery>,
+    /// The last entry read (fresh or not): the next read starts after it.
+    pub last: Option<StreamId>,
+    /// Entries read, skipped ones (waiting for a retry, unreadable) included.
+    pub read: usize,
 }
 
 /// A webhook's run of failures, kept so a restart does not forget an open circuit.
@@ -44,8 +58,12 @@ pub struct CircuitState {
 /// What happens to an entry after a failed attempt.
 #[derive(Debug, Clone)]
 pub enum AfterFailure {
-    /// Retried when due; `attempts` made so far.
-    Retry { attempts: u32, due_ms: u64 },
+    /// Retried when due; `attempts` made so far, the first failure at `first_failed_ms`.
+    Retry {
+        attempts: u32,
+        due_ms: u64,
+        first_failed_ms: u64,
+    },
     /// Out of attempts.
     Dead(DeadLetter),
 }
@@ -70,8 +88,8 @@ pub struct Retention {
 
 #[derive(Clone)]
 pub struct QueueStore {
-    conn: ConnectionManager,
-    keys: Keys,
+    pub(super) conn: ConnectionManager,
+    pub(super) keys: Keys,
 }
 
 impl QueueStore {
@@ -79,76 +97,115 @@ impl QueueStore {
         QueueStore { conn, keys }
     }
 
-    /// Up to `count` entries after `after` (from the start when None).
-    pub async fn fetch(
-        &self,
-        webhook: &WebhookId,
-        after: Option<StreamId>,
-        count: usize,
-    ) -> StoreResult<Vec<QueuedDelivery>> {
+    /// Reads up to `count` entries after `after` (from the start when None) and returns the
+    /// fresh ones. Entries with retry state are skipped: they wait in the due set, or are in
+    /// flight. An entry that cannot be read is dead-lettered with the reason.
+    pub async fn fetch(&self, webhook: &WebhookId, after: Option<StreamId>, count: usize) -> StoreResult<Fetched> {
         let start = after.map_or_else(|| "-".to_string(), |id| format!("({id}"));
         let (queue, retry) = (self.keys.queue(webhook), self.keys.retry(webhook));
         let mut conn = self.conn.clone();
         // Plain commands, not a script: this runs once per half window of every busy webhook.
-        let (range, retried): (Value, bool) = redis::pipe()
+        let (range, retried): (Value, u64) = redis::pipe()
             .cmd("XRANGE")
             .arg(&queue)
             .arg(start)
             .arg("+")
             .arg("COUNT")
             .arg(count)
-            .cmd("EXISTS")
+            .cmd("HLEN")
             .arg(&retry)
             .query_async(&mut conn)
             .await?;
         let rows = entries(&range).map_err(StoreError::Corrupt)?;
-        // Retry state exists only for entries that failed before; usually there is none.
-        let states: Vec<Option<String>> = if retried && !rows.is_empty() {
+        // Retry state exists only for entries that failed; usually there is none.
+        let states: Vec<Option<String>> = if retried > 0 && !rows.is_empty() {
             let ids: Vec<String> = rows.iter().map(|row| row.id.to_string()).collect();
             redis::cmd("HMGET").arg(&retry).arg(&ids).query_async(&mut conn).await?
         } else {
             vec![None; rows.len()]
         };
-        let mut deliveries = Vec::with_capacity(rows.len());
+        let mut fetched = Fetched {
+            deliveries: Vec::with_capacity(rows.len()),
+            last: rows.last().map(|row| row.id),
+            read: rows.len(),
+        };
         let mut unreadable = Vec::new();
         for (row, state) in rows.iter().zip(states) {
-            match decode_entry(row, state.as_deref()) {
-                Ok(delivery) => deliveries.push(delivery),
-                Err(problem) => {
-                    tracing::error!(webhook = %webhook, entry = %row.id, %problem, "dropping unreadable queue entry");
-                    unreadable.push(row.id);
-                }
+            if state.is_some() {
+                continue;
+            }
+            match decode_entry(row, None) {
+                Ok(delivery) => fetched.deliveries.push(delivery),
+                Err(problem) => unreadable.push((row, problem)),
             }
         }
-        // Only hookrouter writes queues, so this takes a hand-edited key; dropping the entry
-        // keeps the webhook's queue moving instead of stalling on it forever.
-        self.complete(webhook, &unreadable).await?;
-        Ok(deliveries)
+        self.set_aside(webhook, &unreadable).await?;
+        Ok(fetched)
     }
 
-    /// Removes finished entries (delivered). Harmless for entries or queues already gone.
-    pub async fn complete(&self, webhook: &WebhookId, entries: &[StreamId]) -> StoreResult<()> {
-        if entries.is_empty() {
+    /// Dead-letters queue entries that cannot be read (only a hand-edited key holds them), with
+    /// the reason, so the queue keeps moving and nothing disappears without a trace.
+    pub(super) async fn set_aside(
+        &self,
+        webhook: &WebhookId,
+        unreadable: &[(&Entry, &'static str)],
+    ) -> StoreResult<()> {
+        if unreadable.is_empty() {
             return Ok(());
         }
-        let ids: Vec<String> = entries.iter().map(ToString::to_string).collect();
+        let now = crate::clock::now_ms();
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for (row, problem) in unreadable {
+            tracing::error!(webhook = %webhook, entry = %row.id, %problem, "dead-lettering an unreadable queue entry");
+            let event = row.field_str("e").unwrap_or_default().to_string();
+            pipe.cmd("XADD")
+                .arg(self.keys.dead(webhook))
+                .arg("*")
+                .arg("id")
+                .arg(format!(
+                    "{webhook}:{}",
+                    if event.is_empty() {
+                        row.id.to_string()
+                    } else {
+                        event.clone()
+                    }
+                ))
+                .arg("e")
+                .arg(event)
+                .arg("ev")
+                .arg(row.field("ev").unwrap_or_default())
+                .arg("b")
+                .arg(row.field("b").unwrap_or_default())
+                .arg("attempts")
+                .arg(0)
+                .arg("error")
+                .arg(format!("unreadable queue entry {}: {problem}", row.id))
+                .arg("status")
+                .arg("")
+                .arg("time")
+                .arg(now)
+                .ignore();
+            pipe.cmd("XDEL")
+                .arg(self.keys.queue(webhook))
+                .arg(row.id.to_string())
+                .ignore();
+            pipe.cmd("HDEL")
+                .arg(self.keys.retry(webhook))
+                .arg(row.id.to_string())
+                .ignore();
+            pipe.cmd("ZREM")
+                .arg(self.keys.due(webhook))
+                .arg(row.id.to_string())
+                .ignore();
+        }
         let mut conn = self.conn.clone();
-        redis::pipe()
-            .cmd("XDEL")
-            .arg(self.keys.queue(webhook))
-            .arg(&ids)
-            .ignore()
-            .cmd("HDEL")
-            .arg(self.keys.retry(webhook))
-            .arg(&ids)
-            .ignore()
-            .query_async::<()>(&mut conn)
-            .await?;
+        pipe.query_async::<()>(&mut conn).await?;
         Ok(())
     }
 
     /// Records a failed attempt of `entry`: in the attempt log and the circuit state, and
-    /// either as retry state or as a dead letter (leaving the queue).
+    /// either as retry state in the due set or as a dead letter (leaving the queue).
     pub async fn record_failure(
         &self,
         webhook: &WebhookId,
@@ -166,10 +223,18 @@ impl QueueStore {
             .key(self.keys.dead(webhook))
             .key(self.keys.attempts(webhook))
             .key(self.keys.circuit(webhook))
+            .key(self.keys.due(webhook))
             .arg(entry.to_string());
         match after {
-            AfterFailure::Retry { attempts, due_ms } => invocation.arg("retry").arg(format!("{attempts}:{due_ms}")),
-            AfterFailure::Dead(_) => invocation.arg("dead").arg(""),
+            AfterFailure::Retry {
+                attempts,
+                due_ms,
+                first_failed_ms,
+            } => invocation
+                .arg("retry")
+                .arg(format!("{attempts}:{due_ms}:{first_failed_ms}"))
+                .arg(due_ms),
+            AfterFailure::Dead(_) => invocation.arg("dead").arg("").arg(0),
         };
         invocation
             .arg(circuit.failures)
@@ -252,7 +317,7 @@ impl QueueStore {
         Ok(())
     }
 
-    /// Entries waiting in the webhook's queue (in flight included).
+    /// Entries waiting in the webhook's queue (in flight and waiting for a retry included).
     pub async fn backlog(&self, webhook: &WebhookId) -> StoreResult<u64> {
         let mut conn = self.conn.clone();
         Ok(redis::cmd("XLEN")
@@ -323,7 +388,8 @@ fn decode_circuit(value: &Value) -> Option<CircuitState> {
     })
 }
 
-fn decode_entry(row: &Entry, retry_state: Option<&str>) -> Result<QueuedDelivery, &'static str> {
+/// Reads a queue entry, with its retry state (`attempts:due_ms:first_failed_ms`) when it has one.
+pub(super) fn decode_entry(row: &Entry, retry_state: Option<&str>) -> Result<QueuedDelivery, &'static str> {
     let stream_id = row
         .field_str("e")
         .and_then(StreamId::parse)
@@ -333,10 +399,9 @@ fn decode_entry(row: &Entry, retry_state: Option<&str>) -> Result<QueuedDelivery
         .ok_or("queue entry without a type")
         .and_then(|ev| EventType::parse(ev).map_err(|_| "queue entry with a bad type"))?;
     let tail = row.field("b").ok_or("queue entry without a body")?;
-    let (attempts, next_attempt_ms) = match retry_state.and_then(|s| s.split_once(':')) {
-        Some((attempts, next)) => (attempts.parse().unwrap_or(0), next.parse().ok()),
-        None => (0, None),
-    };
+    let mut state = retry_state.unwrap_or_default().split(':');
+    let attempts = state.next().and_then(|n| n.parse().ok()).unwrap_or(0);
+    let first_failure_ms = state.nth(1).and_then(|ms| ms.parse().ok());
     Ok(QueuedDelivery {
         entry: row.id,
         event: Arc::new(PreparedEvent {
@@ -345,6 +410,6 @@ fn decode_entry(row: &Entry, retry_state: Option<&str>) -> Result<QueuedDelivery
             tail: bytes::Bytes::copy_from_slice(tail),
         }),
         attempts,
-        next_attempt_ms,
+        first_failure_ms,
     })
 }

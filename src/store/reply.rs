@@ -34,7 +34,7 @@ pub(super) fn bytes(value: &Value) -> Option<&[u8]> {
     }
 }
 
-fn items(value: &Value) -> Option<Vec<&Value>> {
+pub(super) fn items(value: &Value) -> Option<Vec<&Value>> {
     match value {
         Value::Array(items) | Value::Set(items) => Some(items.iter().collect()),
         Value::Map(pairs) => Some(pairs.iter().flat_map(|(k, v)| [k, v]).collect()),
@@ -50,7 +50,8 @@ pub(super) fn entries(value: &Value) -> Result<Vec<Entry>, String> {
     list.into_iter().map(entry).collect()
 }
 
-fn entry(value: &Value) -> Result<Entry, String> {
+/// Reads one `[id, fields, ...]` array (extra elements are ignored).
+pub(super) fn entry(value: &Value) -> Result<Entry, String> {
     let parts = items(value).ok_or("stream entry is not an array")?;
     let id = parts
         .first()

@@ -75,6 +75,37 @@ impl WebhookChange {
     }
 }
 
+/// A message on the change channel `P:changes`, about one webhook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice {
+    /// `<id>:<version>`: its record changed (or it was deleted), producing this version.
+    Record(u64),
+    /// `<id>`: entries were added to its queue without an event (a dead-letter replay).
+    Queue,
+    /// `<id>:retry`: an operator asked to probe now and retry what waits.
+    RetryNow,
+}
+
+impl Notice {
+    fn encode(self, id: &WebhookId) -> String {
+        match self {
+            Notice::Record(version) => format!("{id}:{version}"),
+            Notice::Queue => id.to_string(),
+            Notice::RetryNow => format!("{id}:retry"),
+        }
+    }
+
+    /// Reads a message of the change channel.
+    pub fn parse(payload: &[u8]) -> Option<(WebhookId, Notice)> {
+        let text = std::str::from_utf8(payload).ok()?;
+        match text.split_once(':') {
+            None => Some((WebhookId::parse(text)?, Notice::Queue)),
+            Some((id, "retry")) => Some((WebhookId::parse(id)?, Notice::RetryNow)),
+            Some((id, version)) => Some((WebhookId::parse(id)?, Notice::Record(version.parse().ok()?))),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ListDirection {
     /// Ids after the bound.
@@ -232,12 +263,13 @@ impl WebhookStore {
         sets
     }
 
-    /// Publishes the id without a new version: "this webhook's queue changed, look at it".
-    pub async fn announce(&self, id: &WebhookId) -> StoreResult<()> {
+    /// Tells every instance, through the change channel, about something other than a new
+    /// version of the record (those are published by the scripts that write them).
+    pub async fn announce(&self, id: &WebhookId, notice: Notice) -> StoreResult<()> {
         let mut conn = self.conn.clone();
         redis::cmd("PUBLISH")
             .arg(self.keys.changes_channel())
-            .arg(id.to_string())
+            .arg(notice.encode(id))
             .query_async::<()>(&mut conn)
             .await?;
         Ok(())
@@ -412,4 +444,24 @@ fn decode(fields: &HashMap<String, String>) -> Result<(Webhook, u64), String> {
         },
     };
     Ok((webhook, rev))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notices_round_trip_through_the_channel_format() {
+        let id = WebhookId::generate();
+        for notice in [Notice::Record(42), Notice::Queue, Notice::RetryNow] {
+            assert_eq!(Notice::parse(notice.encode(&id).as_bytes()), Some((id, notice)));
+        }
+        // What the Lua scripts publish.
+        assert_eq!(
+            Notice::parse(format!("{id}:7").as_bytes()),
+            Some((id, Notice::Record(7)))
+        );
+        assert_eq!(Notice::parse(b"nope"), None);
+        assert_eq!(Notice::parse(format!("{id}:x").as_bytes()), None);
+    }
 }

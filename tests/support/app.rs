@@ -27,6 +27,8 @@ pub fn test_settings(prefix: &str) -> Settings {
     settings.retry.multiplier = 2.0;
     settings.retry.jitter = 0.0;
     settings.retry.max_attempts = 4;
+    settings.circuit.probe_initial_ms = 100;
+    settings.circuit.probe_max_ms = 400;
     // Receivers run on loopback, which the SSRF guard refuses by default.
     settings.security.allow_cidrs = vec!["127.0.0.0/8".into(), "::1/128".into()];
     settings
@@ -190,6 +192,41 @@ impl TestApp {
 
     pub async fn webhook_health(&self, id: &str) -> (u16, Value) {
         self.call("GET", &format!("/webhooks/{id}/health"), None).await
+    }
+
+    /// Polls the webhook's health until `check` holds (or panics after 10 s, naming `what`).
+    pub async fn health_until(&self, id: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+        super::eventually(what, Duration::from_secs(10), || async {
+            let (_, health) = self.webhook_health(id).await;
+            check(&health).then_some(health)
+        })
+        .await
+    }
+
+    /// `POST /webhooks/{id}/pause`.
+    pub async fn pause(&self, id: &str) -> (u16, Value) {
+        self.call("POST", &format!("/webhooks/{id}/pause"), None).await
+    }
+
+    /// `POST /webhooks/{id}/resume`.
+    pub async fn resume(&self, id: &str) -> (u16, Value) {
+        self.call("POST", &format!("/webhooks/{id}/resume"), None).await
+    }
+
+    /// `POST /webhooks/{id}/retry`.
+    pub async fn retry_now(&self, id: &str) -> (u16, Value) {
+        self.call("POST", &format!("/webhooks/{id}/retry"), None).await
+    }
+
+    /// `GET /webhooks/{id}/dead?<query>`.
+    pub async fn dead_letters(&self, id: &str, query: &str) -> (u16, Value) {
+        self.call("GET", &format!("/webhooks/{id}/dead?{query}"), None).await
+    }
+
+    /// `GET /webhooks/{id}/attempts?<query>`.
+    pub async fn attempts(&self, id: &str, query: &str) -> (u16, Value) {
+        self.call("GET", &format!("/webhooks/{id}/attempts?{query}"), None)
+            .await
     }
 
     /// `POST /events` with an object or an array.

@@ -10,10 +10,11 @@ use crate::clock::iso8601;
 pub enum HealthState {
     /// Delivering; the last attempt succeeded (or none failed yet).
     Healthy,
-    /// Some deliveries failed and wait for a retry, below the failure threshold.
+    /// Some deliveries failed and wait for their retry, or failures in a row are adding up
+    /// below the threshold; the others go on.
     Retrying,
-    /// The circuit is open (`[circuit] failure_threshold` consecutive failures): one probe at a
-    /// time, at the backoff pace.
+    /// The circuit is open: the endpoint failed `[circuit] failure_threshold` times in a row,
+    /// across deliveries. One probe at a time, on the probe schedule.
     Failing,
     /// Paused by an operator: events are queued, nothing is delivered.
     Paused,
@@ -87,14 +88,24 @@ impl Stats {
 pub struct HealthReport {
     pub id: String,
     pub state: HealthState,
+    /// Deliveries being sent now.
     pub in_flight: usize,
+    /// Deliveries that failed and wait in Redis for their retry.
+    #[serde(default)]
+    pub waiting: u64,
+    /// Entries in the webhook's queue: fresh, in flight and waiting.
     pub backlog: u64,
+    /// Failures in a row counted by the circuit breaker (see `Failing`).
     pub consecutive_failures: u32,
     /// When the current run of failures began.
     pub failing_since: Option<String>,
     pub last_success: Option<LastSuccess>,
     pub last_failure: Option<LastFailure>,
+    /// When the earliest waiting delivery is due (while the circuit is closed).
     pub next_retry_at: Option<String>,
+    /// When the next probe goes (while the circuit is open).
+    #[serde(default)]
+    pub next_probe_at: Option<String>,
     pub delivered: u64,
     pub failed: u64,
     pub dead_lettered: u64,

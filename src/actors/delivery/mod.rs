@@ -1,28 +1,31 @@
 //! The delivery actor: one per webhook, the only thing that talks to its endpoint.
 //!
-//! It works through the webhook's Redis queue in order, holding at most `max_in_flight`
-//! deliveries in memory (its *window*): each is being sent, waiting for its retry timer, or
-//! parked while the circuit is open. Everything else stays in Redis, so a dead endpoint with a
+//! It works through the webhook's Redis queue in order, sending at most `max_in_flight`
+//! deliveries at once (its *window*). Everything else stays in Redis, so a dead endpoint with a
 //! million queued events costs Redis memory, not ours. New entries arrive two ways: the
 //! supervisor hands over each event it just queued (no Redis read when the actor keeps up), and
 //! when the actor fell behind it reads the queue from its cursor.
 //!
 //! An entry leaves the queue only on a final outcome: delivered (2xx) or dead-lettered after
-//! `max_attempts`. Every attempt is written to the webhook's attempt log; a failed one also
-//! records the entry's attempt count and due time, and the run of failures (the circuit), so a
-//! restart resumes both. A 410 Gone disables the webhook; its queue is kept.
+//! `max_attempts`. Every attempt is written to the webhook's attempt log. A failed entry leaves
+//! the window and waits in Redis for its own retry time (the due set), with its attempt count,
+//! while the window goes on with the entries behind it; the circuit breaker judges the endpoint
+//! from the failures that say something about it. Both survive a restart. A 410 Gone disables
+//! the webhook; its queue is kept.
 //!
 //! Nothing here blocks: sends, Redis calls and timers are futures on the actor's context, so a
 //! hanging endpoint only ever occupies its own window.
 //!
-//! The parts: `window` (taking entries, sending), `outcome` (what an attempt's result does),
-//! `circuit` (the breaker), `report` (health), `sender` (HTTP), `backoff` (retry delays).
+//! The parts: `window` (taking entries, sending), `retries` (the due set), `outcome` (what an
+//! attempt's result does), `circuit` (the breaker), `report` (health), `sender` (HTTP),
+//! `backoff` (retry delays).
 
 mod backoff;
 mod circuit;
 mod health;
 mod outcome;
 mod report;
+mod retries;
 mod sender;
 mod slots;
 mod window;
@@ -37,7 +40,8 @@ pub use backoff::RetryPolicy;
 use circuit::Circuit;
 use health::Stats;
 pub use health::{HealthReport, HealthState};
-use slots::{Phase, Slot, Window};
+use retries::Retries;
+use slots::Window;
 
 use crate::actors::supervisor::Idle;
 use crate::config::Settings;
@@ -58,6 +62,8 @@ pub struct DeliveryConfig {
     pub settings: crate::config::DeliverySettings,
     pub retry: RetryPolicy,
     pub failure_threshold: u32,
+    /// The circuit's (first, longest) probe delay.
+    pub probes: (Duration, Duration),
     pub disable_after_ms: u64,
     pub retention: Retention,
     /// Each delivery thread opens its own Redis connection with these.
@@ -76,6 +82,7 @@ impl DeliveryConfig {
             settings: settings.delivery.clone(),
             retry: RetryPolicy::new(&settings.retry),
             failure_threshold: settings.circuit.failure_threshold,
+            probes: settings.circuit.probes(),
             disable_after_ms: settings.circuit.disable_after_ms,
             retention: Retention {
                 attempts_max_len: settings.attempts.max_len,
@@ -126,6 +133,12 @@ pub struct Configure(pub Arc<Webhook>);
 #[rtype(result = "()")]
 pub struct CheckQueue;
 
+/// An operator fixed the receiver (`POST /webhooks/{id}/retry`): probe now, and take every
+/// waiting entry, which the API made due.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RetryNow;
+
 #[derive(Message)]
 #[rtype(result = "HealthReport")]
 pub struct GetHealth;
@@ -153,8 +166,10 @@ pub struct DeliveryActor {
     config: Arc<DeliveryConfig>,
     /// This thread's HTTP client (set in `started`; `awc::Client` is `!Send`).
     client: Option<awc::Client>,
-    /// Deliveries in memory, by queue entry id; at most `max_in_flight`.
+    /// Deliveries being sent, by queue entry id; at most `max_in_flight`.
     window: Window,
+    /// What the actor knows of its entries waiting for a retry (they wait in Redis).
+    retries: Retries,
     /// The highest queue entry taken into the window: reads of the queue resume after it.
     cursor: Option<StreamId>,
     /// The queue holds nothing after `cursor` (as far as this actor knows).
@@ -206,10 +221,11 @@ impl DeliveryActor {
             webhook,
             queue: store.queue(),
             webhooks: store.webhooks(),
-            circuit: Circuit::new(config.failure_threshold, start.circuit),
+            circuit: Circuit::new(config.failure_threshold, config.probes, start.circuit),
             config,
             client: None,
             window: Window::new(),
+            retries: Retries::default(),
             cursor: None,
             caught_up: start.backlog == 0,
             fetching: false,
@@ -240,9 +256,11 @@ impl DeliveryActor {
             && self.delivered.is_empty()
             && self.writes == 0
             && !self.fetching
+            && !self.retries.reading()
             && !self.report_due
             && self.drain.is_none();
-        let nothing_to_resume = !self.active() || (self.caught_up && self.circuit.failures == 0);
+        let nothing_to_resume =
+            !self.active() || (self.caught_up && self.circuit.failures == 0 && self.retries.waiting == 0);
         settled && nothing_to_resume
     }
 
@@ -293,6 +311,7 @@ impl Actor for DeliveryActor {
         let every = Duration::from_millis(self.config.settings.idle_stop_ms / 2);
         ctx.run_interval(every, |act, _| act.check_idle());
         self.resume_counters(ctx);
+        self.prepare_retries(ctx);
         self.fill(ctx);
     }
 }
@@ -326,6 +345,18 @@ impl Handler<CheckQueue> for DeliveryActor {
         self.received += 1;
         self.activity += 1;
         self.fell_behind(ctx);
+    }
+}
+
+impl Handler<RetryNow> for DeliveryActor {
+    type Result = ();
+
+    fn handle(&mut self, _: RetryNow, ctx: &mut Context<Self>) {
+        self.received += 1;
+        self.activity += 1;
+        self.probe_now(ctx);
+        self.retries.next_due = Some(0);
+        self.fill(ctx);
     }
 }
 

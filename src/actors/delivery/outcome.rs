@@ -1,15 +1,16 @@
 //! What the delivery actor does with an attempt's outcome: remove a delivered entry (in
-//! batches, with its attempt record), record a failure and schedule the retry (in Redis, so a
-//! restart resumes it), dead-letter an exhausted entry, disable the webhook on 410 Gone or
-//! after failing too long, and open or close the circuit.
+//! batches, with its attempt record), record a failure and put the entry in the due set for
+//! its retry (in Redis, so a restart resumes it), dead-letter an exhausted entry, disable the
+//! webhook on 410 Gone or after failing too long, and let the circuit judge the endpoint.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use actix::prelude::*;
 
-use super::circuit::Transition;
+use super::circuit::{Failure, Transition};
 use super::sender::{Attempt, Verdict};
-use super::{DeliveryActor, Phase, FLUSH_DELAY, REDIS_RETRY};
+use super::{DeliveryActor, FLUSH_DELAY, REDIS_RETRY};
 use crate::clock::{iso8601, now_ms};
 use crate::domain::StreamId;
 use crate::store::{AfterFailure, AttemptOutcome, AttemptRecord, CircuitState, DeadLetter, WebhookChange};
@@ -17,11 +18,10 @@ use crate::store::{AfterFailure, AttemptOutcome, AttemptRecord, CircuitState, De
 impl DeliveryActor {
     /// Acts on an attempt's outcome.
     pub(super) fn settle(&mut self, entry: StreamId, attempt: Attempt, ctx: &mut Context<Self>) {
-        let Some(slot) = self.window.get_mut(&entry) else {
+        let Some(slot) = self.window.remove(&entry) else {
             return;
         };
-        slot.delivery.attempts += 1;
-        let attempts = slot.delivery.attempts;
+        let attempts = slot.delivery.attempts + 1;
         let now = now_ms();
         let record = |outcome| AttemptRecord {
             time_ms: now,
@@ -46,23 +46,25 @@ impl DeliveryActor {
         match attempt.verdict {
             Verdict::Delivered => {
                 let record = record(AttemptOutcome::Delivered);
-                self.window.remove(&entry);
                 self.stats.success(attempt.status.unwrap_or(200), record.latency_ms);
                 self.delivered.push((entry, record));
                 if self.delivered.len() == 1 {
                     ctx.run_later(FLUSH_DELAY, |act, ctx| act.flush(ctx));
                 }
-                if self.circuit.record_success() == Transition::Closed {
+                if self.circuit.record_success(now) == Transition::Closed {
                     metrics::gauge!(crate::metrics::CIRCUITS_OPEN).decrement(1.0);
                     tracing::info!(webhook = %self.webhook.id, "circuit closed: the endpoint answers again");
-                    self.resume_parked(ctx);
                 }
-                self.fill(ctx);
             }
             Verdict::Gone => {
                 let record = record(AttemptOutcome::Gone);
-                self.fail(entry, record, AfterFailure::Retry { attempts, due_ms: now }, ctx);
-                self.window.remove(&entry);
+                let retry = AfterFailure::Retry {
+                    attempts,
+                    due_ms: now,
+                    first_failed_ms: slot.delivery.first_failure_ms.unwrap_or(now),
+                };
+                self.fail(entry, record, retry, ctx);
+                self.retries.scheduled(now);
                 let reason = format!("the endpoint answered 410 Gone at {}", iso8601(now));
                 self.disable(reason, ctx);
             }
@@ -75,13 +77,34 @@ impl DeliveryActor {
                     response = %String::from_utf8_lossy(&attempt.response),
                     "delivery attempt failed"
                 );
+                let failure = Failure {
+                    started: slot.started,
+                    seen: Instant::now(),
+                    now_ms: now,
+                    first_failure_ms: slot.delivery.first_failure_ms,
+                    probe: slot.probe,
+                    retry_after: attempt.retry_after,
+                };
+                if self.circuit.record_failure(failure) == Transition::Opened {
+                    metrics::gauge!(crate::metrics::CIRCUITS_OPEN).increment(1.0);
+                    tracing::warn!(
+                        webhook = %self.webhook.id,
+                        failures = self.circuit.failures,
+                        "circuit opened: probing the endpoint, one delivery at a time"
+                    );
+                }
                 if self.config.retry.allows_another(attempts) {
                     let delay = self.config.retry.delay(attempts, attempt.retry_after);
                     let due = now + delay.as_millis() as u64;
                     let record = record(AttemptOutcome::Failed);
                     metrics::counter!(crate::metrics::RETRIES_SCHEDULED).increment(1);
-                    self.fail(entry, record, AfterFailure::Retry { attempts, due_ms: due }, ctx);
-                    self.schedule(entry, due, ctx);
+                    let retry = AfterFailure::Retry {
+                        attempts,
+                        due_ms: due,
+                        first_failed_ms: slot.delivery.first_failure_ms.unwrap_or(now),
+                    };
+                    self.fail(entry, record, retry, ctx);
+                    self.retries.scheduled(due);
                 } else {
                     let record = record(AttemptOutcome::Dead);
                     let letter = DeadLetter {
@@ -93,28 +116,19 @@ impl DeliveryActor {
                     tracing::info!(webhook = %self.webhook.id, %entry, attempts, "delivery dead-lettered");
                     self.stats.dead_lettered += 1;
                     metrics::counter!(crate::metrics::DEAD_LETTERS).increment(1);
-                    self.window.remove(&entry);
                     self.fail(entry, record, AfterFailure::Dead(letter), ctx);
-                    self.fill(ctx);
                 }
                 self.give_up_if_failing_too_long(ctx);
             }
         }
+        self.fill(ctx);
         self.report_changed(ctx);
         self.check_drained();
     }
 
-    /// Counts a failed attempt (stats, circuit) and writes it to Redis.
+    /// Counts a failed attempt and writes it to Redis, with the circuit's run.
     fn fail(&mut self, entry: StreamId, record: AttemptRecord, after: AfterFailure, ctx: &mut Context<Self>) {
         self.stats.failure(record.status, record.error.as_deref().unwrap_or(""));
-        if self.circuit.record_failure(entry, record.time_ms) == Transition::Opened {
-            metrics::gauge!(crate::metrics::CIRCUITS_OPEN).increment(1.0);
-            tracing::warn!(webhook = %self.webhook.id, failures = self.circuit.failures, "circuit opened: probing one delivery at a time");
-            self.park_waiting(ctx);
-        }
-        if self.circuit.needs_probe_timer() && self.active() {
-            self.arm_probe(ctx);
-        }
         let write = FailureWrite {
             entry,
             record,
@@ -141,32 +155,6 @@ impl DeliveryActor {
             }
             act.check_drained();
         }));
-    }
-
-    /// The circuit just opened: what waits for a retry now waits for the probe timer.
-    fn park_waiting(&mut self, ctx: &mut Context<Self>) {
-        for slot in self.window.values_mut() {
-            if let Phase::Waiting { timer, .. } = slot.phase {
-                ctx.cancel_future(timer);
-                slot.phase = Phase::Parked;
-            }
-        }
-    }
-
-    /// The circuit closed: everything parked goes now.
-    fn resume_parked(&mut self, ctx: &mut Context<Self>) {
-        if let Some((_, timer)) = self.circuit.probe_timer.take() {
-            ctx.cancel_future(timer);
-        }
-        let parked: Vec<StreamId> = self
-            .window
-            .iter()
-            .filter(|(_, slot)| matches!(slot.phase, Phase::Parked))
-            .map(|(entry, _)| *entry)
-            .collect();
-        for entry in parked {
-            self.dispatch(entry, ctx);
-        }
     }
 
     /// Disables the webhook after `[circuit] disable_after_ms` of failures without a success.

@@ -4,7 +4,7 @@
 use actix::prelude::*;
 
 use super::health::{HealthReport, HealthState};
-use super::{DeliveryActor, Phase, REPORT_EVERY};
+use super::{DeliveryActor, REPORT_EVERY};
 use crate::clock::{iso8601, now_ms};
 
 impl DeliveryActor {
@@ -15,7 +15,7 @@ impl DeliveryActor {
             HealthState::Paused
         } else if self.circuit.open {
             HealthState::Failing
-        } else if self.circuit.failures > 0 || self.window.values().any(|s| matches!(s.phase, Phase::Waiting { .. })) {
+        } else if self.circuit.failures > 0 || self.retries.waiting > 0 {
             HealthState::Retrying
         } else {
             HealthState::Healthy
@@ -23,28 +23,24 @@ impl DeliveryActor {
     }
 
     pub(super) fn report(&self, backlog: u64) -> HealthReport {
-        // While the circuit is open the next attempt is the probe; otherwise the earliest retry.
-        let next_retry = match &self.circuit.probe_timer {
-            Some((due, _)) => Some(*due),
-            None => self
-                .window
-                .values()
-                .filter_map(|slot| match slot.phase {
-                    Phase::Waiting { due, .. } => Some(due),
-                    _ => None,
-                })
-                .min(),
-        };
+        // While the circuit is open only probes go; otherwise the earliest waiting entry.
+        let next_probe = self.circuit.probe_timer.as_ref().map(|(due, _)| *due);
+        let next_retry = self
+            .retries
+            .next_due
+            .filter(|_| !self.circuit.open && self.retries.waiting > 0);
         HealthReport {
             id: self.webhook.id.to_string(),
             state: self.state(),
             in_flight: self.window.len(),
+            waiting: self.retries.waiting,
             backlog,
             consecutive_failures: self.circuit.failures,
             failing_since: self.circuit.failing_since.map(iso8601),
             last_success: self.stats.last_success(),
             last_failure: self.stats.last_failure.clone(),
-            next_retry_at: next_retry.map(iso8601),
+            next_retry_at: next_retry.map(|due| iso8601(due.max(now_ms()))),
+            next_probe_at: next_probe.map(iso8601),
             delivered: self.stats.delivered,
             failed: self.stats.failed,
             dead_lettered: self.stats.dead_lettered,

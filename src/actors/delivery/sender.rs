@@ -107,7 +107,10 @@ pub async fn post(client: awc::Client, delivery: Delivery) -> Attempt {
         return failed(started, format!("destination refused: {reason}"));
     }
     let Some(uri) = uri else {
-        return failed(started, format!("the URL {} cannot be requested", webhook.url));
+        return failed(
+            started,
+            format!("the URL {} cannot be requested", webhook.url.redacted()),
+        );
     };
     let now = crate::clock::now_ms();
     let timestamp = now / 1000;

@@ -1,34 +1,25 @@
-//! What a delivery actor holds in memory: its window of slots, one per delivery, each sending,
-//! waiting for its retry or parked while the circuit is open.
+//! What a delivery actor holds in memory: its window of deliveries being sent, at most
+//! `max_in_flight`. Entries waiting for a retry are not here: they wait in Redis (the due set).
 
 use std::collections::BTreeMap;
-
-use actix::SpawnHandle;
+use std::time::Instant;
 
 use crate::domain::{DeliveryId, StreamId};
 use crate::store::QueuedDelivery;
 
-/// Where a delivery in the window stands.
-pub(super) enum Phase {
-    Sending,
-    /// Waiting for its retry: when it is due (ms) and the timer.
-    Waiting {
-        due: u64,
-        timer: SpawnHandle,
-    },
-    /// Held while the circuit is open (the probe timer decides what goes next).
-    Parked,
-}
-
-/// A delivery held in memory.
+/// A delivery being sent.
 pub(super) struct Slot {
     pub delivery: QueuedDelivery,
     pub id: DeliveryId,
-    pub phase: Phase,
+    /// When the attempt began: the circuit counts its failure only if it began after the last
+    /// counted one was seen.
+    pub started: Instant,
+    /// It is the probe of an open circuit.
+    pub probe: bool,
 }
 
-/// The deliveries an actor holds in memory, by queue entry id. Every insertion and removal
-/// moves the process-wide in-flight gauge, so the gauge cannot drift from the windows.
+/// The deliveries being sent, by queue entry id. Every insertion and removal moves the
+/// process-wide in-flight gauge, so the gauge cannot drift from the windows.
 pub(super) struct Window {
     slots: BTreeMap<StreamId, Slot>,
     gauge: metrics::Gauge,
@@ -54,14 +45,6 @@ impl Window {
             self.gauge.decrement(1.0);
         }
         slot
-    }
-
-    pub fn get_mut(&mut self, entry: &StreamId) -> Option<&mut Slot> {
-        self.slots.get_mut(entry)
-    }
-
-    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut Slot> {
-        self.slots.values_mut()
     }
 }
 

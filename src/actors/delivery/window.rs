@@ -1,20 +1,23 @@
-//! The delivery actor's window: which queue entries it holds in memory, how it gets them, and
-//! when each is sent.
+//! The delivery actor's window: which queue entries it sends now, and where it gets them.
 //!
-//! Entries come from the supervisor's hand-over ([`super::Enqueued`]) while the actor is caught
-//! up with its queue, and from reading the queue after `cursor` otherwise. Either way the window
-//! never holds more than `max_in_flight` entries, and none are taken while the circuit is open
-//! (except the single entry a probe needs when nothing is parked).
+//! The window holds only deliveries being sent, at most `max_in_flight`. An entry that failed
+//! leaves it and waits in Redis, in the due set, for its own retry time; the window goes on
+//! with the entries behind it. When there is room, [`DeliveryActor::fill`] takes, in this
+//! order, entries of the due set that are due, then fresh entries of the queue after `cursor`
+//! (or, while the actor keeps up, straight from the supervisor's hand-over,
+//! [`super::Enqueued`]). While the circuit is open it takes nothing but one probe at a time:
+//! the next fresh entry, or else the earliest waiting retry.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::Instant;
 
 use actix::prelude::*;
 
-use super::{sender, DeliveryActor, Phase, Slot, REDIS_RETRY};
+use super::slots::Slot;
+use super::{sender, DeliveryActor, REDIS_RETRY};
 use crate::clock::now_ms;
 use crate::domain::{DeliveryId, PreparedEvent, StreamId, Webhook};
-use crate::store::QueuedDelivery;
+use crate::store::{Due, QueuedDelivery};
 
 impl DeliveryActor {
     fn is_after_cursor(&self, entry: StreamId) -> bool {
@@ -26,15 +29,14 @@ impl DeliveryActor {
         if !self.active() {
             0
         } else if self.circuit.open {
-            // Only what a probe needs, and only when it is due and nothing else waits.
-            usize::from(self.circuit.probe_ready && self.window.is_empty())
+            usize::from(self.circuit.may_probe() && self.window.is_empty())
         } else {
             self.config.settings.max_in_flight.saturating_sub(self.window.len())
         }
     }
 
     /// Takes an entry the supervisor just queued, if the window has room and nothing older
-    /// waits in Redis; otherwise leaves it to be read from the queue.
+    /// waits in the queue; otherwise leaves it to be read from the queue.
     pub(super) fn intake(&mut self, entry: StreamId, event: Arc<PreparedEvent>, ctx: &mut Context<Self>) {
         if !self.is_after_cursor(entry) {
             return;
@@ -45,7 +47,7 @@ impl DeliveryActor {
                 entry,
                 event,
                 attempts: 0,
-                next_attempt_ms: None,
+                first_failure_ms: None,
             };
             self.take(delivery, ctx);
         } else {
@@ -61,41 +63,64 @@ impl DeliveryActor {
         self.fill(ctx);
     }
 
-    /// Reads more of the queue if it may hold more and there is room: at least half a window
-    /// (so a busy webhook reads its queue in batches, not one entry per finished delivery), or
-    /// any room when nothing is in flight.
+    /// Takes work into the window when there is room: due retries first, then fresh entries,
+    /// in batches of at least half a window while others are in flight (so a busy webhook
+    /// reads Redis per batch, not per finished delivery). One read at a time.
     pub(super) fn fill(&mut self, ctx: &mut Context<Self>) {
-        if self.circuit.needs_probe_timer() && self.active() {
-            self.arm_probe(ctx);
+        if !self.active() || self.fetching || self.retries.reading() {
+            return;
+        }
+        if self.circuit.open {
+            self.cancel_retry_timer(ctx);
+            if self.circuit.needs_probe_timer() {
+                self.arm_probe(ctx);
+            }
+            if self.room() > 0 {
+                if !self.caught_up {
+                    self.read_queue(1, ctx);
+                } else if self.retries.ready && self.retries.waiting > 0 {
+                    self.take_retries(Due::Earliest, 1, ctx);
+                }
+            }
+            return;
         }
         let room = self.room();
         let batch = (self.config.settings.max_in_flight / 2).max(1);
-        if self.fetching || self.caught_up || room == 0 || (room < batch && !self.window.is_empty()) {
-            return;
+        if room > 0 && (room >= batch || self.window.is_empty()) {
+            let now = now_ms();
+            if self.retries.due(now) {
+                self.take_retries(Due::By(now), room, ctx);
+            } else if !self.caught_up {
+                self.read_queue(room, ctx);
+            }
         }
+        self.arm_retry_timer(ctx);
+    }
+
+    /// Reads up to `count` entries of the queue after the cursor and takes the fresh ones.
+    fn read_queue(&mut self, count: usize, ctx: &mut Context<Self>) {
         self.fetching = true;
         let epoch = self.epoch;
         let (queue, webhook, cursor) = (self.queue.clone(), self.webhook.id, self.cursor);
-        let fetch = async move { queue.fetch(&webhook, cursor, room).await };
+        let fetch = async move { queue.fetch(&webhook, cursor, count).await };
         ctx.spawn(fetch.into_actor(self).map(move |result, act, ctx| {
             act.fetching = false;
             if epoch != act.epoch {
                 return act.fill(ctx);
             }
             match result {
-                Ok(deliveries) => {
-                    let got = deliveries.len();
-                    for delivery in deliveries {
-                        if act.is_after_cursor(delivery.entry) {
-                            act.cursor = Some(delivery.entry);
-                        }
+                Ok(fetched) => {
+                    if let Some(last) = fetched.last.filter(|last| act.is_after_cursor(*last)) {
+                        act.cursor = Some(last);
+                    }
+                    for delivery in fetched.deliveries {
                         let known = act.window.contains_key(&delivery.entry)
                             || act.delivered.iter().any(|(entry, _)| *entry == delivery.entry);
                         if !known && act.active() {
                             act.take(delivery, ctx);
                         }
                     }
-                    act.caught_up = got < room && !act.missed;
+                    act.caught_up = fetched.read < count && !act.missed;
                     act.missed = false;
                     act.fill(ctx);
                 }
@@ -107,61 +132,31 @@ impl DeliveryActor {
         }));
     }
 
-    /// Puts a delivery into the window and sends it now or when its retry is due.
-    fn take(&mut self, delivery: QueuedDelivery, ctx: &mut Context<Self>) {
+    /// Puts a delivery into the window and sends it (as the probe, if the circuit is open).
+    pub(super) fn take(&mut self, delivery: QueuedDelivery, ctx: &mut Context<Self>) {
+        let probe = self.circuit.open;
+        if probe {
+            self.circuit.send_probe();
+            self.report_changed(ctx);
+        }
         let entry = delivery.entry;
-        let due = delivery.next_attempt_ms.unwrap_or(0);
         let id = DeliveryId::new(&self.webhook.id, delivery.event.stream_id);
         self.window.insert(
             entry,
             Slot {
                 delivery,
                 id,
-                phase: Phase::Parked,
+                started: Instant::now(),
+                probe,
             },
         );
-        self.schedule(entry, due, ctx);
-    }
-
-    /// Sends `entry` when `due` (ms) comes, or parks it while the circuit is open.
-    pub(super) fn schedule(&mut self, entry: StreamId, due: u64, ctx: &mut Context<Self>) {
-        if due <= now_ms() || self.circuit.open {
-            return self.dispatch(entry, ctx);
-        }
-        let timer = ctx.run_later(Duration::from_millis(due - now_ms()), move |act, ctx| {
-            act.dispatch(entry, ctx)
-        });
-        if let Some(slot) = self.window.get_mut(&entry) {
-            slot.phase = Phase::Waiting { due, timer };
-        }
-    }
-
-    /// An entry is ready: send it if the actor is active and the circuit lets it, else hold it.
-    pub(super) fn dispatch(&mut self, entry: StreamId, ctx: &mut Context<Self>) {
-        if !self.window.contains_key(&entry) {
-            return;
-        }
-        if !self.active() {
-            // Paused, disabled or shutting down: it waits in Redis (with its retry state).
-            self.window.remove(&entry);
-            return self.check_drained();
-        }
-        if self.circuit.admit(entry) {
-            return self.send(entry, ctx);
-        }
-        if let Some(slot) = self.window.get_mut(&entry) {
-            slot.phase = Phase::Parked;
-        }
-        if self.circuit.needs_probe_timer() {
-            self.arm_probe(ctx);
-        }
+        self.send(entry, ctx);
     }
 
     fn send(&mut self, entry: StreamId, ctx: &mut Context<Self>) {
-        let (Some(slot), Some(client)) = (self.window.get_mut(&entry), &self.client) else {
+        let (Some(slot), Some(client)) = (self.window.get(&entry), &self.client) else {
             return;
         };
-        slot.phase = Phase::Sending;
         let delivery = sender::Delivery {
             webhook: self.webhook.clone(),
             uri: self.uri.clone(),
@@ -180,46 +175,35 @@ impl DeliveryActor {
     }
 
     /// Arms the timer after which one probe may go.
-    pub(super) fn arm_probe(&mut self, ctx: &mut Context<Self>) {
-        let delay = self.config.retry.delay(self.circuit.failures, None);
+    fn arm_probe(&mut self, ctx: &mut Context<Self>) {
+        let delay = self.circuit.probe_delay();
         let due = now_ms() + delay.as_millis() as u64;
         let timer = ctx.run_later(delay, |act, ctx| {
             act.circuit.probe_timer = None;
             act.circuit.probe_ready = true;
-            match act.window.iter().find(|(_, slot)| matches!(slot.phase, Phase::Parked)) {
-                Some((entry, _)) => {
-                    let entry = *entry;
-                    act.dispatch(entry, ctx);
-                }
-                None => act.fill(ctx),
-            }
+            act.fill(ctx);
         });
         self.circuit.probe_timer = Some((due, timer));
         self.report_changed(ctx);
     }
 
-    /// Lets go of everything not being sent: it stays queued in Redis. For pause, disable and
-    /// shutdown; attempts under way finish and are recorded.
+    /// Probe now and start the probe schedule over (resume, re-enable, retry now).
+    pub(super) fn probe_now(&mut self, ctx: &mut Context<Self>) {
+        if let Some((_, timer)) = self.circuit.probe_timer.take() {
+            ctx.cancel_future(timer);
+        }
+        self.circuit.probe_now();
+        self.report_changed(ctx);
+    }
+
+    /// Stops the timers: nothing new is taken. For pause, disable and shutdown; attempts under
+    /// way finish and are recorded, everything else waits in Redis.
     pub(super) fn release(&mut self, ctx: &mut Context<Self>) {
         if let Some((_, timer)) = self.circuit.probe_timer.take() {
             ctx.cancel_future(timer);
         }
         self.circuit.probe_ready = false;
-        let held: Vec<StreamId> = self
-            .window
-            .iter()
-            .filter(|(_, slot)| !matches!(slot.phase, Phase::Sending))
-            .map(|(entry, _)| *entry)
-            .collect();
-        for entry in held {
-            if let Some(Slot {
-                phase: Phase::Waiting { timer, .. },
-                ..
-            }) = self.window.remove(&entry)
-            {
-                ctx.cancel_future(timer);
-            }
-        }
+        self.cancel_retry_timer(ctx);
     }
 
     /// Takes a new version of the webhook's record.
@@ -232,11 +216,13 @@ impl DeliveryActor {
             self.release(ctx);
         }
         if !was_active && self.active() {
-            // Enabled or resumed: read the whole queue again, it holds what we let go.
+            // Enabled or resumed: read the whole queue again (it holds what queued meanwhile),
+            // and find out at once whether the endpoint answers.
             self.epoch += 1;
             self.cursor = None;
             self.caught_up = false;
             self.missed = false;
+            self.probe_now(ctx);
             self.fill(ctx);
         }
         self.report_changed(ctx);

@@ -1,0 +1,178 @@
+//! The delivery actor's side of its due set: entries that failed wait in Redis, ordered by
+//! due time (`store::retries`), not in the window, so a few refused events never hold up the
+//! entries behind them. The actor keeps only what it needs to know when to look again: how
+//! many wait, when the earliest is due, and one timer for that moment.
+
+use actix::prelude::*;
+
+use super::{DeliveryActor, REDIS_RETRY};
+use crate::clock::{now_ms, wait_until};
+use crate::domain::StreamId;
+use crate::store::{Due, DueSet};
+
+/// What the actor knows of its due set.
+#[derive(Debug, Default)]
+pub(super) struct Retries {
+    /// Entries left in flight by a previous actor were put back: takes may start.
+    pub ready: bool,
+    /// Entries waiting in the due set, as last known (for health and the idle check).
+    pub waiting: u64,
+    /// When the earliest of them is due (ms); `Some(0)` after "retry now".
+    pub next_due: Option<u64>,
+    /// A read of the set is under way, and what this actor added to the set since it began
+    /// (count, earliest due), which its answer may not include.
+    reading: Option<(u64, Option<u64>)>,
+    /// The timer armed for `next_due`.
+    timer: Option<(u64, SpawnHandle)>,
+}
+
+impl Retries {
+    /// An entry failed and waits, due at `due` (ms).
+    pub fn scheduled(&mut self, due: u64) {
+        self.waiting += 1;
+        self.next_due = Some(earliest(self.next_due, due));
+        if let Some((count, first)) = &mut self.reading {
+            *count += 1;
+            *first = Some(earliest(*first, due));
+        }
+    }
+
+    /// Whether entries are due at `now` and may be taken.
+    pub fn due(&self, now: u64) -> bool {
+        self.ready && self.reading.is_none() && self.next_due.is_some_and(|due| due <= now)
+    }
+
+    pub fn reading(&self) -> bool {
+        self.reading.is_some()
+    }
+
+    fn begin_read(&mut self) {
+        self.reading = Some((0, None));
+    }
+
+    /// A read answered with what the set holds now.
+    fn end_read(&mut self, left: DueSet) {
+        let (added, first) = self.reading.take().unwrap_or_default();
+        self.waiting = left.waiting + added;
+        self.next_due = match (left.next_due_ms, first) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+
+    fn fail_read(&mut self) {
+        self.reading = None;
+    }
+}
+
+fn earliest(current: Option<u64>, due: u64) -> u64 {
+    current.map_or(due, |current| current.min(due))
+}
+
+impl DeliveryActor {
+    /// At start: puts back what a previous actor left in flight, and learns the set.
+    pub(super) fn prepare_retries(&mut self, ctx: &mut Context<Self>) {
+        self.retries.begin_read();
+        let (queue, webhook) = (self.queue.clone(), self.webhook.id);
+        let prepare = async move { queue.prepare_retries(&webhook).await };
+        ctx.spawn(prepare.into_actor(self).map(|result, act, ctx| match result {
+            Ok(left) => {
+                act.retries.end_read(left);
+                act.retries.ready = true;
+                act.fill(ctx);
+            }
+            Err(error) => {
+                act.retries.fail_read();
+                tracing::warn!(webhook = %act.webhook.id, %error, "reading the retry state failed; retrying");
+                ctx.run_later(REDIS_RETRY, |act, ctx| act.prepare_retries(ctx));
+            }
+        }));
+    }
+
+    /// Takes up to `count` entries out of the due set into the window.
+    pub(super) fn take_retries(&mut self, due: Due, count: usize, ctx: &mut Context<Self>) {
+        self.retries.begin_read();
+        let (queue, webhook) = (self.queue.clone(), self.webhook.id);
+        let take = async move { queue.take_due(&webhook, due, count).await };
+        ctx.spawn(take.into_actor(self).map(|result, act, ctx| {
+            match result {
+                Ok(taken) => {
+                    act.retries.end_read(taken.left);
+                    if act.active() {
+                        for delivery in taken.deliveries {
+                            act.take(delivery, ctx);
+                        }
+                    } else {
+                        // Paused or draining meanwhile: they go back, due, for the next actor.
+                        let entries: Vec<_> = taken.deliveries.iter().map(|d| d.entry).collect();
+                        act.put_back(entries, ctx);
+                    }
+                }
+                Err(error) => {
+                    act.retries.fail_read();
+                    tracing::warn!(webhook = %act.webhook.id, %error, "taking due retries failed; retrying");
+                    act.retries.next_due = Some(earliest(act.retries.next_due, now_ms() + 1_000));
+                }
+            }
+            act.fill(ctx);
+        }));
+    }
+
+    /// Returns taken entries to the due set, due now.
+    fn put_back(&mut self, entries: Vec<StreamId>, ctx: &mut Context<Self>) {
+        for _ in &entries {
+            self.retries.scheduled(0);
+        }
+        self.write_put_back(entries, ctx);
+    }
+
+    /// The write of [`Self::put_back`], retried until Redis takes it.
+    fn write_put_back(&mut self, entries: Vec<StreamId>, ctx: &mut Context<Self>) {
+        if entries.is_empty() {
+            return;
+        }
+        self.writes += 1;
+        let (queue, webhook) = (self.queue.clone(), self.webhook.id);
+        let write = async move { (queue.put_back(&webhook, &entries, 0).await, entries) };
+        ctx.spawn(write.into_actor(self).map(|(result, entries), act, ctx| {
+            act.writes -= 1;
+            if let Err(error) = result {
+                tracing::warn!(webhook = %act.webhook.id, %error, "could not return entries to the due set; retrying");
+                ctx.run_later(REDIS_RETRY, move |act, ctx| act.write_put_back(entries, ctx));
+            }
+            act.check_drained();
+        }));
+    }
+
+    /// Arms the one timer for the earliest due entry (while the circuit is closed: an open
+    /// circuit sends probes only). Due entries themselves are taken by `fill`.
+    pub(super) fn arm_retry_timer(&mut self, ctx: &mut Context<Self>) {
+        // Entries already due are taken by `fill` as soon as there is room.
+        let now = now_ms();
+        let wanted = self
+            .retries
+            .next_due
+            .filter(|due| *due > now && self.active() && !self.circuit.open && self.retries.ready);
+        let armed = self.retries.timer.as_ref().map(|(due, _)| *due);
+        if wanted == armed {
+            return;
+        }
+        if let Some((_, timer)) = self.retries.timer.take() {
+            ctx.cancel_future(timer);
+        }
+        let Some(due) = wanted else { return };
+        let wait = wait_until(due, now);
+        let timer = ctx.run_later(wait, |act, ctx| {
+            act.retries.timer = None;
+            act.fill(ctx);
+        });
+        self.retries.timer = Some((due, timer));
+    }
+
+    /// Stops the retry timer (pause, disable, shutdown, an open circuit).
+    pub(super) fn cancel_retry_timer(&mut self, ctx: &mut Context<Self>) {
+        if let Some((_, timer)) = self.retries.timer.take() {
+            ctx.cancel_future(timer);
+        }
+    }
+}
