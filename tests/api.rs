@@ -3,9 +3,10 @@
 mod support;
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::TestApp;
+use support::{eventually, TestApp};
 
 const URL: &str = "http://127.0.0.1:9/hook";
 
@@ -211,6 +212,76 @@ async fn delete_removes_the_webhook_and_everything_it_owns() {
     assert_eq!(list["total"], 0);
     let (status, _) = app.delete_webhook(&id).await;
     assert_eq!(status, 404);
+}
+
+#[actix_web::test]
+async fn delete_leaves_no_key_of_the_webhook_behind() {
+    // A delivering instance with a failing receiver: the webhook gets a queue, retry state, a
+    // due set, a circuit, dead letters, an attempt log and a health report.
+    let app = TestApp::spawn_with(|s| {
+        s.retry.max_attempts = 2;
+        s.retry.initial_delay_ms = 60_000;
+        s.retry.max_delay_ms = 60_000;
+    })
+    .await;
+    let receiver = support::Receiver::scripted(|_, _| support::Reply::Status(500));
+    let id = app.create_webhook(&receiver.url(), &["*"], None).await;
+    let keys_of = |id: String| {
+        let app = &app;
+        async move {
+            let keys: Vec<String> = app.redis(redis::cmd("KEYS").arg(app.key("*"))).await;
+            let mut keys: Vec<String> = keys.into_iter().filter(|k| k.contains(&id)).collect();
+            keys.sort();
+            keys
+        }
+    };
+    app.publish(json!({"ev": "a", "n": 1})).await;
+    app.health_until(&id, "one waiting", |h| h["waiting"] == 1).await;
+    // A replay of a letter made by hand would need a dead letter: make one with a second event
+    // that fails twice (max_attempts 2) via retry now.
+    app.publish(json!({"ev": "a", "n": 2})).await;
+    app.health_until(&id, "two waiting", |h| h["waiting"] == 2).await;
+    app.retry_now(&id).await;
+    app.health_until(&id, "dead letters", |h| h["deadLettered"] == 2).await;
+    app.publish(json!({"ev": "a", "n": 3})).await;
+    let health = app.health_until(&id, "one waiting again", |h| h["waiting"] == 1).await;
+    assert_eq!(health["state"], "retrying", "{health}");
+    let before = eventually("every kind of key", Duration::from_secs(5), || async {
+        let keys = keys_of(id.clone()).await;
+        (keys.len() == 8).then_some(keys)
+    })
+    .await;
+    let kinds: Vec<&str> = before.iter().map(|k| k.split(':').nth(1).unwrap()).collect();
+    assert_eq!(
+        kinds,
+        ["attempts", "circuit", "dead", "due", "health", "queue", "retry", "webhook"],
+        "{before:?}"
+    );
+
+    let (status, _) = app.delete_webhook(&id).await;
+    assert_eq!(status, 200);
+    assert_eq!(keys_of(id.clone()).await, Vec::<String>::new());
+    // Once its actor has stopped, nothing it was doing wrote a key back.
+    eventually("the actor to stop", Duration::from_secs(5), || async {
+        let (_, health) = app.health().await;
+        (health["actors"] == 0).then_some(())
+    })
+    .await;
+    assert_eq!(keys_of(id.clone()).await, Vec::<String>::new());
+}
+
+#[actix_web::test]
+async fn lists_show_urls_redacted_and_the_webhook_itself_whole() {
+    let app = TestApp::spawn_with(|s| s.webhooks.enabled = false).await;
+    let url = "https://example.com/services/T0AB12CDE/aB3dE5gH7jK9mN1pQ3rS5tU7?key=s3cret-v4lue&v=2";
+    let id = app.create_webhook(url, &["*"], None).await;
+    let (_, list) = app.list_webhooks("").await;
+    assert_eq!(
+        list["results"][0]["url"],
+        "https://example.com/services/T0AB12CDE/***?key=***&v=***"
+    );
+    let (_, webhook) = app.get_webhook(&id).await;
+    assert_eq!(webhook["url"], url);
 }
 
 #[actix_web::test]

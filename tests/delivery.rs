@@ -76,10 +76,12 @@ async fn patterns_match_all_prefixes_at_any_depth_and_exact_names() {
     let user_prefix = Receiver::ok();
     let delete_prefix = Receiver::ok();
     let exact = Receiver::ok();
-    app.create_webhook(&star.url(), &["*"], None).await;
-    app.create_webhook(&user_prefix.url(), &["user.*"], None).await;
-    app.create_webhook(&delete_prefix.url(), &["user.delete.*"], None).await;
-    app.create_webhook(&exact.url(), &["marked.spam"], None).await;
+    let ids = [
+        app.create_webhook(&star.url(), &["*"], None).await,
+        app.create_webhook(&user_prefix.url(), &["user.*"], None).await,
+        app.create_webhook(&delete_prefix.url(), &["user.delete.*"], None).await,
+        app.create_webhook(&exact.url(), &["marked.spam"], None).await,
+    ];
 
     for ev in [
         "user.created",
@@ -101,12 +103,8 @@ async fn patterns_match_all_prefixes_at_any_depth_and_exact_names() {
         types.sort();
         types
     };
-    star.wait_for(7, WAIT).await;
-    user_prefix.wait_for(3, WAIT).await;
-    delete_prefix.wait_for(2, WAIT).await;
-    exact.wait_for(1, WAIT).await;
-    // Give stray deliveries a moment to show up before checking nothing else arrived.
-    actix_rt::time::sleep(Duration::from_millis(300)).await;
+    // Everything routed and delivered: a stray delivery would be in the counts now.
+    app.settled(&ids.each_ref().map(String::as_str)).await;
     assert_eq!(types(&star).len(), 7);
     assert_eq!(
         types(&user_prefix),
@@ -122,9 +120,11 @@ async fn user_webhooks_get_only_their_users_events_and_global_ones_get_all() {
     let global = Receiver::ok();
     let ann = Receiver::ok();
     let bob = Receiver::ok();
-    app.create_webhook(&global.url(), &["*"], None).await;
-    app.create_webhook(&ann.url(), &["*"], Some("ann")).await;
-    app.create_webhook(&bob.url(), &["mailbox.*"], Some("bob")).await;
+    let ids = [
+        app.create_webhook(&global.url(), &["*"], None).await,
+        app.create_webhook(&ann.url(), &["*"], Some("ann")).await,
+        app.create_webhook(&bob.url(), &["mailbox.*"], Some("bob")).await,
+    ];
 
     app.publish(json!({"ev": "mailbox.created", "user": "ann", "n": 1}))
         .await;
@@ -133,10 +133,7 @@ async fn user_webhooks_get_only_their_users_events_and_global_ones_get_all() {
     app.publish(json!({"ev": "address.forwarded.created", "n": 3})).await; // no user
     app.publish(json!({"ev": "user.created", "user": "bob", "n": 4})).await;
 
-    global.wait_for(4, WAIT).await;
-    ann.wait_for(1, WAIT).await;
-    bob.wait_for(1, WAIT).await;
-    actix_rt::time::sleep(Duration::from_millis(300)).await;
+    app.settled(&ids.each_ref().map(String::as_str)).await;
     let numbers = |r: &Receiver| {
         r.received()
             .iter()
@@ -153,10 +150,10 @@ async fn user_webhooks_get_only_their_users_events_and_global_ones_get_all() {
 #[actix_web::test]
 async fn failures_are_retried_with_the_same_delivery_id_until_success() {
     let app = TestApp::spawn().await;
-    // 500, 503 with Retry-After: 0, then success.
+    // 500, 503, then success.
     let receiver = Receiver::scripted(|n, _| match n {
         0 => Reply::Status(500),
-        1 => Reply::StatusRetryAfter(503, 0),
+        1 => Reply::Status(503),
         _ => Reply::Status(204),
     });
     let webhook = app.create_webhook(&receiver.url(), &["*"], None).await;
@@ -166,8 +163,9 @@ async fn failures_are_retried_with_the_same_delivery_id_until_success() {
     let ids: Vec<String> = received.iter().map(|r| r.id()).collect();
     assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
     assert_eq!(received[0].header("webhook-id"), received[2].header("webhook-id"));
-    // First retry waits initial_delay_ms (50 ms) at least.
-    assert!(received[1].at - received[0].at >= Duration::from_millis(45));
+    // The first retry waits initial_delay_ms (50 ms), the second twice that (jitter is 0).
+    assert!(received[1].at - received[0].at >= Duration::from_millis(50));
+    assert!(received[2].at - received[1].at >= Duration::from_millis(100));
 
     let health = eventually("a healthy report", WAIT, || async {
         let (_, health) = app.webhook_health(&webhook).await;
@@ -179,13 +177,70 @@ async fn failures_are_retried_with_the_same_delivery_id_until_success() {
     assert_eq!(health["consecutiveFailures"], 0);
     assert_eq!(health["lastSuccess"]["status"], 204);
     assert_eq!(health["lastFailure"]["status"], 503);
-    // A redirect is a failure too, never followed.
-    let redirect = Receiver::scripted(|_, _| Reply::Status(302));
-    let other = app.create_webhook(&redirect.url(), &["x"], None).await;
+}
+
+#[actix_web::test]
+async fn a_redirect_is_a_failure_and_is_never_followed() {
+    let app = TestApp::spawn().await; // max_attempts = 4
+    let target = Receiver::ok();
+    let location = target.url();
+    let redirect = Receiver::scripted(move |_, _| Reply::Redirect(302, location.clone()));
+    let id = app.create_webhook(&redirect.url(), &["x"], None).await;
     app.publish(json!({"ev": "x"})).await;
-    redirect.wait_for(2, WAIT).await;
-    let (_, health) = app.webhook_health(&other).await;
+    let health = app.health_until(&id, "a dead letter", |h| h["deadLettered"] == 1).await;
     assert_eq!(health["delivered"], 0);
+    assert_eq!(health["failed"], 4);
+    assert_eq!(health["lastFailure"]["status"], 302);
+    assert_eq!(redirect.count(), 4);
+    assert_eq!(target.count(), 0, "the Location was followed");
+}
+
+#[actix_web::test]
+async fn retry_after_sets_the_wait_within_the_maximum() {
+    // Without Retry-After the next attempt would come after 50 ms.
+    let app = TestApp::spawn_with(|s| s.retry.max_delay_ms = 1_500).await;
+    let polite = Receiver::scripted(|n, _| match n {
+        0 => Reply::StatusRetryAfter(503, 1),
+        _ => Reply::Status(200),
+    });
+    let greedy = Receiver::scripted(|n, _| match n {
+        0 => Reply::StatusRetryAfter(429, 3_600),
+        _ => Reply::Status(200),
+    });
+    app.create_webhook(&polite.url(), &["a"], None).await;
+    app.create_webhook(&greedy.url(), &["a"], None).await;
+    app.publish(json!({"ev": "a"})).await;
+    let polite_gap = {
+        let received = polite.wait_for(2, WAIT).await;
+        received[1].at - received[0].at
+    };
+    let greedy_gap = {
+        let received = greedy.wait_for(2, WAIT).await;
+        received[1].at - received[0].at
+    };
+    println!("Retry-After: 1 waited {polite_gap:?}; Retry-After: 3600 with max_delay_ms 1500 waited {greedy_gap:?}");
+    assert!(polite_gap >= Duration::from_secs(1), "{polite_gap:?}");
+    assert!(polite_gap < Duration::from_millis(1_400), "{polite_gap:?}");
+    assert!(greedy_gap >= Duration::from_millis(1_500), "{greedy_gap:?}");
+    assert!(
+        greedy_gap < Duration::from_millis(3_000),
+        "clamped to max_delay_ms: {greedy_gap:?}"
+    );
+}
+
+#[actix_web::test]
+async fn ipv6_literal_destinations_are_delivered() {
+    let app = TestApp::spawn().await; // allow_cidrs has ::1/128
+    let receiver = Receiver::scripted_on("[::1]:0", |_, _| Reply::Status(200));
+    assert!(receiver.url().starts_with("http://[::1]:"), "{}", receiver.url());
+    let id = app.create_webhook(&receiver.url(), &["*"], None).await;
+    let entry = app.publish(json!({"ev": "a"})).await;
+    let received = receiver.wait_for(1, WAIT).await;
+    assert_eq!(received[0].id(), format!("{id}:{entry}"));
+    let health = app
+        .health_until(&id, "the delivery recorded", |h| h["delivered"] == 1)
+        .await;
+    assert_eq!(health["failed"], 0, "{health}");
 }
 
 #[actix_web::test]
@@ -209,8 +264,8 @@ async fn exhausted_deliveries_become_dead_letters() {
     assert_eq!(dead[0]["status"], "500");
     assert_eq!(dead[0]["error"], "HTTP 500 Internal Server Error");
     assert_eq!(dead[0]["ev"], "marked.spam");
-    assert_eq!(app.stream_len(&format!("queue:{webhook}")).await, 0);
-    actix_rt::time::sleep(Duration::from_millis(500)).await;
+    // Nothing is queued, in flight or waiting any more, so no attempt can follow the last.
+    app.settled(&[&webhook]).await;
     assert_eq!(receiver.count(), 4, "no attempt after the last");
     let (_, health) = app.webhook_health(&webhook).await;
     assert_eq!(health["deadLettered"], 1);
@@ -236,9 +291,14 @@ async fn gone_disables_the_webhook_and_keeps_its_queue() {
 
     // Nothing new is queued or sent while disabled; the first event stays queued.
     app.publish(json!({"ev": "a", "n": 2})).await;
-    actix_rt::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(receiver.count(), 1);
+    eventually("the event routed", WAIT, || async {
+        (app.stream_len("events").await == 0).then_some(())
+    })
+    .await;
     assert_eq!(app.stream_len(&format!("queue:{webhook}")).await, 1);
+    let (_, health) = app.webhook_health(&webhook).await;
+    assert_eq!(health["inFlight"], 0);
+    assert_eq!(receiver.count(), 1);
 
     // Re-enabled, it delivers what was kept, and new events.
     let (status, _) = app.update_webhook(&webhook, json!({"enabled": true})).await;

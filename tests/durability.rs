@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use support::process::{RedisProcess, ServiceProcess};
+use support::tcp::RedisProxy;
 use support::{eventually, unique_prefix, Receiver, Reply, TestApp, REDIS_URL};
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -146,4 +147,34 @@ async fn starts_while_redis_is_down_and_connects_when_it_comes_up() {
         .unwrap();
     assert_eq!(status, 200);
     receiver.wait_for(1, WAIT).await;
+}
+
+#[actix_web::test]
+async fn a_fan_out_whose_reply_is_lost_is_still_delivered_without_a_restart() {
+    let proxy = RedisProxy::start("127.0.0.1:6379").await;
+    let proxied = proxy.url();
+    let app = TestApp::spawn_with(move |s| s.redis.url = proxied).await;
+    let receiver = Receiver::ok();
+    let id = app.create_webhook(&receiver.url(), &["*"], None).await;
+    // The actor runs and is caught up with its queue: it reads Redis only when told.
+    app.publish(json!({"ev": "a", "n": 1})).await;
+    receiver.wait_for(1, WAIT).await;
+
+    // The fan-out script is the only command naming the rejected stream: Redis runs it, the
+    // reply never comes back.
+    proxy.lose_reply_to(app.key("rejected").as_bytes());
+    app.publish(json!({"ev": "a", "n": 2})).await;
+    eventually("the fan-out to run with its reply lost", WAIT, || async {
+        (proxy.cuts() == 1 && app.stream_len("events").await == 0).then_some(())
+    })
+    .await;
+    assert_eq!(
+        app.stream_len(&format!("queue:{id}")).await + distinct_numbers(&receiver).len() as u64,
+        2,
+        "queued (or already delivered) although its reply was lost"
+    );
+    let received = receiver.wait_for(2, WAIT).await;
+    assert_eq!(distinct_numbers(&receiver), HashSet::from([1, 2]));
+    assert_eq!(received.len(), 2);
+    app.settled(&[&id]).await;
 }

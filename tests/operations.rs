@@ -204,6 +204,37 @@ async fn a_paused_webhook_queues_but_delivers_nothing_until_resumed() {
 }
 
 #[actix_web::test]
+async fn an_unreadable_queue_entry_is_dead_lettered_with_its_reason() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::ok();
+    let id = app.create_webhook(&receiver.url(), &["*"], None).await;
+    // Only a hand-edited key can hold such an entry: no body.
+    let broken: String = app
+        .redis(
+            redis::cmd("XADD")
+                .arg(app.key(&format!("queue:{id}")))
+                .arg("*")
+                .arg("e")
+                .arg("1700000000000-0")
+                .arg("ev")
+                .arg("a"),
+        )
+        .await;
+    app.publish(json!({"ev": "a", "n": 1})).await;
+    receiver.wait_for(1, WAIT).await;
+    app.settled(&[&id]).await;
+    let (_, dead) = app.dead_letters(&id, "").await;
+    let dead = dead["results"].as_array().unwrap().clone();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0]["id"], format!("{id}:1700000000000-0"));
+    assert_eq!(
+        dead[0]["error"],
+        format!("unreadable queue entry {broken}: queue entry without a body")
+    );
+    assert_eq!(app.stream_len(&format!("queue:{id}")).await, 0);
+}
+
+#[actix_web::test]
 async fn a_webhook_failing_for_too_long_is_disabled() {
     let app = TestApp::spawn_with(|s| {
         s.circuit.disable_after_ms = 500;

@@ -317,10 +317,12 @@ async fn logs_never_show_secrets_or_tokens() {
     service.wait_until_serving().await;
     let failing = Receiver::scripted(|_, _| support::Reply::Status(500));
     let client = awc::Client::default();
+    // Receivers take tokens in the URL too: in the query and as a path segment.
+    let url = format!("{}/Zx9abcDEF123ghiJKL456mno?key=querysecret0123456789", failing.url());
     let mut response = client
         .post(service.url("/webhooks"))
         .insert_header(("X-Access-Token", TOKEN))
-        .send_json(&json!({"type": ["*"], "url": failing.url(), "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}))
+        .send_json(&json!({"type": ["*"], "url": url, "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}))
         .await
         .unwrap();
     let created: Value = response.json().await.unwrap();
@@ -346,6 +348,20 @@ async fn logs_never_show_secrets_or_tokens() {
         .send()
         .await;
     failing.wait_for(2, WAIT).await;
+    let (_, attempts) = service
+        .call("GET", &format!("/webhooks/{id}/attempts?accessToken={TOKEN}"), None)
+        .await
+        .unwrap();
+    assert!(
+        attempts["results"].as_array().is_some_and(|a| !a.is_empty()),
+        "{attempts}"
+    );
+    assert!(!attempts.to_string().contains("querysecret0123456789"), "{attempts}");
+    let (_, list) = service
+        .call("GET", &format!("/webhooks?accessToken={TOKEN}"), None)
+        .await
+        .unwrap();
+    assert!(!list.to_string().contains("querysecret0123456789"), "{list}");
     service.terminate();
     let logs = std::fs::read_to_string(&log).unwrap();
     assert!(logs.lines().count() > 10, "the service logged at debug level:\n{logs}");
@@ -355,6 +371,8 @@ async fn logs_never_show_secrets_or_tokens() {
         "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
         new_secret.as_str(),
         "wrong-token",
+        "querysecret0123456789",
+        "Zx9abcDEF123ghiJKL456mno",
     ] {
         assert!(!logs.contains(secret), "{secret} appears in the logs");
     }

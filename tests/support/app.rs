@@ -203,6 +203,25 @@ impl TestApp {
         .await
     }
 
+    /// Waits until everything published so far is routed (the stream is empty) and these
+    /// webhooks have nothing queued, in flight or waiting: what their receivers got is final.
+    pub async fn settled(&self, ids: &[&str]) {
+        super::eventually("every event routed and delivered", Duration::from_secs(10), || async {
+            if self.stream_len("events").await != 0 {
+                return None;
+            }
+            for id in ids {
+                let (_, health) = self.webhook_health(id).await;
+                let idle = health["backlog"] == 0 && health["inFlight"] == 0 && health["waiting"] == 0;
+                if !idle {
+                    return None;
+                }
+            }
+            Some(())
+        })
+        .await
+    }
+
     /// `POST /webhooks/{id}/pause`.
     pub async fn pause(&self, id: &str) -> (u16, Value) {
         self.call("POST", &format!("/webhooks/{id}/pause"), None).await

@@ -16,6 +16,8 @@ pub enum Reply {
     StatusRetryAfter(u16, u64),
     /// Wait, then answer with the status.
     Delay(Duration, u16),
+    /// A redirect (3xx) with a `Location` a client following redirects would go to.
+    Redirect(u16, String),
     /// Never answer.
     Hang,
 }
@@ -59,7 +61,7 @@ struct Shared {
 
 pub struct Receiver {
     shared: Arc<Shared>,
-    port: u16,
+    addr: std::net::SocketAddr,
     server: actix_web::dev::ServerHandle,
 }
 
@@ -71,7 +73,12 @@ impl Receiver {
 
     /// A receiver answering request n (0-based, counting all requests) with `script(n, body)`.
     pub fn scripted(script: impl Fn(usize, &Value) -> Reply + Send + Sync + 'static) -> Receiver {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind receiver");
+        Receiver::scripted_on("127.0.0.1:0", script)
+    }
+
+    /// Like [`Receiver::scripted`], listening on `addr` (`[::1]:0` for IPv6 loopback).
+    pub fn scripted_on(addr: &str, script: impl Fn(usize, &Value) -> Reply + Send + Sync + 'static) -> Receiver {
+        let listener = std::net::TcpListener::bind(addr).expect("bind receiver");
         Receiver::on_listener(listener, script)
     }
 
@@ -101,7 +108,7 @@ impl Receiver {
             peak: AtomicUsize::new(0),
         });
         let data = web::Data::from(shared.clone());
-        let port = listener.local_addr().expect("receiver address").port();
+        let addr = listener.local_addr().expect("receiver address");
         let server = HttpServer::new(move || App::new().app_data(data.clone()).default_service(web::to(handle)))
             .listen(listener)
             .expect("listen")
@@ -113,13 +120,14 @@ impl Receiver {
         actix_rt::spawn(server);
         Receiver {
             shared,
-            port,
+            addr,
             server: handle,
         }
     }
 
+    /// `http://127.0.0.1:<port>/hook`, or `http://[::1]:<port>/hook`.
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/hook", self.port)
+        format!("http://{}/hook", self.addr)
     }
 
     pub fn received(&self) -> Vec<Received> {
@@ -184,6 +192,9 @@ async fn answer(reply: Reply) -> HttpResponse {
     let status = |code: u16| actix_web::http::StatusCode::from_u16(code).unwrap();
     match reply {
         Reply::Status(code) => HttpResponse::build(status(code)).body("ok"),
+        Reply::Redirect(code, location) => HttpResponse::build(status(code))
+            .insert_header(("Location", location))
+            .body("moved"),
         Reply::StatusRetryAfter(code, secs) => HttpResponse::build(status(code))
             .insert_header(("Retry-After", secs.to_string()))
             .body("later"),

@@ -166,3 +166,105 @@ async fn read_request(socket: &mut TcpStream) -> Option<String> {
         }
     }
 }
+
+/// A TCP proxy in front of Redis that can lose one reply: once armed with a needle, the first
+/// command whose bytes contain it is forwarded to Redis (which runs it), and then the client's
+/// connection is cut before the reply comes back — what a timeout or a dropped connection does
+/// to a command that committed.
+pub struct RedisProxy {
+    pub port: u16,
+    needle: Arc<Mutex<Option<Vec<u8>>>>,
+    cuts: Arc<AtomicUsize>,
+    task: actix_rt::task::JoinHandle<()>,
+}
+
+impl RedisProxy {
+    pub async fn start(upstream: &'static str) -> RedisProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the proxy");
+        let port = listener.local_addr().unwrap().port();
+        let needle: Arc<Mutex<Option<Vec<u8>>>> = Arc::new(Mutex::new(None));
+        let cuts = Arc::new(AtomicUsize::new(0));
+        let (armed, counter) = (needle.clone(), cuts.clone());
+        let task = actix_rt::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = TcpStream::connect(upstream).await else {
+                    continue;
+                };
+                actix_rt::spawn(relay(client, server, armed.clone(), counter.clone()));
+            }
+        });
+        RedisProxy {
+            port,
+            needle,
+            cuts,
+            task,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Loses the reply of the next command containing `needle`.
+    pub fn lose_reply_to(&self, needle: &[u8]) {
+        *self.needle.lock().unwrap() = Some(needle.to_vec());
+    }
+
+    /// Replies lost so far.
+    pub fn cuts(&self) -> usize {
+        self.cuts.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for RedisProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn relay(client: TcpStream, server: TcpStream, needle: Arc<Mutex<Option<Vec<u8>>>>, cuts: Arc<AtomicUsize>) {
+    let (mut client_read, mut client_write) = client.into_split();
+    let (mut server_read, mut server_write) = server.into_split();
+    let cut = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let replies_cut = cut.clone();
+    let replies = actix_rt::spawn(async move {
+        let mut buffer = vec![0u8; 64 * 1024];
+        while let Ok(n) = server_read.read(&mut buffer).await {
+            if n == 0 || replies_cut.load(Ordering::SeqCst) {
+                break;
+            }
+            if client_write.write_all(&buffer[..n]).await.is_err() {
+                break;
+            }
+        }
+        // Dropping the client's write half closes its connection: the reply is lost.
+        drop(client_write);
+        // Keep Redis's side open a moment, so it surely runs what it was sent.
+        actix_rt::time::sleep(Duration::from_millis(500)).await;
+    });
+    let mut buffer = vec![0u8; 64 * 1024];
+    while let Ok(n) = client_read.read(&mut buffer).await {
+        if n == 0 {
+            break;
+        }
+        let hit = {
+            let mut armed = needle.lock().unwrap();
+            let hit = armed
+                .as_ref()
+                .is_some_and(|needle| buffer[..n].windows(needle.len()).any(|w| w == needle.as_slice()));
+            if hit {
+                *armed = None;
+            }
+            hit
+        };
+        if hit {
+            // Before forwarding, so the reply cannot slip through.
+            cuts.fetch_add(1, Ordering::SeqCst);
+            cut.store(true, Ordering::SeqCst);
+        }
+        if server_write.write_all(&buffer[..n]).await.is_err() || hit {
+            break;
+        }
+    }
+    let _ = replies.await;
+}

@@ -1,0 +1,79 @@
+//! Starting the real binary in the situations operators meet: the API port already taken, a
+//! missing config file, Redis unreachable. What it says must be useful, and it must not panic.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::process::{free_port, ServiceProcess};
+use support::{eventually, unique_prefix, REDIS_URL};
+
+fn log_file(prefix: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("{prefix}.log"))
+}
+
+#[actix_web::test]
+async fn a_port_already_taken_is_one_clear_error_naming_the_address() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let prefix = unique_prefix();
+    let log = log_file(&prefix);
+    let mut service = ServiceProcess::start_logging(
+        REDIS_URL,
+        &prefix,
+        &[("HOOKROUTER__API__LISTEN", address.as_str())],
+        Some(&log),
+    );
+    let status = eventually("the service to exit", Duration::from_secs(15), || {
+        let status = service.try_exit_status();
+        async move { status }
+    })
+    .await;
+    let output = std::fs::read_to_string(&log).unwrap();
+    println!("exit {status:?}; it said:\n{output}");
+    assert!(!status.success());
+    assert!(
+        output.contains(&format!("cannot listen on {address}")),
+        "the address is named: {output}"
+    );
+    assert!(output.contains("in use"), "{output}");
+    assert!(!output.contains("panicked"), "{output}");
+    let _ = std::fs::remove_file(&log);
+    support::delete_prefix(&prefix);
+}
+
+#[actix_web::test]
+async fn start_up_says_what_it_read_and_keeps_saying_that_redis_is_unreachable() {
+    let prefix = unique_prefix();
+    let log = log_file(&prefix);
+    // Nothing listens on this port; the URL carries a password that must not be logged.
+    let redis_url = format!("redis://:hunter2-redis-password@127.0.0.1:{}", free_port());
+    let mut service = ServiceProcess::start_logging(&redis_url, &prefix, &[("RUST_LOG", "info")], Some(&log));
+    service.wait_until_serving().await;
+    let started = Instant::now();
+    let output = eventually("two warnings about Redis", Duration::from_secs(15), || async {
+        let output = std::fs::read_to_string(&log).unwrap_or_default();
+        let warnings = output
+            .lines()
+            .filter(|l| l.contains("redis is") && l.contains("unreachable"))
+            .count();
+        (warnings >= 2).then_some(output)
+    })
+    .await;
+    println!("after {:?}:\n{output}", started.elapsed());
+    service.terminate();
+    assert!(
+        output.contains("/nonexistent/hookrouter.toml") && output.contains("does not exist"),
+        "names the missing config file: {output}"
+    );
+    assert!(
+        output.contains("redis://:***@127.0.0.1:"),
+        "shows the Redis URL: {output}"
+    );
+    assert!(
+        !output.contains("hunter2-redis-password"),
+        "the password leaked: {output}"
+    );
+    assert!(!output.contains("panicked"), "{output}");
+    let _ = std::fs::remove_file(&log);
+}
