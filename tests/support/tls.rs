@@ -2,6 +2,8 @@
 //! certificates it issues for chosen names and validity ([`ServerCert`]), the rustls
 //! configuration an HTTPS receiver serves them with, and the PEM files hookrouter's
 //! `[delivery] ca_file` and the Python receiver read ([`TempFile`], deleted when dropped).
+//!
+//! The benchmark (`examples/bench`) uses this module too, for its TLS sink.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -111,20 +113,29 @@ impl ServerCert {
 /// An awc client that trusts `ca` (and nothing else), for tests that talk to an HTTPS
 /// receiver themselves.
 pub fn client_trusting(ca: &TestCa) -> awc::Client {
-    // awc's connector builds its default TLS configuration first, which needs a provider.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(ca.issuer.der().clone()).unwrap();
-    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
     awc::Client::builder()
-        .connector(awc::Connector::new().rustls_0_23(Arc::new(config)))
+        .connector(awc::Connector::new().rustls_0_23(ca.client_config()))
         .timeout(Duration::from_secs(10))
         .finish()
+}
+
+impl TestCa {
+    /// A rustls client configuration trusting this CA alone, offering HTTP/1.1 (what
+    /// hookrouter's deliveries offer). Also installs the process's default crypto provider,
+    /// which awc's `Connector::new` needs.
+    pub fn client_config(&self) -> Arc<rustls::ClientConfig> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.issuer.der().clone()).unwrap();
+        let mut config =
+            rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Arc::new(config)
+    }
 }
 
 /// A file in the system's temporary directory, deleted when dropped.
