@@ -229,7 +229,7 @@ async fn a_stalled_handshake_and_a_plain_http_server_say_so() {
         &app,
         &stalled,
         4,
-        "TLS handshake with 127.0.0.1 failed: no answer within 1000 ms",
+        "TLS handshake with 127.0.0.1 timed out after 1000 ms",
     )
     .await;
     assert_eq!(silent.accepted(), 4, "one connection per attempt");

@@ -22,10 +22,7 @@ pub fn describe(error: &SendRequestError, url: &url::Url, handshake: Duration) -
         // Connecting has a timeout of its own with its own message (`client::TimedConnect`),
         // so awc's timeout error is the handshake's.
         SendRequestError::Connect(ConnectError::Timeout) if tls => {
-            return format!(
-                "TLS handshake with {host} failed: no answer within {} ms",
-                handshake.as_millis()
-            )
+            return format!("TLS handshake with {host} timed out after {} ms", handshake.as_millis())
         }
         SendRequestError::Connect(ConnectError::Io(io)) | SendRequestError::Send(io) => Some(io),
         _ => None,
@@ -219,7 +216,7 @@ mod tests {
             &url("https://10.1.2.3:8443/"),
             HANDSHAKE,
         );
-        assert_eq!(words, "TLS handshake with 10.1.2.3 failed: no answer within 1500 ms");
+        assert_eq!(words, "TLS handshake with 10.1.2.3 timed out after 1500 ms");
     }
 
     #[test]
