@@ -17,7 +17,7 @@ use crate::actors::queue_reader::{QueueReader, ReaderStatus};
 use crate::actors::supervisor::{ActorDirectory, Supervisor};
 use crate::api::{self, ApiState, RouterHandle};
 use crate::config::Settings;
-use crate::security::{AccessTokens, Destinations};
+use crate::security::{tls, AccessTokens, Destinations};
 use crate::shutdown::Shutdown;
 use crate::store::Store;
 
@@ -56,6 +56,9 @@ impl Application {
             }
             tracing::warn!(%listen, "no [api] access_tokens: the API is open to every local user");
         }
+        // [delivery] ca_file is read once, here (on API-only instances too, so a bad one is
+        // caught wherever the configuration is used): a bad one stops the start, naming the key.
+        let tls = tls::delivery_client_config(&settings.delivery.ca_file)?;
         let listener = TcpListener::bind(listen)
             .map_err(|error| anyhow::anyhow!("cannot listen on {listen} ([api] listen): {error}"))?;
         let port = listener.local_addr()?.port();
@@ -65,7 +68,7 @@ impl Application {
         let router = settings
             .webhooks
             .enabled
-            .then(|| start_router(&settings, &store, &destinations));
+            .then(|| start_router(&settings, &store, &destinations, tls));
         let state = web::Data::new(ApiState {
             store,
             settings: settings.clone(),
@@ -162,7 +165,12 @@ fn watch_redis(store: Store, url: String) {
     });
 }
 
-fn start_router(settings: &Arc<Settings>, store: &Store, destinations: &Arc<Destinations>) -> Router {
+fn start_router(
+    settings: &Arc<Settings>,
+    store: &Store,
+    destinations: &Arc<Destinations>,
+    tls: Arc<rustls::ClientConfig>,
+) -> Router {
     let arbiters: Vec<Arbiter> = (0..settings.delivery_workers()).map(|_| Arbiter::new()).collect();
     let workers = arbiters.iter().map(Arbiter::handle).collect();
     let actors = ActorDirectory::default();
@@ -171,6 +179,7 @@ fn start_router(settings: &Arc<Settings>, store: &Store, destinations: &Arc<Dest
         store.clone(),
         settings,
         destinations.clone(),
+        tls,
         workers,
         actors.clone(),
         known.clone(),

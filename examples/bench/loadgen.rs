@@ -1,8 +1,10 @@
 //! The ceiling: how many requests per second the sink itself answers, for the same body and
-//! the same number of keep-alive connections, driven by a built-in load generator.
+//! the same number of keep-alive connections (plain or TLS), driven by a built-in load
+//! generator.
 
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -11,10 +13,18 @@ use super::sink::Sink;
 
 /// The median of three measurements of [`rate`]: the sink's rate moves by ±10% between runs on
 /// a shared machine, and one unlucky run should not decide the ratio.
-pub async fn ceiling(sink: &Sink, connections: usize, body: Bytes, duration: Duration) -> f64 {
+/// With `tls`, the load generator connects with that client configuration (the sink must then
+/// serve TLS).
+pub async fn ceiling(
+    sink: &Sink,
+    connections: usize,
+    body: Bytes,
+    duration: Duration,
+    tls: Option<Arc<rustls::ClientConfig>>,
+) -> f64 {
     let mut rates = Vec::new();
     for _ in 0..3 {
-        rates.push(rate(sink, connections, body.clone(), duration).await);
+        rates.push(rate(sink, connections, body.clone(), duration, tls.clone()).await);
     }
     rates.sort_by(|a, b| a.total_cmp(b));
     rates[1]
@@ -22,8 +32,17 @@ pub async fn ceiling(sink: &Sink, connections: usize, body: Bytes, duration: Dur
 
 /// Requests per second the sink answered over `duration` with `connections` keep-alive
 /// connections each sending `body` back to back.
-async fn rate(sink: &Sink, connections: usize, body: Bytes, duration: Duration) -> f64 {
-    let connector = awc::Connector::new().limit(connections);
+async fn rate(
+    sink: &Sink,
+    connections: usize,
+    body: Bytes,
+    duration: Duration,
+    tls: Option<Arc<rustls::ClientConfig>>,
+) -> f64 {
+    let mut connector = awc::Connector::new().limit(connections);
+    if let Some(config) = tls {
+        connector = connector.rustls_0_23(config);
+    }
     let client = Rc::new(
         awc::Client::builder()
             .connector(connector)

@@ -21,6 +21,7 @@ mod scenarios;
 mod service;
 mod sink;
 mod tcp;
+mod tls;
 
 use std::time::Duration;
 
@@ -34,7 +35,8 @@ struct Args {
     /// Fewer events per scenario: the whole run takes under a minute.
     #[arg(long)]
     quick: bool,
-    /// Scenarios to run (default: all): throughput, latency, isolation, many, backlog.
+    /// Scenarios to run (default: all): throughput, throughput-tls, latency, isolation, many,
+    /// backlog.
     #[arg(long = "scenario")]
     scenarios: Vec<String>,
     #[arg(long, default_value = "redis://127.0.0.1:6379")]
@@ -99,25 +101,64 @@ async fn main() {
     ));
     let ceiling_sink = sink::Sink::start(None);
     let ceiling_secs = if args.quick { 1 } else { 3 };
-    let ceiling = loadgen::ceiling(&ceiling_sink, connections, body, Duration::from_secs(ceiling_secs)).await;
+    let ceiling = loadgen::ceiling(
+        &ceiling_sink,
+        connections,
+        body.clone(),
+        Duration::from_secs(ceiling_secs),
+        None,
+    )
+    .await;
     ceiling_sink.stop().await;
     println!(
         "ceiling: the sink answers {ceiling:.0} req/s ({connections} keep-alive connections, built-in load generator, \
-         median of 3 x {ceiling_secs} s)\n"
+         median of 3 x {ceiling_secs} s)"
     );
+    // The TLS variant: a CA made now, the sink's certificate, and the sink's own TLS ceiling.
+    let tls = wanted("throughput-tls").then(tls::BenchTls::new);
+    let mut tls_ceiling = 0.0;
+    if let Some(tls) = &tls {
+        let sink = sink::Sink::start_tls(tls.sink_config());
+        let duration = Duration::from_secs(ceiling_secs);
+        tls_ceiling = loadgen::ceiling(&sink, connections, body, duration, Some(tls.client_config())).await;
+        sink.stop().await;
+        println!(
+            "TLS ceiling: the sink behind TLS answers {tls_ceiling:.0} req/s (the same, over {connections} kept-alive \
+             TLS connections)"
+        );
+    }
+    println!();
 
     let mut rows: Vec<Row> = Vec::new();
     let mut targets: Vec<Target> = Vec::new();
     let mut notes: Vec<String> = Vec::new();
 
+    let mut plain_throughput = None;
     if wanted("throughput") {
-        let row = scenarios::throughput(&bench).await;
+        let row = scenarios::throughput(&bench, ceiling).await;
+        plain_throughput = Some(row.rate);
         println!("throughput: {:.0} deliveries/s", row.rate);
         targets.push(Target {
             what: "throughput >= 0.5 x the sink's ceiling".into(),
             measured: format!("{:.0}/s = {:.2} x {:.0}/s", row.rate, row.rate / ceiling, ceiling),
             met: row.rate >= 0.5 * ceiling,
         });
+        rows.push(row);
+    }
+    if let Some(tls) = &tls {
+        let row = scenarios::throughput_tls(&bench, tls, tls_ceiling).await;
+        println!("throughput over TLS: {:.0} deliveries/s", row.rate);
+        let versus_plain = plain_throughput.map_or(String::new(), |plain| {
+            format!(" = {:.2} x plain HTTP's {plain:.0}/s", row.rate / plain)
+        });
+        notes.push(format!(
+            "throughput over TLS: {:.0} deliveries/s{versus_plain}, {:.2} x the TLS sink's ceiling of {tls_ceiling:.0}/s; \
+             {} deliveries over {} TLS connections (= handshakes; at most 10 webhooks x max_in_flight 16 = 160)",
+            row.rate,
+            row.rate / tls_ceiling,
+            row.deliveries,
+            row.connections
+        ));
         rows.push(row);
     }
     if wanted("latency") {
@@ -228,7 +269,7 @@ async fn main() {
         rows.push(row);
     }
 
-    println!("\n{}", report::table(&rows, ceiling));
+    println!("\n{}", report::table(&rows));
     for note in &notes {
         println!("{note}");
     }

@@ -14,8 +14,11 @@ pub struct Row {
     pub latency: Option<Latency>,
     pub peak_rss_mib: f64,
     pub cpu_seconds: f64,
-    /// Compared with the sink's ceiling (throughput-style rows).
-    pub vs_ceiling: bool,
+    /// The sink's ceiling this row is compared with (throughput-style rows): plain HTTP, or
+    /// for the TLS row the TLS sink's.
+    pub ceiling: Option<f64>,
+    /// Connections the sink accepted during the run (over TLS: handshakes).
+    pub connections: u64,
 }
 
 #[derive(Clone, Copy)]
@@ -50,7 +53,7 @@ pub struct Target {
     pub met: bool,
 }
 
-pub fn table(rows: &[Row], ceiling: f64) -> String {
+pub fn table(rows: &[Row]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -71,10 +74,9 @@ pub fn table(rows: &[Row], ceiling: f64) -> String {
     let _ = writeln!(out, "|{}", "---|".repeat(12));
     for row in rows {
         let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
-        let (ceiling_cell, ratio_cell) = if row.vs_ceiling {
-            (format!("{ceiling:.0}"), format!("{:.2}", row.rate / ceiling))
-        } else {
-            ("-".into(), "-".into())
+        let (ceiling_cell, ratio_cell) = match row.ceiling {
+            Some(ceiling) => (format!("{ceiling:.0}"), format!("{:.2}", row.rate / ceiling)),
+            None => ("-".into(), "-".into()),
         };
         let _ = writeln!(
             out,

@@ -9,6 +9,7 @@ use super::report::{Latency, Row};
 use super::service::Service;
 use super::sink::{now_us, Sink};
 use super::tcp::BlackHoles;
+use super::tls::BenchTls;
 use super::Bench;
 
 /// Waits until the sink has `expected` deliveries (or `timeout` passes); returns the count.
@@ -40,17 +41,30 @@ pub fn row(name: &str, service: &Service, sink: &Sink, events: u64, started_us: 
         latency: Latency::of(sink.tally.take_latencies()),
         peak_rss_mib: service.peak_rss_kib() as f64 / 1024.0,
         cpu_seconds: service.cpu_seconds(),
-        vs_ceiling: false,
+        ceiling: None,
+        connections: sink.tally.connections.load(Ordering::SeqCst),
     }
 }
 
 /// `webhooks` global webhooks on the sink, then `events` events as fast as they can be
-/// published; `black_holes` more webhooks whose endpoints never answer.
-async fn blast(bench: &Bench, name: &str, webhooks: usize, black_holes: usize, events: u64) -> Row {
+/// published; `black_holes` more webhooks whose endpoints never answer. With `tls`, the sink
+/// serves HTTPS with a certificate the service trusts through `[delivery] ca_file`.
+async fn blast(
+    bench: &Bench,
+    name: &str,
+    webhooks: usize,
+    black_holes: usize,
+    events: u64,
+    tls: Option<&BenchTls>,
+) -> Row {
     let prefix = bench.prefix(name);
-    let service = Service::start(&bench.redis, &prefix, &[]);
+    let env: Vec<(&str, String)> = tls.map(BenchTls::service_env).into_iter().collect();
+    let service = Service::start(&bench.redis, &prefix, &env);
     service.wait_ready().await;
-    let sink = Sink::start(None);
+    let sink = match tls {
+        Some(tls) => Sink::start_tls(tls.sink_config()),
+        None => Sink::start(None),
+    };
     let holes = BlackHoles::start(black_holes).await;
     for i in 0..webhooks {
         service.create_webhook(&sink.url(i), &["*"], None).await;
@@ -73,11 +87,21 @@ async fn blast(bench: &Bench, name: &str, webhooks: usize, black_holes: usize, e
     row
 }
 
-/// 1: 100,000 events × 10 webhooks (1M deliveries) as fast as possible.
-pub async fn throughput(bench: &Bench) -> Row {
+/// 1: 100,000 events × 10 webhooks (1M deliveries) as fast as possible; compared with the
+/// sink's `ceiling`.
+pub async fn throughput(bench: &Bench, ceiling: f64) -> Row {
     let events = if bench.quick { 10_000 } else { 100_000 };
-    let mut row = blast(bench, "throughput", 10, 0, events).await;
-    row.vs_ceiling = true;
+    let mut row = blast(bench, "throughput", 10, 0, events, None).await;
+    row.ceiling = Some(ceiling);
+    row
+}
+
+/// 1b: the same, with the sink behind TLS (a CA made now, trusted through `[delivery]
+/// ca_file`); compared with the TLS sink's own `ceiling`.
+pub async fn throughput_tls(bench: &Bench, tls: &BenchTls, ceiling: f64) -> Row {
+    let events = if bench.quick { 10_000 } else { 100_000 };
+    let mut row = blast(bench, "throughput over TLS", 10, 0, events, Some(tls)).await;
+    row.ceiling = Some(ceiling);
     row
 }
 
@@ -142,8 +166,8 @@ pub async fn isolation(bench: &Bench) -> Isolation {
     let events = if bench.quick { 10_000 } else { 20_000 };
     let seconds = if bench.quick { 3 } else { 10 };
     Isolation {
-        blast_alone: blast(bench, "isolation: 10 healthy", 10, 0, events).await,
-        blast_beside: blast(bench, "isolation: + 10 black holes", 10, 10, events).await,
+        blast_alone: blast(bench, "isolation: 10 healthy", 10, 0, events, None).await,
+        blast_beside: blast(bench, "isolation: + 10 black holes", 10, 10, events, None).await,
         paced_alone: paced(bench, "isolation 1000/s: healthy", 0, seconds).await,
         paced_beside: paced(bench, "isolation 1000/s: + holes", 10, seconds).await,
     }

@@ -1,5 +1,6 @@
-//! The receiving end: a keep-alive HTTP sink on loopback that answers 204 at once, counts
-//! deliveries per webhook (by path) and records publish→delivery latency from the `sent`
+//! The receiving end: a keep-alive HTTP sink on loopback, plain or behind TLS
+//! ([`Sink::start_tls`]), that answers 204 at once, counts deliveries per webhook (by path) and
+//! connections (over TLS: handshakes), and records publish→delivery latency from the `sent`
 //! field (µs since the epoch) the publisher put inside each event.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,6 +17,8 @@ pub struct Tally {
     pub latencies: Mutex<Vec<u32>>,
     /// Deliveries per webhook index (path `/w/<i>`).
     pub per_webhook: Mutex<Vec<u64>>,
+    /// Connections accepted; over TLS each is one handshake.
+    pub connections: AtomicU64,
 }
 
 impl Tally {
@@ -28,12 +31,15 @@ impl Tally {
         self.last_us.store(0, Ordering::SeqCst);
         self.latencies.lock().unwrap().clear();
         self.per_webhook.lock().unwrap().clear();
+        self.connections.store(0, Ordering::SeqCst);
     }
 }
 
 pub struct Sink {
     pub port: u16,
     pub tally: Arc<Tally>,
+    /// `https` behind TLS.
+    scheme: &'static str,
     handle: actix_web::dev::ServerHandle,
 }
 
@@ -78,26 +84,48 @@ async fn receive(tally: web::Data<Tally>, request: HttpRequest, body: web::Bytes
 impl Sink {
     /// A sink with one worker thread (the same in the ceiling measurement and in every run).
     pub fn start(listener: Option<std::net::TcpListener>) -> Sink {
+        Sink::serve(listener, None)
+    }
+
+    /// The same sink behind TLS, presenting the certificate of `tls`.
+    pub fn start_tls(tls: rustls::ServerConfig) -> Sink {
+        Sink::serve(None, Some(tls))
+    }
+
+    fn serve(listener: Option<std::net::TcpListener>, tls: Option<rustls::ServerConfig>) -> Sink {
         let listener = listener.unwrap_or_else(|| std::net::TcpListener::bind("127.0.0.1:0").unwrap());
         let port = listener.local_addr().unwrap().port();
         let tally = Arc::new(Tally::default());
         let data = web::Data::from(tally.clone());
+        let counter = tally.clone();
         let server = HttpServer::new(move || App::new().app_data(data.clone()).default_service(web::to(receive)))
-            .listen(listener)
-            .unwrap()
+            .on_connect(move |_, _| {
+                counter.connections.fetch_add(1, Ordering::Relaxed);
+            })
             .workers(1)
             .backlog(4096)
             .max_connections(100_000)
             .disable_signals()
-            .shutdown_timeout(0)
-            .run();
+            .shutdown_timeout(0);
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let server = match tls {
+            Some(config) => server.listen_rustls_0_23(listener, config),
+            None => server.listen(listener),
+        }
+        .unwrap()
+        .run();
         let handle = server.handle();
         actix_rt::spawn(server);
-        Sink { port, tally, handle }
+        Sink {
+            port,
+            tally,
+            scheme,
+            handle,
+        }
     }
 
     pub fn url(&self, webhook: usize) -> String {
-        format!("http://127.0.0.1:{}/w/{webhook}", self.port)
+        format!("{}://127.0.0.1:{}/w/{webhook}", self.scheme, self.port)
     }
 
     pub async fn stop(self) {

@@ -136,6 +136,9 @@ pub struct DeliverySettings {
     /// A webhook's delivery actor stops after this long with nothing to do (it starts again
     /// with the next event), so idle webhooks cost no actor.
     pub idle_stop_ms: u64,
+    /// A PEM bundle of extra roots that `https://` deliveries trust besides the web roots, for
+    /// receivers behind a private CA. Empty = none. Read once at start-up.
+    pub ca_file: String,
 }
 
 impl Default for DeliverySettings {
@@ -146,6 +149,7 @@ impl Default for DeliverySettings {
             user_agent: concat!("hookrouter/", env!("CARGO_PKG_VERSION")).into(),
             workers: 0,
             idle_stop_ms: 60_000,
+            ca_file: String::new(),
         }
     }
 }

@@ -1,5 +1,6 @@
-//! Test helpers: a running hookrouter per test ([`TestApp`]), real HTTP receivers
-//! ([`Receiver`]) and direct Redis access for producing events and checking keys.
+//! Test helpers: a running hookrouter per test ([`TestApp`]), real HTTP and HTTPS receivers
+//! ([`Receiver`]; certificates from a test CA in [`tls`]) and direct Redis access for producing
+//! events and checking keys.
 //!
 //! Every `TestApp` gets its own Redis key prefix and deletes its keys when dropped, so tests
 //! run in parallel against one Redis.
@@ -11,6 +12,7 @@ pub mod process;
 pub mod python;
 mod receiver;
 pub mod tcp;
+pub mod tls;
 
 pub use app::{TestApp, REDIS_URL};
 pub use receiver::{Received, Receiver, Reply};

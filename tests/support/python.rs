@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use super::tls::{client_trusting, ServerCert, TempFile, TestCa};
+
 pub fn python() -> PathBuf {
     if let Ok(path) = std::env::var("HOOKROUTER_TEST_PYTHON") {
         return PathBuf::from(path);
@@ -27,15 +29,39 @@ pub struct VerifyingReceiver {
     child: Child,
     pub port: u16,
     lines: Arc<Mutex<Vec<Value>>>,
+    /// `https://localhost` when serving TLS, else `http://127.0.0.1`.
+    base: String,
+    /// Talks to the receiver's control route (trusting the test CA when it serves TLS).
+    control: awc::Client,
+    /// The certificate and key files it serves, kept until it stops.
+    _files: Option<(TempFile, TempFile)>,
 }
 
 impl VerifyingReceiver {
+    /// Over plain HTTP.
     pub async fn start() -> VerifyingReceiver {
+        VerifyingReceiver::spawn(None, awc::Client::default()).await
+    }
+
+    /// Over HTTPS (Python's ssl module) with `certificate`, which must name `localhost` and
+    /// be issued by `ca`.
+    pub async fn start_tls(certificate: &ServerCert, ca: &TestCa) -> VerifyingReceiver {
+        VerifyingReceiver::spawn(Some(certificate.files()), client_trusting(ca)).await
+    }
+
+    async fn spawn(files: Option<(TempFile, TempFile)>, control: awc::Client) -> VerifyingReceiver {
         let port = super::process::free_port();
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/verifying_receiver.py");
-        let mut child = Command::new(python())
-            .arg(script)
-            .arg(port.to_string())
+        let mut command = Command::new(python());
+        command.arg(script).arg(port.to_string());
+        if let Some((cert, key)) = &files {
+            command.arg(cert.path()).arg(key.path());
+        }
+        let base = match files {
+            Some(_) => format!("https://localhost:{port}"),
+            None => format!("http://127.0.0.1:{port}"),
+        };
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -50,7 +76,14 @@ impl VerifyingReceiver {
                 }
             }
         });
-        let receiver = VerifyingReceiver { child, port, lines };
+        let receiver = VerifyingReceiver {
+            child,
+            port,
+            lines,
+            base,
+            control,
+            _files: files,
+        };
         super::eventually("the Python receiver to listen", Duration::from_secs(20), || async {
             receiver
                 .lines
@@ -65,19 +98,20 @@ impl VerifyingReceiver {
     }
 
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/hook", self.port)
+        format!("{}/hook", self.base)
     }
 
     pub async fn set_secrets(&self, secrets: &[&str]) {
-        let response = awc::Client::default()
-            .post(format!("http://127.0.0.1:{}/_secrets", self.port))
+        let response = self
+            .control
+            .post(format!("{}/_secrets", self.base))
             .send_json(&json!({ "secrets": secrets }))
             .await
             .expect("the Python receiver answers");
         assert_eq!(response.status(), 204);
     }
 
-    /// One line per delivery: `{"id", "signature", "verified": [bool per secret]}`.
+    /// One line per delivery: `{"id", "signature", "verified": [bool per secret], "tls"}`.
     pub fn deliveries(&self) -> Vec<Value> {
         self.lines
             .lock()

@@ -1,5 +1,7 @@
 //! A real HTTP receiver (actix-web on an ephemeral port) that records every request and
-//! answers as the test scripts it.
+//! answers as the test scripts it, over plain HTTP or over TLS ([`Receiver::tls`], with a
+//! certificate from [`super::tls`]). It counts the connections it accepted, so tests can check
+//! that connections (and so TLS handshakes) are reused.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -24,6 +26,8 @@ pub enum Reply {
 
 #[derive(Clone, Debug)]
 pub struct Received {
+    /// `HTTP/1.1`, `HTTP/2.0`...
+    pub version: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
     pub at: Instant,
@@ -57,11 +61,15 @@ struct Shared {
     /// Requests being answered now, and the most at once since the last reset.
     in_flight: AtomicUsize,
     peak: AtomicUsize,
+    /// Connections accepted (over TLS: handshakes completed).
+    connections: AtomicUsize,
 }
 
 pub struct Receiver {
     shared: Arc<Shared>,
     addr: std::net::SocketAddr,
+    /// `https` when serving TLS.
+    scheme: &'static str,
     server: actix_web::dev::ServerHandle,
 }
 
@@ -101,33 +109,71 @@ impl Receiver {
         listener: std::net::TcpListener,
         script: impl Fn(usize, &Value) -> Reply + Send + Sync + 'static,
     ) -> Receiver {
+        Receiver::serve(listener, None, Arc::new(script))
+    }
+
+    /// An HTTPS receiver presenting `certificate` (it offers HTTP/2 and HTTP/1.1 by ALPN, as
+    /// actix-web does), answering as `script` says.
+    pub fn tls(
+        certificate: &super::tls::ServerCert,
+        script: impl Fn(usize, &Value) -> Reply + Send + Sync + 'static,
+    ) -> Receiver {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind receiver");
+        Receiver::serve(listener, Some(certificate.server_config()), Arc::new(script))
+    }
+
+    fn serve(listener: std::net::TcpListener, tls: Option<rustls::ServerConfig>, script: Script) -> Receiver {
         let shared = Arc::new(Shared {
             received: Mutex::new(Vec::new()),
-            script: Arc::new(script),
+            script,
             in_flight: AtomicUsize::new(0),
             peak: AtomicUsize::new(0),
+            connections: AtomicUsize::new(0),
         });
         let data = web::Data::from(shared.clone());
+        let counter = shared.clone();
         let addr = listener.local_addr().expect("receiver address");
         let server = HttpServer::new(move || App::new().app_data(data.clone()).default_service(web::to(handle)))
-            .listen(listener)
-            .expect("listen")
+            .on_connect(move |_, _| {
+                counter.connections.fetch_add(1, Ordering::SeqCst);
+            })
             .workers(2)
             .disable_signals()
-            .shutdown_timeout(0)
-            .run();
+            .shutdown_timeout(0);
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let server = match tls {
+            Some(config) => server.listen_rustls_0_23(listener, config),
+            None => server.listen(listener),
+        }
+        .expect("listen")
+        .run();
         let handle = server.handle();
         actix_rt::spawn(server);
         Receiver {
             shared,
             addr,
+            scheme,
             server: handle,
         }
     }
 
-    /// `http://127.0.0.1:<port>/hook`, or `http://[::1]:<port>/hook`.
+    /// `http(s)://127.0.0.1:<port>/hook`, or `http://[::1]:<port>/hook`.
     pub fn url(&self) -> String {
-        format!("http://{}/hook", self.addr)
+        format!("{}://{}/hook", self.scheme, self.addr)
+    }
+
+    /// The receiver's URL with another host that reaches it (`localhost`).
+    pub fn url_at(&self, host: &str) -> String {
+        format!("{}://{host}:{}/hook", self.scheme, self.addr.port())
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// Connections accepted so far; over TLS, each is one handshake.
+    pub fn connections(&self) -> usize {
+        self.shared.connections.load(Ordering::SeqCst)
     }
 
     pub fn received(&self) -> Vec<Received> {
@@ -173,6 +219,7 @@ async fn handle(shared: web::Data<Shared>, request: HttpRequest, body: web::Byte
     let n = {
         let mut received = shared.received.lock().unwrap();
         received.push(Received {
+            version: format!("{:?}", request.version()),
             headers,
             body: body.to_vec(),
             at: Instant::now(),

@@ -18,10 +18,14 @@
 //!
 //! The parts: `window` (taking entries, sending), `retries` (the due set), `outcome` (what an
 //! attempt's result does), `circuit` (the breaker), `report` (health), `sender` (HTTP),
+//! `client` (the per-thread HTTP client: SSRF-guarded resolver, TLS, keep-alive), `failure`
+//! (transport errors in words),
 //! `backoff` (retry delays).
 
 mod backoff;
 mod circuit;
+mod client;
+mod failure;
 mod health;
 mod outcome;
 mod report;
@@ -70,14 +74,18 @@ pub struct DeliveryConfig {
     pub redis: crate::config::RedisSettings,
     /// The SSRF guard, applied again at delivery time.
     pub destinations: Arc<Destinations>,
+    /// Whom https deliveries trust (web roots + `[delivery] ca_file`), built once at start-up
+    /// and shared by every thread's client.
+    pub tls: Arc<rustls::ClientConfig>,
     pub metric_labels: WebhookLabels,
 }
 
 impl DeliveryConfig {
-    pub fn new(settings: &Settings, destinations: Arc<Destinations>) -> DeliveryConfig {
+    pub fn new(settings: &Settings, destinations: Arc<Destinations>, tls: Arc<rustls::ClientConfig>) -> DeliveryConfig {
         DeliveryConfig {
             redis: settings.redis.clone(),
             destinations,
+            tls,
             metric_labels: WebhookLabels::new(&settings.metrics),
             settings: settings.delivery.clone(),
             retry: RetryPolicy::new(&settings.retry),
@@ -302,7 +310,7 @@ impl Actor for DeliveryActor {
     }
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        self.client = Some(sender::client(&self.config.settings, &self.config.destinations));
+        self.client = Some(client::client(&self.config));
         let label = self.config.metric_labels.label(&self.webhook.id);
         self.attempt_metrics = Some(AttemptMetrics::new(label.as_deref()));
         if self.circuit.open {

@@ -1,13 +1,8 @@
-//! One HTTP delivery attempt.
+//! One HTTP delivery attempt, through this thread's client ([`super::client`]).
 //!
-//! Each delivery arbiter (thread) has one `awc::Client` (it is `!Send`), shared by the
-//! delivery actors on that thread so they share its keep-alive connection pool. The pool has no
-//! global connection cap: each webhook is bounded by its own `max_in_flight`, so endpoints that
-//! hang cannot starve the others of connections.
-//!
-//! Redirects are never followed: a 3xx is a failed attempt like any other non-2xx.
+//! Redirects are never followed: a 3xx is a failed attempt like any other non-2xx. A transport
+//! error is put in words by [`super::failure::describe`].
 
-use std::cell::OnceCell;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,9 +10,9 @@ use awc::http::header;
 use bytes::Bytes;
 
 use super::backoff::parse_retry_after;
-use crate::config::DeliverySettings;
+use super::client::handshake_timeout;
+use super::failure::describe;
 use crate::domain::{DeliveryId, Signers, Webhook};
-use crate::security::destinations::GuardedResolver;
 use crate::security::Destinations;
 
 /// How much of a response body is read (to keep the connection reusable) and kept.
@@ -27,34 +22,6 @@ const RESPONSE_KEEP: usize = 1024;
 const WEBHOOK_ID: header::HeaderName = header::HeaderName::from_static("webhook-id");
 const WEBHOOK_TIMESTAMP: header::HeaderName = header::HeaderName::from_static("webhook-timestamp");
 const WEBHOOK_SIGNATURE: header::HeaderName = header::HeaderName::from_static("webhook-signature");
-
-thread_local! {
-    static CLIENT: OnceCell<awc::Client> = const { OnceCell::new() };
-}
-
-/// This thread's delivery client, built on first use. Host names are resolved by the SSRF
-/// guard's resolver, and connections go only to the addresses it let through.
-pub fn client(settings: &DeliverySettings, destinations: &Arc<Destinations>) -> awc::Client {
-    CLIENT.with(|cell| {
-        cell.get_or_init(|| {
-            let resolver = actix_tls::connect::Resolver::custom(GuardedResolver(destinations.clone()));
-            let connector = awc::Connector::new()
-                .connector(actix_tls::connect::Connector::new(resolver).service())
-                .timeout(settings.timeout().min(Duration::from_secs(5)))
-                .limit(0)
-                .conn_keep_alive(Duration::from_secs(30));
-            // One timer per attempt: ours, around the whole exchange (see `post`).
-            awc::Client::builder()
-                .connector(connector)
-                .disable_redirects()
-                .disable_timeout()
-                .no_default_headers()
-                .add_default_header((header::USER_AGENT, settings.user_agent.as_str()))
-                .finish()
-        })
-        .clone()
-    })
-}
 
 /// How an attempt ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,7 +89,10 @@ pub async fn post(client: awc::Client, delivery: Delivery) -> Attempt {
         .insert_header((WEBHOOK_TIMESTAMP, timestamp.to_string()))
         .insert_header((WEBHOOK_SIGNATURE, signature));
     let exchange = async {
-        let mut response = request.send_body(body).await.map_err(|e| e.to_string())?;
+        let mut response = request
+            .send_body(body)
+            .await
+            .map_err(|e| describe(&e, webhook.url.url(), handshake_timeout(timeout)))?;
         let status = response.status();
         let retry_after = response
             .headers()

@@ -100,11 +100,12 @@ impl Supervisor {
         store: Store,
         settings: &crate::config::Settings,
         destinations: Arc<Destinations>,
+        tls: Arc<rustls::ClientConfig>,
         workers: Vec<ArbiterHandle>,
         actors: ActorDirectory,
         known: Arc<AtomicUsize>,
     ) -> Supervisor {
-        let config = Arc::new(DeliveryConfig::new(settings, destinations));
+        let config = Arc::new(DeliveryConfig::new(settings, destinations, tls));
         Supervisor {
             roster: Roster::new(actors, workers, store.clone(), config.clone()),
             known,
