@@ -17,6 +17,7 @@ use crate::actors::queue_reader::{QueueReader, ReaderStatus};
 use crate::actors::supervisor::{ActorDirectory, Supervisor};
 use crate::api::{self, ApiState, RouterHandle};
 use crate::config::Settings;
+use crate::domain::InstanceName;
 use crate::security::{tls, AccessTokens, Destinations};
 use crate::shutdown::Shutdown;
 use crate::store::Store;
@@ -31,6 +32,7 @@ struct Router {
 
 pub struct Application {
     port: u16,
+    instance: InstanceName,
     server: actix_web::dev::Server,
     router: Option<Router>,
     grace: Duration,
@@ -43,6 +45,8 @@ impl Application {
         // harmlessly (tests build several applications in one process).
         let _ = rustls::crypto::ring::default_provider().install_default();
         let settings = Arc::new(settings);
+        let instance = InstanceName::from_setting(&settings.instance.name)
+            .map_err(|rule| anyhow::anyhow!("invalid configuration:\n  instance.name: {rule}"))?;
         crate::metrics::handle();
         let listen = settings.listen_addr()?;
         let access = AccessTokens::new(&settings.api.access_tokens);
@@ -70,6 +74,7 @@ impl Application {
             .enabled
             .then(|| start_router(&settings, &store, &destinations, tls));
         let state = web::Data::new(ApiState {
+            instance: instance.clone(),
             store,
             settings: settings.clone(),
             router: router.as_ref().map(|r| r.handle.clone()),
@@ -88,6 +93,7 @@ impl Application {
         .shutdown_timeout(5)
         .run();
         tracing::info!(
+            %instance,
             listen = %listener_addr(listen, port),
             delivering = settings.webhooks.enabled,
             redis = %settings.redis.url_for_logs(),
@@ -96,6 +102,7 @@ impl Application {
         );
         Ok(Application {
             port,
+            instance,
             server,
             router,
             grace: Duration::from_millis(settings.shutdown.grace_ms),
@@ -104,6 +111,10 @@ impl Application {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    pub fn instance(&self) -> &InstanceName {
+        &self.instance
     }
 
     /// Serves until the process gets SIGINT or SIGTERM, then shuts down in order

@@ -428,10 +428,19 @@ async fn health_reports_redis_reader_and_lag() {
     assert_eq!(health["redis"], "up");
     assert_eq!(health["reader"], "running");
     assert_eq!(health["lag"], 0);
+    let generated = health["instance"].as_str().unwrap().to_string();
+    let host = gethostname::gethostname().to_string_lossy().into_owned();
+    assert!(generated.starts_with(&format!("{host}-")), "{generated}");
 
-    let api_only = app.sibling(|s| s.webhooks.enabled = false).await;
+    let api_only = app
+        .sibling(|s| {
+            s.webhooks.enabled = false;
+            s.instance.name = "api-only-1".into();
+        })
+        .await;
     let (_, health) = api_only.health().await;
     assert_eq!(health["reader"], "disabled");
+    assert_eq!(health["instance"], "api-only-1");
 }
 
 #[actix_web::test]

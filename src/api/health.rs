@@ -29,6 +29,7 @@ pub async fn service(state: web::Data<ApiState>, request: HttpRequest) -> HttpRe
         return HttpResponse::build(status).json(ServiceHealth {
             success: true,
             redis,
+            instance: None,
             reader: None,
             lag: None,
             actors: None,
@@ -51,6 +52,7 @@ pub async fn service(state: web::Data<ApiState>, request: HttpRequest) -> HttpRe
     HttpResponse::build(status).json(ServiceHealth {
         success: true,
         redis,
+        instance: Some(state.instance.to_string()),
         reader: Some(reader.to_string()),
         lag: Some(lag),
         actors: Some(actors),

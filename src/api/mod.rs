@@ -42,7 +42,7 @@ use actix_web::{web, HttpRequest};
 use crate::actors::queue_reader::ReaderStatus;
 use crate::actors::supervisor::{ActorDirectory, Supervisor, WebhookChanged};
 use crate::config::Settings;
-use crate::domain::{Webhook, WebhookId};
+use crate::domain::{InstanceName, Webhook, WebhookId};
 use crate::security::{AccessTokens, Destinations};
 use crate::store::{Store, WebhookChange};
 use errors::ApiError;
@@ -59,6 +59,8 @@ pub struct RouterHandle {
 
 /// What every handler can reach.
 pub struct ApiState {
+    /// This instance's name (`/health`).
+    pub instance: InstanceName,
     pub store: Store,
     pub settings: Arc<Settings>,
     /// None on an API-only instance (`[webhooks] enabled = false`).

@@ -114,6 +114,10 @@ pub struct ServiceHealth {
     pub success: bool,
     /// `up` or `down`.
     pub redis: String,
+    /// This instance's name (`[instance] name`). Shown only to callers with a valid token when
+    /// tokens are configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
     /// `starting`, `running`, `reconnecting`, `stopped`, or `disabled` (API-only instance).
     /// Shown only to callers with a valid token when tokens are configured.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -20,6 +20,7 @@ pub use sections::*;
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
+    pub instance: InstanceSettings,
     pub api: ApiSettings,
     pub redis: RedisSettings,
     pub webhooks: WebhooksSettings,

@@ -38,6 +38,14 @@ impl std::fmt::Debug for AccessToken {
     }
 }
 
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct InstanceSettings {
+    /// This instance's name (letters, digits, '.', '_', '-'); empty = the host name plus a
+    /// short random suffix, chosen at start and logged.
+    pub name: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RedisSettings {

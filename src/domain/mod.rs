@@ -6,6 +6,7 @@
 
 mod event;
 mod event_type;
+mod instance_name;
 mod secret;
 mod stream_id;
 mod type_pattern;
@@ -16,6 +17,7 @@ mod webhook_url;
 
 pub use event::{Event, EventError, PreparedEvent};
 pub use event_type::EventType;
+pub use instance_name::InstanceName;
 pub use secret::{Signer, WebhookSecret};
 pub use stream_id::StreamId;
 pub use type_pattern::TypePattern;
