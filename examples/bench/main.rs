@@ -35,8 +35,8 @@ struct Args {
     /// Fewer events per scenario: the whole run takes under a minute.
     #[arg(long)]
     quick: bool,
-    /// Scenarios to run (default: all): throughput, throughput-tls, latency, isolation, many,
-    /// backlog.
+    /// Scenarios to run (default: all): throughput, refusing, throughput-tls, latency,
+    /// isolation, many, backlog.
     #[arg(long = "scenario")]
     scenarios: Vec<String>,
     #[arg(long, default_value = "redis://127.0.0.1:6379")]
@@ -143,6 +143,19 @@ async fn main() {
             measured: format!("{:.0}/s = {:.2} x {:.0}/s", row.rate, row.rate / ceiling, ceiling),
             met: row.rate >= 0.5 * ceiling,
         });
+        rows.push(row);
+    }
+    if wanted("refusing") {
+        let row = scenarios::refusing(&bench).await;
+        println!("throughput with 2% refused: {:.0} accepted deliveries/s", row.rate);
+        match plain_throughput {
+            Some(clean) => targets.push(Target {
+                what: "2% refused: accepted deliveries/s >= 0.9 x the clean run".into(),
+                measured: format!("{:.0}/s = {:.2} x {clean:.0}/s", row.rate, row.rate / clean),
+                met: row.rate >= 0.9 * clean,
+            }),
+            None => notes.push("2% refused: run with --scenario throughput too, to compare with a clean run".into()),
+        }
         rows.push(row);
     }
     if let Some(tls) = &tls {

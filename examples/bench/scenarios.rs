@@ -46,23 +46,37 @@ pub fn row(name: &str, service: &Service, sink: &Sink, events: u64, started_us: 
     }
 }
 
-/// `webhooks` global webhooks on the sink, then `events` events as fast as they can be
-/// published; `black_holes` more webhooks whose endpoints never answer. With `tls`, the sink
-/// serves HTTPS with a certificate the service trusts through `[delivery] ca_file`.
-async fn blast(
-    bench: &Bench,
-    name: &str,
+/// How a blast runs.
+#[derive(Default, Clone, Copy)]
+struct Blast<'a> {
+    /// Global webhooks on the sink.
     webhooks: usize,
+    /// More webhooks whose endpoints never answer.
     black_holes: usize,
     events: u64,
-    tls: Option<&BenchTls>,
-) -> Row {
+    /// The sink serves HTTPS with a certificate the service trusts through `[delivery] ca_file`.
+    tls: Option<&'a BenchTls>,
+    /// The sink refuses (422) every n-th event; 0: none.
+    refuse_every: u64,
+}
+
+/// The webhooks, then the events as fast as they can be published; measured until every
+/// delivery the sink accepts has arrived.
+async fn blast(bench: &Bench, name: &str, how: Blast<'_>) -> Row {
+    let Blast {
+        webhooks,
+        black_holes,
+        events,
+        tls,
+        refuse_every,
+    } = how;
     let prefix = bench.prefix(name);
     let env: Vec<(&str, String)> = tls.map(BenchTls::service_env).into_iter().collect();
     let service = Service::start(&bench.redis, &prefix, &env);
     service.wait_ready().await;
     let sink = match tls {
         Some(tls) => Sink::start_tls(tls.sink_config()),
+        None if refuse_every > 0 => Sink::refusing(refuse_every),
         None => Sink::start(None),
     };
     let holes = BlackHoles::start(black_holes).await;
@@ -75,7 +89,12 @@ async fn blast(
     let mut publisher = Publisher::connect(&bench.redis, &prefix).await;
     let started = now_us();
     publisher.publish(0, events, |n| format!("u{}", n % 1000)).await;
-    let expected = events * webhooks as u64;
+    let refused = if refuse_every > 0 {
+        events.div_ceil(refuse_every)
+    } else {
+        0
+    };
+    let expected = (events - refused) * webhooks as u64;
     let got = wait_deliveries(&sink, expected, Duration::from_secs(900)).await;
     if got < expected {
         println!("  ! {name}: only {got} of {expected} deliveries arrived");
@@ -91,16 +110,42 @@ async fn blast(
 /// sink's `ceiling`.
 pub async fn throughput(bench: &Bench, ceiling: f64) -> Row {
     let events = if bench.quick { 10_000 } else { 100_000 };
-    let mut row = blast(bench, "throughput", 10, 0, events, None).await;
+    let how = Blast {
+        webhooks: 10,
+        events,
+        ..Blast::default()
+    };
+    let mut row = blast(bench, "throughput", how).await;
     row.ceiling = Some(ceiling);
     row
+}
+
+/// 1c: the same, with a sink that refuses (422) 2% of the events, as a receiver with a
+/// validation rule does. The row counts the accepted deliveries, measured until the last of
+/// them arrived; the refused ones wait for their retries out of the way (default retry
+/// settings: the first retry after 2 s).
+pub async fn refusing(bench: &Bench) -> Row {
+    let events = if bench.quick { 10_000 } else { 100_000 };
+    let how = Blast {
+        webhooks: 10,
+        events,
+        refuse_every: 50,
+        ..Blast::default()
+    };
+    blast(bench, "throughput, 2% refused", how).await
 }
 
 /// 1b: the same, with the sink behind TLS (a CA made now, trusted through `[delivery]
 /// ca_file`); compared with the TLS sink's own `ceiling`.
 pub async fn throughput_tls(bench: &Bench, tls: &BenchTls, ceiling: f64) -> Row {
     let events = if bench.quick { 10_000 } else { 100_000 };
-    let mut row = blast(bench, "throughput over TLS", 10, 0, events, Some(tls)).await;
+    let how = Blast {
+        webhooks: 10,
+        events,
+        tls: Some(tls),
+        ..Blast::default()
+    };
+    let mut row = blast(bench, "throughput over TLS", how).await;
     row.ceiling = Some(ceiling);
     row
 }
@@ -165,9 +210,18 @@ pub struct Isolation {
 pub async fn isolation(bench: &Bench) -> Isolation {
     let events = if bench.quick { 10_000 } else { 20_000 };
     let seconds = if bench.quick { 3 } else { 10 };
+    let healthy = Blast {
+        webhooks: 10,
+        events,
+        ..Blast::default()
+    };
+    let with_holes = Blast {
+        black_holes: 10,
+        ..healthy
+    };
     Isolation {
-        blast_alone: blast(bench, "isolation: 10 healthy", 10, 0, events, None).await,
-        blast_beside: blast(bench, "isolation: + 10 black holes", 10, 10, events, None).await,
+        blast_alone: blast(bench, "isolation: 10 healthy", healthy).await,
+        blast_beside: blast(bench, "isolation: + 10 black holes", with_holes).await,
         paced_alone: paced(bench, "isolation 1000/s: healthy", 0, seconds).await,
         paced_beside: paced(bench, "isolation 1000/s: + holes", 10, seconds).await,
     }

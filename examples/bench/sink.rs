@@ -1,7 +1,9 @@
 //! The receiving end: a keep-alive HTTP sink on loopback, plain or behind TLS
 //! ([`Sink::start_tls`]), that answers 204 at once, counts deliveries per webhook (by path) and
 //! connections (over TLS: handshakes), and records publish→delivery latency from the `sent`
-//! field (µs since the epoch) the publisher put inside each event.
+//! field (µs since the epoch) the publisher put inside each event. A refusing sink
+//! ([`Sink::refusing`]) answers 422 to every n-th event (by its `message` number), as a
+//! receiver with a validation rule does, and counts those apart.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -19,6 +21,10 @@ pub struct Tally {
     pub per_webhook: Mutex<Vec<u64>>,
     /// Connections accepted; over TLS each is one handshake.
     pub connections: AtomicU64,
+    /// Answer 422 to events whose `message` number is a multiple of this (0: never).
+    pub refuse_every: u64,
+    /// Requests answered 422 (not counted in `deliveries`).
+    pub refused: AtomicU64,
 }
 
 impl Tally {
@@ -51,7 +57,11 @@ pub fn now_us() -> u64 {
 
 /// The digits after `"sent":` in a body, without parsing the JSON.
 fn sent_us(body: &[u8]) -> Option<u64> {
-    let key = b"\"sent\":";
+    number_after(body, b"\"sent\":")
+}
+
+/// The digits after `key` in a body.
+fn number_after(body: &[u8], key: &[u8]) -> Option<u64> {
     let at = body.windows(key.len()).position(|w| w == key)? + key.len();
     let digits = body[at..].iter().take_while(|b| b.is_ascii_digit());
     let mut value = 0u64;
@@ -64,6 +74,10 @@ fn sent_us(body: &[u8]) -> Option<u64> {
 }
 
 async fn receive(tally: web::Data<Tally>, request: HttpRequest, body: web::Bytes) -> HttpResponse {
+    if tally.refuse_every > 0 && number_after(&body, b"\"message\":").is_some_and(|n| n % tally.refuse_every == 0) {
+        tally.refused.fetch_add(1, Ordering::Relaxed);
+        return HttpResponse::UnprocessableEntity().body("refused by a validation rule");
+    }
     let now = now_us();
     tally.deliveries.fetch_add(1, Ordering::Relaxed);
     tally.last_us.fetch_max(now, Ordering::Relaxed);
@@ -84,18 +98,26 @@ async fn receive(tally: web::Data<Tally>, request: HttpRequest, body: web::Bytes
 impl Sink {
     /// A sink with one worker thread (the same in the ceiling measurement and in every run).
     pub fn start(listener: Option<std::net::TcpListener>) -> Sink {
-        Sink::serve(listener, None)
+        Sink::serve(listener, None, 0)
     }
 
     /// The same sink behind TLS, presenting the certificate of `tls`.
     pub fn start_tls(tls: rustls::ServerConfig) -> Sink {
-        Sink::serve(None, Some(tls))
+        Sink::serve(None, Some(tls), 0)
     }
 
-    fn serve(listener: Option<std::net::TcpListener>, tls: Option<rustls::ServerConfig>) -> Sink {
+    /// A sink that answers 422 to every `every`-th event.
+    pub fn refusing(every: u64) -> Sink {
+        Sink::serve(None, None, every)
+    }
+
+    fn serve(listener: Option<std::net::TcpListener>, tls: Option<rustls::ServerConfig>, refuse_every: u64) -> Sink {
         let listener = listener.unwrap_or_else(|| std::net::TcpListener::bind("127.0.0.1:0").unwrap());
         let port = listener.local_addr().unwrap().port();
-        let tally = Arc::new(Tally::default());
+        let tally = Arc::new(Tally {
+            refuse_every,
+            ..Tally::default()
+        });
         let data = web::Data::from(tally.clone());
         let counter = tally.clone();
         let server = HttpServer::new(move || App::new().app_data(data.clone()).default_service(web::to(receive)))
@@ -135,6 +157,14 @@ impl Sink {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn finds_the_event_number() {
+        assert_eq!(
+            super::number_after(br#"{"message":150,"x":1}"#, b"\"message\":"),
+            Some(150)
+        );
+    }
+
     #[test]
     fn finds_the_publish_time() {
         assert_eq!(super::sent_us(br#"{"id":"x","sent":1234,"ev":"a"}"#), Some(1234));

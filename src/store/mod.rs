@@ -26,7 +26,7 @@ pub use attempts::{AttemptOutcome, AttemptRecord};
 pub use events::{EventStream, FanoutBatch, RawEntry};
 pub use history::{AttemptView, DeadLetterView, HistoryPage, HistoryStore, RejectedView};
 pub use keys::{Keys, EVENTS_GROUP};
-pub use queues::{AfterFailure, CircuitState, DeadLetter, Fetched, QueueStore, QueuedDelivery, Retention};
+pub use queues::{AfterFailure, CircuitState, DeadLetter, Fetched, QueueStore, QueuedDelivery, Retention, RetryLookup};
 pub use retries::{Due, DueSet, TakenRetries};
 pub use webhooks::{ListDirection, ListQuery, Notice, WebhookChange, WebhookPage, WebhookStore};
 

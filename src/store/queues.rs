@@ -36,6 +36,23 @@ pub struct QueuedDelivery {
     pub first_failure_ms: Option<u64>,
 }
 
+/// Whether a read of the queue must look up the retry state of what it reads.
+///
+/// Only entries that were in the queue when the reader's cursor was last reset (actor start,
+/// resume) can have been tried before: everything after them was queued later and is fresh by
+/// construction. So the reader looks up retry state only up to the queue's last entry at the
+/// reset, and not at all when no entry had retry state then.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryLookup {
+    /// The entries to read were never tried: no lookup.
+    Skip,
+    /// Look up the retry state of the entries read.
+    Look,
+    /// Look up, and learn how far entries may have been tried ([`Fetched::tried_up_to`]): the
+    /// first read after the cursor was reset.
+    LookAndLearn,
+}
+
 /// What a read of the queue's fresh entries found.
 #[derive(Debug, Default)]
 pub struct Fetched {
@@ -45,6 +62,9 @@ pub struct Fetched {
     pub last: Option<StreamId>,
     /// Entries read, skipped ones (waiting for a retry, unreadable) included.
     pub read: usize,
+    /// For [`RetryLookup::LookAndLearn`]: the queue's last entry if any entry had retry state
+    /// (`Some(Some(tail))`), or `Some(None)` when none had.
+    pub tried_up_to: Option<Option<StreamId>>,
 }
 
 /// A webhook's run of failures, kept so a restart does not forget an open circuit.
@@ -98,27 +118,48 @@ impl QueueStore {
     }
 
     /// Reads up to `count` entries after `after` (from the start when None) and returns the
-    /// fresh ones. Entries with retry state are skipped: they wait in the due set, or are in
-    /// flight. An entry that cannot be read is dead-lettered with the reason.
-    pub async fn fetch(&self, webhook: &WebhookId, after: Option<StreamId>, count: usize) -> StoreResult<Fetched> {
+    /// fresh ones. Entries with retry state are skipped (see [`RetryLookup`]): they wait in the
+    /// due set, or are in flight. An entry that cannot be read is dead-lettered with the reason.
+    pub async fn fetch(
+        &self,
+        webhook: &WebhookId,
+        after: Option<StreamId>,
+        count: usize,
+        lookup: RetryLookup,
+    ) -> StoreResult<Fetched> {
         let start = after.map_or_else(|| "-".to_string(), |id| format!("({id}"));
         let (queue, retry) = (self.keys.queue(webhook), self.keys.retry(webhook));
         let mut conn = self.conn.clone();
-        // Plain commands, not a script: this runs once per half window of every busy webhook.
-        let (range, retried): (Value, u64) = redis::pipe()
-            .cmd("XRANGE")
+        // Plain commands, not a script: this runs once per half window of every busy webhook,
+        // and most of the time it is the XRANGE alone.
+        let mut pipe = redis::pipe();
+        pipe.cmd("XRANGE")
             .arg(&queue)
             .arg(start)
             .arg("+")
             .arg("COUNT")
-            .arg(count)
-            .cmd("HLEN")
-            .arg(&retry)
-            .query_async(&mut conn)
-            .await?;
-        let rows = entries(&range).map_err(StoreError::Corrupt)?;
+            .arg(count);
+        if lookup != RetryLookup::Skip {
+            pipe.cmd("HLEN").arg(&retry);
+        }
+        if lookup == RetryLookup::LookAndLearn {
+            pipe.cmd("XREVRANGE").arg(&queue).arg("+").arg("-").arg("COUNT").arg(1);
+        }
+        let replies: Vec<Value> = pipe.query_async(&mut conn).await?;
+        let rows = entries(replies.first().unwrap_or(&Value::Nil)).map_err(StoreError::Corrupt)?;
+        let retried = match replies.get(1) {
+            Some(Value::Int(n)) => *n > 0,
+            _ => false,
+        };
+        let tried_up_to = (lookup == RetryLookup::LookAndLearn).then(|| {
+            let tail = replies
+                .get(2)
+                .and_then(|v| entries(v).ok())
+                .and_then(|tail| tail.first().map(|row| row.id));
+            tail.filter(|_| retried)
+        });
         // Retry state exists only for entries that failed; usually there is none.
-        let states: Vec<Option<String>> = if retried > 0 && !rows.is_empty() {
+        let states: Vec<Option<String>> = if retried && !rows.is_empty() {
             let ids: Vec<String> = rows.iter().map(|row| row.id.to_string()).collect();
             redis::cmd("HMGET").arg(&retry).arg(&ids).query_async(&mut conn).await?
         } else {
@@ -128,6 +169,7 @@ impl QueueStore {
             deliveries: Vec::with_capacity(rows.len()),
             last: rows.last().map(|row| row.id),
             read: rows.len(),
+            tried_up_to,
         };
         let mut unreadable = Vec::new();
         for (row, state) in rows.iter().zip(states) {

@@ -102,6 +102,17 @@ impl DeliveryConfig {
     }
 }
 
+/// How far entries of the queue may have been tried, as a delivery actor knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tried {
+    /// Not known yet (no read since the cursor was reset): the next read finds out.
+    Unknown,
+    /// Entries up to this one may have been: reads look up their retry state.
+    UpTo(StreamId),
+    /// None after the cursor: reads need no lookup.
+    Nothing,
+}
+
 /// What the supervisor knows of a webhook's queue when it starts the actor.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct StartState {
@@ -180,6 +191,9 @@ pub struct DeliveryActor {
     retries: Retries,
     /// The highest queue entry taken into the window: reads of the queue resume after it.
     cursor: Option<StreamId>,
+    /// How far entries after the cursor may have been tried (and have retry state to skip):
+    /// learnt by the first read after the cursor is reset (see `store::RetryLookup`).
+    tried: Tried,
     /// The queue holds nothing after `cursor` (as far as this actor knows).
     caught_up: bool,
     /// A queue read is under way.
@@ -235,6 +249,7 @@ impl DeliveryActor {
             window: Window::new(),
             retries: Retries::default(),
             cursor: None,
+            tried: Tried::Unknown,
             caught_up: start.backlog == 0,
             fetching: false,
             missed: false,

@@ -14,10 +14,10 @@ use std::time::Instant;
 use actix::prelude::*;
 
 use super::slots::Slot;
-use super::{sender, DeliveryActor, REDIS_RETRY};
+use super::{sender, DeliveryActor, Tried, REDIS_RETRY};
 use crate::clock::now_ms;
 use crate::domain::{DeliveryId, PreparedEvent, StreamId, Webhook};
-use crate::store::{Due, QueuedDelivery};
+use crate::store::{Due, QueuedDelivery, RetryLookup};
 
 impl DeliveryActor {
     fn is_after_cursor(&self, entry: StreamId) -> bool {
@@ -97,12 +97,22 @@ impl DeliveryActor {
         self.arm_retry_timer(ctx);
     }
 
+    /// Whether the next read of the queue must look up retry state (see `store::RetryLookup`).
+    fn retry_lookup(&self) -> RetryLookup {
+        match self.tried {
+            Tried::Unknown => RetryLookup::LookAndLearn,
+            Tried::UpTo(tail) if self.cursor.is_none_or(|cursor| cursor < tail) => RetryLookup::Look,
+            Tried::UpTo(_) | Tried::Nothing => RetryLookup::Skip,
+        }
+    }
+
     /// Reads up to `count` entries of the queue after the cursor and takes the fresh ones.
     fn read_queue(&mut self, count: usize, ctx: &mut Context<Self>) {
         self.fetching = true;
         let epoch = self.epoch;
         let (queue, webhook, cursor) = (self.queue.clone(), self.webhook.id, self.cursor);
-        let fetch = async move { queue.fetch(&webhook, cursor, count).await };
+        let lookup = self.retry_lookup();
+        let fetch = async move { queue.fetch(&webhook, cursor, count, lookup).await };
         ctx.spawn(fetch.into_actor(self).map(move |result, act, ctx| {
             act.fetching = false;
             if epoch != act.epoch {
@@ -110,6 +120,9 @@ impl DeliveryActor {
             }
             match result {
                 Ok(fetched) => {
+                    if let Some(tried) = fetched.tried_up_to {
+                        act.tried = tried.map_or(Tried::Nothing, Tried::UpTo);
+                    }
                     if let Some(last) = fetched.last.filter(|last| act.is_after_cursor(*last)) {
                         act.cursor = Some(last);
                     }
@@ -220,6 +233,7 @@ impl DeliveryActor {
             // and find out at once whether the endpoint answers.
             self.epoch += 1;
             self.cursor = None;
+            self.tried = Tried::Unknown;
             self.caught_up = false;
             self.missed = false;
             self.probe_now(ctx);
