@@ -24,6 +24,7 @@ pub struct Settings {
     pub redis: RedisSettings,
     pub webhooks: WebhooksSettings,
     pub events: EventsSettings,
+    pub routing: RoutingSettings,
     pub delivery: DeliverySettings,
     pub retry: RetrySettings,
     pub circuit: CircuitSettings,

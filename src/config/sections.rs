@@ -109,6 +109,15 @@ impl Default for EventsSettings {
     }
 }
 
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct RoutingSettings {
+    /// Events without a `user` also go to user webhooks whose patterns match, as WildDuck's
+    /// own worker does. Off: they go to global webhooks only (a user webhook gets its user's
+    /// events and nothing else).
+    pub userless_to_user_webhooks: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DeliverySettings {
