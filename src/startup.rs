@@ -1,8 +1,8 @@
 //! Building and running the service.
 //!
 //! [`Application::build`] wires everything from one [`Settings`]: the Redis store, the
-//! delivering side (delivery arbiters, supervisor, queue reader; skipped on an API-only
-//! instance) and the HTTP API. It binds before returning, so tests can ask for port 0 and read
+//! delivering side (delivery arbiters, supervisor, queue reader, and the BullMQ source when
+//! `[bullmq] enabled`; skipped on an API-only instance) and the HTTP API. It binds before returning, so tests can ask for port 0 and read
 //! the real port from [`Application::port`].
 
 use std::net::TcpListener;
@@ -12,18 +12,21 @@ use std::time::Duration;
 use actix::prelude::*;
 use actix_web::{web, App, HttpServer};
 
+use crate::actors::bullmq_source::{BullMqSource, SourceStatus};
 use crate::actors::queue_reader::{QueueReader, ReaderStatus};
 use crate::actors::supervisor::{ActorDirectory, Supervisor};
 use crate::api::{self, ApiState, RouterHandle};
 use crate::config::Settings;
 use crate::security::{AccessTokens, Destinations};
-use crate::shutdown::Shutdown;
-use crate::store::Store;
+use crate::shutdown::{Delivering, Shutdown};
+use crate::store::{BullMqQueue, Store};
 
 /// The delivering side of a running instance.
 struct Router {
     handle: RouterHandle,
     reader: Addr<QueueReader>,
+    /// Moves WildDuck's BullMQ jobs into the event stream (`[bullmq] enabled`).
+    source: Option<Addr<BullMqSource>>,
     /// Kept so the delivery threads live as long as the application.
     arbiters: Vec<Arbiter>,
 }
@@ -57,10 +60,11 @@ impl Application {
         }
         let destinations = Arc::new(Destinations::new(&settings.security.allow_cidrs));
         let store = Store::new(&settings.redis)?;
-        let router = settings
-            .webhooks
-            .enabled
-            .then(|| start_router(&settings, &store, &destinations));
+        let router = if settings.webhooks.enabled {
+            Some(start_router(&settings, &store, &destinations)?)
+        } else {
+            None
+        };
         let listener = TcpListener::bind(listen)?;
         let port = listener.local_addr()?.port();
         let state = web::Data::new(ApiState {
@@ -108,7 +112,11 @@ impl Application {
             result = &mut serving => return result.unwrap_or(Ok(())),
             _ = Shutdown::requested() => tracing::info!("shutdown requested"),
         }
-        let delivery = self.router.as_ref().map(|r| (&r.reader, &r.handle.supervisor));
+        let delivery = self.router.as_ref().map(|r| Delivering {
+            source: r.source.as_ref(),
+            reader: &r.reader,
+            supervisor: &r.handle.supervisor,
+        });
         Shutdown { grace: self.grace }.run(delivery, handle).await;
         if let Some(router) = self.router {
             for arbiter in router.arbiters {
@@ -119,7 +127,7 @@ impl Application {
     }
 }
 
-fn start_router(settings: &Arc<Settings>, store: &Store, destinations: &Arc<Destinations>) -> Router {
+fn start_router(settings: &Arc<Settings>, store: &Store, destinations: &Arc<Destinations>) -> anyhow::Result<Router> {
     let arbiters: Vec<Arbiter> = (0..settings.delivery_workers()).map(|_| Arbiter::new()).collect();
     let workers = arbiters.iter().map(Arbiter::handle).collect();
     let actors = ActorDirectory::default();
@@ -141,14 +149,24 @@ fn start_router(settings: &Arc<Settings>, store: &Store, destinations: &Arc<Dest
         status.clone(),
     )
     .start();
-    Router {
+    let (source, source_status) = if settings.bullmq.enabled {
+        let queue = BullMqQueue::new(store, &settings.bullmq, &settings.redis)?;
+        let status = Arc::new(SourceStatus::default());
+        let source = BullMqSource::new(queue, settings.bullmq.clone(), status.clone()).start();
+        (Some(source), Some(status))
+    } else {
+        (None, None)
+    };
+    Ok(Router {
         handle: RouterHandle {
             supervisor,
             actors,
             webhooks: known,
             reader: status,
+            bullmq: source_status,
         },
         reader,
+        source,
         arbiters,
-    }
+    })
 }

@@ -25,6 +25,7 @@ pub struct Settings {
     pub webhooks: WebhooksSettings,
     pub events: EventsSettings,
     pub routing: RoutingSettings,
+    pub bullmq: BullMqSettings,
     pub delivery: DeliverySettings,
     pub retry: RetrySettings,
     pub circuit: CircuitSettings,
@@ -110,6 +111,7 @@ impl Settings {
             "events.rejected_max_len",
             "must be positive",
         );
+        self.validate_bullmq(&mut check);
         check(self.delivery.timeout_ms > 0, "delivery.timeout_ms", "must be positive");
         check(
             (1..=10_000).contains(&self.delivery.max_in_flight),
@@ -157,6 +159,43 @@ impl Settings {
         } else {
             anyhow::bail!("invalid configuration:\n  {}", problems.join("\n  "))
         }
+    }
+
+    fn validate_bullmq(&self, check: &mut impl FnMut(bool, &str, &str)) {
+        let bullmq = &self.bullmq;
+        let plain = |text: &str| !text.is_empty() && !text.chars().any(|c| c.is_whitespace() || c == '*');
+        check(
+            bullmq.url.is_empty() || redis::IntoConnectionInfo::into_connection_info(bullmq.url.as_str()).is_ok(),
+            "bullmq.url",
+            "must be empty (= redis.url) or a Redis URL, like redis://10.0.0.5:6379",
+        );
+        check(
+            plain(&bullmq.prefix),
+            "bullmq.prefix",
+            "must be non-empty, without spaces or '*'",
+        );
+        check(
+            plain(&bullmq.queue) && !bullmq.queue.contains(':'),
+            "bullmq.queue",
+            "must be non-empty, without spaces, '*' or ':' (BullMQ refuses ':' in queue names)",
+        );
+        check(
+            (1..=1_000).contains(&bullmq.batch_size),
+            "bullmq.batch_size",
+            "must be between 1 and 1000",
+        );
+        check(
+            (10..=60_000).contains(&bullmq.block_ms),
+            "bullmq.block_ms",
+            "must be between 10 and 60000",
+        );
+        // A claimed job must stay ours for the whole claim → publish → finish cycle, three
+        // Redis commands of up to redis.timeout_ms each.
+        check(
+            bullmq.lock_ms > 3 * self.redis.timeout_ms && bullmq.lock_ms <= 3_600_000,
+            "bullmq.lock_ms",
+            "must be more than 3 x redis.timeout_ms and at most 3600000",
+        );
     }
 
     /// The API's bind address (validated by [`Settings::validate`]).
@@ -224,5 +263,39 @@ mod tests {
         let message = settings.validate().unwrap_err().to_string();
         assert!(message.contains("retry.jitter: must be a fraction"), "{message}");
         assert!(message.contains("api.listen: must be an IP address"), "{message}");
+    }
+
+    #[test]
+    fn bullmq_keys_come_from_the_environment_and_are_checked() {
+        std::env::set_var("HOOKROUTER__BULLMQ__ENABLED", "true");
+        std::env::set_var("HOOKROUTER__BULLMQ__URL", "redis://10.0.0.5:6380/2");
+        std::env::set_var("HOOKROUTER__BULLMQ__QUEUE", "events");
+        std::env::set_var("HOOKROUTER__ROUTING__USERLESS_TO_USER_WEBHOOKS", "true");
+        let settings = Settings::load(Path::new("/nonexistent.toml")).unwrap();
+        assert!(settings.bullmq.enabled && settings.routing.userless_to_user_webhooks);
+        assert_eq!(settings.bullmq.url, "redis://10.0.0.5:6380/2");
+        assert_eq!(
+            (settings.bullmq.prefix.as_str(), settings.bullmq.queue.as_str()),
+            ("wd:bull", "events")
+        );
+
+        let mut bad = Settings::default();
+        bad.bullmq.url = "http://nope".into();
+        bad.bullmq.queue = "a:b".into();
+        bad.bullmq.prefix = String::new();
+        bad.bullmq.batch_size = 0;
+        bad.bullmq.block_ms = 5;
+        bad.bullmq.lock_ms = 15_000;
+        let message = bad.validate().unwrap_err().to_string();
+        for key in [
+            "bullmq.url: must be empty",
+            "bullmq.queue: must be non-empty, without spaces, '*' or ':'",
+            "bullmq.prefix: must be non-empty",
+            "bullmq.batch_size: must be between 1 and 1000",
+            "bullmq.block_ms: must be between 10 and 60000",
+            "bullmq.lock_ms: must be more than 3 x redis.timeout_ms",
+        ] {
+            assert!(message.contains(key), "{key} in {message}");
+        }
     }
 }

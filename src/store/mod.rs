@@ -5,10 +5,12 @@
 //! records and their indexes, [`EventStream`] the producers' event stream and the atomic
 //! fan-out into per-webhook queues, [`QueueStore`] one webhook's queue, retry state and dead
 //! letters, [`HistoryStore`] what operators read back (attempt log, dead letters, rejected
-//! entries). Multi-key changes are atomic: Lua scripts (in `scripts/`) where they must check
+//! entries), and [`BullMqQueue`] a BullMQ queue read as a second source of events (WildDuck's).
+//! Multi-key changes are atomic: Lua scripts (in `scripts/`) where they must check
 //! something first, `MULTI` pipelines where they need not (scripts cost Redis more per command).
 
 mod attempts;
+mod bullmq;
 mod events;
 mod history;
 mod keys;
@@ -22,9 +24,10 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnecti
 use redis::AsyncConnectionConfig;
 
 pub use attempts::{AttemptOutcome, AttemptRecord};
+pub use bullmq::{BullMqQueue, Job, Placement, QueueState};
 pub use events::{EventStream, FanoutBatch, RawEntry};
 pub use history::{AttemptView, DeadLetterView, HistoryPage, HistoryStore, RejectedView};
-pub use keys::{Keys, EVENTS_GROUP};
+pub use keys::{BullMqKeys, Keys, EVENTS_GROUP};
 pub use queues::{AfterFailure, CircuitState, DeadLetter, QueueStore, QueuedDelivery, Retention};
 pub use webhooks::{ListDirection, ListQuery, WebhookChange, WebhookPage, WebhookStore};
 
