@@ -60,6 +60,9 @@ impl Application {
         }
         let destinations = Arc::new(Destinations::new(&settings.security.allow_cidrs));
         let store = Store::new(&settings.redis)?;
+        if settings.bullmq.enabled && !settings.webhooks.enabled {
+            tracing::warn!("[bullmq] enabled has no effect on an API-only instance ([webhooks] enabled = false)");
+        }
         let router = if settings.webhooks.enabled {
             Some(start_router(&settings, &store, &destinations)?)
         } else {

@@ -201,8 +201,13 @@ async fn cycle(
     };
     if let Some(held) = carry.held.take() {
         let moved = held.jobs.len();
+        // Whatever else waits is taken by the next cycle, without waiting for the marker.
+        let more = QueueState {
+            more: true,
+            ..QueueState::default()
+        };
         return match finish(&queue, &token, held).await {
-            Ok(()) => (carry, Ok((moved, QueueState::default()))),
+            Ok(()) => (carry, Ok((moved, more))),
             Err((held, e)) => {
                 carry.held = Some(held);
                 (carry, Err(e.to_string()))

@@ -137,7 +137,8 @@ pub struct BullMqSettings {
     /// looked at after each wait, so this also bounds how late a job can be seen.
     pub block_ms: u64,
     /// How long a job taken into BullMQ's `active` list (other-Redis mode) stays ours before
-    /// it counts as stalled and goes back to wait; also the interval of the stalled-job check.
+    /// it counts as stalled and goes back to wait; in both modes, the interval of BullMQ's
+    /// stalled-job check (jobs a dead consumer left active go back to wait).
     pub lock_ms: u64,
 }
 

@@ -27,7 +27,7 @@ use redis::aio::MultiplexedConnection;
 use redis::{Script, Value};
 
 use super::reply::bytes;
-use super::{BullMqKeys, EventStream, Store, StoreError, StoreResult};
+use super::{BullMqKeys, Store, StoreError, StoreResult};
 use crate::config::{BullMqSettings, RedisSettings};
 use crate::domain::StreamId;
 
@@ -206,11 +206,6 @@ impl BullMqQueue {
         let mut conn = self.bull.conn.clone();
         let ours: i64 = invocation.invoke_async(&mut conn).await?;
         Ok(ours.max(0) as usize)
-    }
-
-    /// Hookrouter's event stream (for the source's own checks).
-    pub fn events(&self) -> EventStream {
-        self.ours.events()
     }
 }
 
