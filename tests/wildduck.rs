@@ -122,6 +122,14 @@ async fn an_imported_export_keeps_wildduck_ids_and_its_webhooks_deliver() {
     let mut webhooks: Vec<String> = got.iter().map(|r| r.id()[..24].to_string()).collect();
     webhooks.sort();
     assert_eq!(webhooks, ["5f1e9d2c8b3a4e0012340001", "5f1e9d2c8b3a4e0012340002"]);
+    // Let the attempt logs be written before the test's keys are deleted.
+    for id in &webhooks {
+        support::eventually("the attempt to be logged", Duration::from_secs(5), || async {
+            let (_, log) = app.get(&format!("/webhooks/{id}/attempts")).await;
+            (log["results"].as_array().map_or(0, Vec::len) == 1).then_some(())
+        })
+        .await;
+    }
     let _ = std::fs::remove_file(export);
     let _ = std::fs::remove_file(array);
 }
