@@ -6,12 +6,14 @@
 //! An actix-web API manages the webhooks with WildDuck-compatible JSON shapes.
 //!
 //! Start with [`startup::Application`]; `docs/architecture.md` has the whole design.
+//! [`import`] is the `hookrouter import-wildduck` command.
 
 pub mod actors;
 pub mod api;
 pub mod clock;
 pub mod config;
 pub mod domain;
+pub mod import;
 pub mod metrics;
 pub mod routing;
 pub mod security;

@@ -1,8 +1,9 @@
-//! The `hookrouter` binary: load settings, start logging, run until SIGINT/SIGTERM.
+//! The `hookrouter` binary: run the service (load settings, start logging, run until
+//! SIGINT/SIGTERM), or `hookrouter import-wildduck PATH` to import WildDuck's webhooks.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 use hookrouter::config::Settings;
 
@@ -18,8 +19,26 @@ struct Cli {
     /// Settings file (TOML) [default: config.toml]. A missing file means built-in defaults
     /// (with a warning when named here). Any key can be overridden with
     /// HOOKROUTER__<SECTION>__<KEY> environment variables.
-    #[arg(long, short)]
+    #[arg(long, short, global = true)]
     config: Option<PathBuf>,
+    /// Without a command, run the service.
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Import WildDuck's webhooks from a mongoexport of its `webhooks` collection (JSON lines or
+    /// a JSON array, relaxed or canonical Extended JSON), keeping their ids. Existing ids are
+    /// skipped; records the API would refuse are listed with their reasons and left out.
+    /// Exit code 2 when any record was refused.
+    ImportWildduck {
+        /// The export, e.g. from `mongoexport --db wildduck --collection webhooks --out webhooks.json`.
+        path: PathBuf,
+        /// Show what would be imported, skipped and refused; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[actix_web::main]
@@ -28,7 +47,25 @@ async fn main() -> anyhow::Result<()> {
     let path = cli.config.clone().unwrap_or_else(|| PathBuf::from("config.toml"));
     let settings = Settings::load(&path)?;
     hookrouter::telemetry::init(settings.log.format);
-    match (path.exists(), cli.config.is_some()) {
+    log_settings_source(&path, cli.config.is_some());
+    match cli.command {
+        None => {
+            let app = Application::build(settings).await?;
+            app.run_until_stopped().await?;
+            tracing::info!("hookrouter stopped");
+            Ok(())
+        }
+        Some(Command::ImportWildduck { path, dry_run }) => {
+            let report = hookrouter::import::run(&settings, &path, dry_run).await?;
+            print!("{}", report.render());
+            std::process::exit(report.exit_code());
+        }
+    }
+}
+
+/// Says where the settings came from; a missing file named by `--config` is a warning.
+fn log_settings_source(path: &Path, named: bool) {
+    match (path.exists(), named) {
         (true, _) => {
             tracing::info!(config = %path.display(), "settings read from the config file and HOOKROUTER__* variables")
         }
@@ -38,8 +75,4 @@ async fn main() -> anyhow::Result<()> {
         ),
         (false, false) => tracing::info!("no ./config.toml; using built-in defaults and HOOKROUTER__* variables"),
     }
-    let app = Application::build(settings).await?;
-    app.run_until_stopped().await?;
-    tracing::info!("hookrouter stopped");
-    Ok(())
 }

@@ -29,6 +29,7 @@ pub const READER_LAG: &str = "hookrouter_reader_lag";
 pub const REDIS_ERRORS: &str = "hookrouter_redis_errors_total";
 pub const ACTORS: &str = "hookrouter_delivery_actors";
 pub const CIRCUITS_OPEN: &str = "hookrouter_circuits_open";
+pub const BULLMQ_JOBS: &str = "hookrouter_bullmq_jobs_total";
 
 const DURATION_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -75,6 +76,10 @@ fn describe() {
     describe_counter!(REDIS_ERRORS, "Redis commands that failed");
     describe_gauge!(ACTORS, "Delivery actors running");
     describe_gauge!(CIRCUITS_OPEN, "Webhooks whose circuit breaker is open");
+    describe_counter!(
+        BULLMQ_JOBS,
+        "BullMQ jobs moved into the event stream by this instance's BullMQ source"
+    );
 }
 
 /// Decides which webhooks get a label of their own.

@@ -2,7 +2,10 @@
 //!
 //! On SIGTERM or SIGINT a running instance stops in this order:
 //!
-//! 1. The queue reader stops; the batch it holds is routed (queued and acknowledged) first.
+//! 1. The reading side stops: first the BullMQ source (when enabled; the batch it is moving is
+//!    moved whole), then the queue reader (the batch it holds is routed, queued and
+//!    acknowledged, first). Upstream first, so nothing is fed to a reader that has stopped;
+//!    whatever reached the stream meanwhile is routed at the next start.
 //! 2. Every delivery actor drains: it takes nothing new, drops what waits for a retry (its retry
 //!    state is in Redis), and lets the attempts under way finish and their results reach Redis,
 //!    for at most `[shutdown] grace_ms`.
@@ -16,11 +19,19 @@ use std::time::Duration;
 
 use actix::Addr;
 
+use crate::actors::bullmq_source::{BullMqSource, StopSource};
 use crate::actors::queue_reader::{QueueReader, StopReading};
 use crate::actors::supervisor::{Shutdown as DrainAll, Supervisor};
 
 pub struct Shutdown {
     pub grace: Duration,
+}
+
+/// The actors of a delivering instance that shutdown stops.
+pub struct Delivering<'a> {
+    pub source: Option<&'a Addr<BullMqSource>>,
+    pub reader: &'a Addr<QueueReader>,
+    pub supervisor: &'a Addr<Supervisor>,
 }
 
 impl Shutdown {
@@ -46,12 +57,16 @@ impl Shutdown {
     }
 
     /// Runs steps 1–3. `delivery` is None on an API-only instance.
-    pub async fn run(
-        self,
-        delivery: Option<(&Addr<QueueReader>, &Addr<Supervisor>)>,
-        api: actix_web::dev::ServerHandle,
-    ) {
-        if let Some((reader, supervisor)) = delivery {
+    pub async fn run(self, delivery: Option<Delivering<'_>>, api: actix_web::dev::ServerHandle) {
+        if let Some(Delivering {
+            source,
+            reader,
+            supervisor,
+        }) = delivery
+        {
+            if let Some(source) = source {
+                let _ = source.send(StopSource).await;
+            }
             let _ = reader.send(StopReading).await;
             tracing::info!(
                 grace_ms = self.grace.as_millis() as u64,

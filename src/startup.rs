@@ -1,10 +1,11 @@
 //! Building and running the service.
 //!
 //! [`Application::build`] wires everything from one [`Settings`]: the Redis store, the
-//! delivering side (delivery arbiters, supervisor, queue reader; skipped on an API-only
-//! instance) and the HTTP API. It binds the API's address first, before anything starts, so a
-//! port already taken is a clear error naming the address and nothing is left half-started;
-//! tests ask for port 0 and read the real port from [`Application::port`].
+//! delivering side (delivery arbiters, supervisor, queue reader, and the BullMQ source when
+//! `[bullmq] enabled`; skipped on an API-only instance) and the HTTP API. It binds the API's
+//! address first, before anything starts, so a port already taken is a clear error naming the
+//! address and nothing is left half-started; tests ask for port 0 and read the real port from
+//! [`Application::port`].
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -13,19 +14,22 @@ use std::time::Duration;
 use actix::prelude::*;
 use actix_web::{web, App, HttpServer};
 
+use crate::actors::bullmq_source::{BullMqSource, SourceStatus};
 use crate::actors::queue_reader::{QueueReader, ReaderStatus};
 use crate::actors::supervisor::{ActorDirectory, Supervisor};
 use crate::api::{self, ApiState, RouterHandle};
 use crate::config::Settings;
 use crate::domain::InstanceName;
 use crate::security::{tls, AccessTokens, Destinations};
-use crate::shutdown::Shutdown;
-use crate::store::Store;
+use crate::shutdown::{Delivering, Shutdown};
+use crate::store::{BullMqQueue, Store};
 
 /// The delivering side of a running instance.
 struct Router {
     handle: RouterHandle,
     reader: Addr<QueueReader>,
+    /// Moves WildDuck's BullMQ jobs into the event stream (`[bullmq] enabled`).
+    source: Option<Addr<BullMqSource>>,
     /// Kept so the delivery threads live as long as the application.
     arbiters: Vec<Arbiter>,
 }
@@ -69,10 +73,14 @@ impl Application {
         let destinations = Arc::new(Destinations::new(&settings.security.allow_cidrs));
         let store = Store::new(&settings.redis)?;
         watch_redis(store.clone(), settings.redis.url_for_logs());
-        let router = settings
-            .webhooks
-            .enabled
-            .then(|| start_router(&settings, &store, &destinations, tls));
+        if settings.bullmq.enabled && !settings.webhooks.enabled {
+            tracing::warn!("[bullmq] enabled has no effect on an API-only instance ([webhooks] enabled = false)");
+        }
+        let router = if settings.webhooks.enabled {
+            Some(start_router(&settings, &store, &destinations, tls)?)
+        } else {
+            None
+        };
         let state = web::Data::new(ApiState {
             instance: instance.clone(),
             store,
@@ -126,7 +134,11 @@ impl Application {
             result = &mut serving => return result.unwrap_or(Ok(())),
             _ = Shutdown::requested() => tracing::info!("shutdown requested"),
         }
-        let delivery = self.router.as_ref().map(|r| (&r.reader, &r.handle.supervisor));
+        let delivery = self.router.as_ref().map(|r| Delivering {
+            source: r.source.as_ref(),
+            reader: &r.reader,
+            supervisor: &r.handle.supervisor,
+        });
         Shutdown { grace: self.grace }.run(delivery, handle).await;
         if let Some(router) = self.router {
             for arbiter in router.arbiters {
@@ -181,7 +193,12 @@ fn start_router(
     store: &Store,
     destinations: &Arc<Destinations>,
     tls: Arc<rustls::ClientConfig>,
-) -> Router {
+) -> anyhow::Result<Router> {
+    // What can fail comes first, so nothing is left running when it does.
+    let queue = match settings.bullmq.enabled {
+        true => Some(BullMqQueue::new(store, &settings.bullmq, &settings.redis)?),
+        false => None,
+    };
     let arbiters: Vec<Arbiter> = (0..settings.delivery_workers()).map(|_| Arbiter::new()).collect();
     let workers = arbiters.iter().map(Arbiter::handle).collect();
     let actors = ActorDirectory::default();
@@ -204,14 +221,23 @@ fn start_router(
         status.clone(),
     )
     .start();
-    Router {
+    let (source, source_status) = if let Some(queue) = queue {
+        let status = Arc::new(SourceStatus::default());
+        let source = BullMqSource::new(queue, settings.bullmq.clone(), status.clone()).start();
+        (Some(source), Some(status))
+    } else {
+        (None, None)
+    };
+    Ok(Router {
         handle: RouterHandle {
             supervisor,
             actors,
             webhooks: known,
             reader: status,
+            bullmq: source_status,
         },
         reader,
+        source,
         arbiters,
-    }
+    })
 }

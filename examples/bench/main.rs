@@ -4,6 +4,7 @@
 //! cargo build --release && cargo run --release --example bench            # every scenario
 //! cargo build --release && cargo run --release --example bench -- --quick # under a minute
 //! cargo run --release --example bench -- --scenario throughput --scenario latency
+//! cargo run --release --example bench -- --scenario bullmq   # WildDuck's queue (needs node)
 //! ```
 //!
 //! It runs the release service binary as a child process (a fresh one per scenario, with its
@@ -12,7 +13,10 @@
 //! end to end. Before the scenarios it measures the ceiling: the sink's own maximum request
 //! rate for the same body and connection count, driven by a built-in keep-alive load
 //! generator. Everything is printed in one table, with the targets from docs/benchmarks.md.
+//! The `bullmq` scenario publishes through WildDuck's BullMQ queue with the real `bullmq`
+//! package (`tests/node`, installed by `scripts/test --setup-only`).
 
+mod bullmq;
 mod loadgen;
 mod publish;
 mod report;
@@ -36,7 +40,7 @@ struct Args {
     #[arg(long)]
     quick: bool,
     /// Scenarios to run (default: all): throughput, refusing, throughput-tls, latency,
-    /// isolation, many, backlog.
+    /// isolation, many, backlog, bullmq.
     #[arg(long = "scenario")]
     scenarios: Vec<String>,
     #[arg(long, default_value = "redis://127.0.0.1:6379")]
@@ -278,6 +282,29 @@ async fn main() {
             what: format!("RSS growth <= 50 MB with {} queued", found.queued),
             measured: format!("{growth:+.1} MiB"),
             met: growth <= 50.0,
+        });
+        rows.push(row);
+    }
+
+    if wanted("bullmq") {
+        let (row, found) = bullmq::wildduck_queue(&bench).await;
+        notes.push(format!(
+            "WildDuck's BullMQ queue: {} jobs added by WildDuck's publisher (bullmq 5.23.1) in {:.1} s; the BullMQ source \
+             moved {:.0} jobs/s; {:.0} deliveries/s to 10 webhooks. Baseline: WildDuck 1.45.4's own worker, 10 webhooks, \
+             {:.0} deliveries/s (measured with WildDuck, not by this harness)",
+            found.jobs,
+            found.publish_seconds,
+            found.moved_per_s,
+            row.rate,
+            bullmq::WILDDUCK_WORKER_PER_S
+        ));
+        targets.push(Target {
+            what: format!(
+                "WildDuck's queue delivers faster than WildDuck 1.45.4's worker ({:.0}/s, 10 webhooks)",
+                bullmq::WILDDUCK_WORKER_PER_S
+            ),
+            measured: format!("{:.0}/s (x{:.1})", row.rate, row.rate / bullmq::WILDDUCK_WORKER_PER_S),
+            met: row.rate > bullmq::WILDDUCK_WORKER_PER_S,
         });
         rows.push(row);
     }

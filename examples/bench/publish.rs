@@ -51,6 +51,11 @@ impl Publisher {
         }
     }
 
+    /// Any command on the publisher's connection (the harness's own look into Redis).
+    pub async fn command<T: redis::FromRedisValue>(&mut self, cmd: &mut redis::Cmd) -> T {
+        cmd.query_async(&mut self.conn).await.expect("redis command")
+    }
+
     /// Redis's `used_memory`, bytes.
     pub async fn redis_memory(&mut self) -> u64 {
         let info: String = redis::cmd("INFO")

@@ -10,8 +10,14 @@
 //!                                 └─ Enqueued ──▶ DeliveryActor (webhook B) ──POST──▶ endpoint B
 //! ```
 //!
-//! The change feed (pub/sub) and the API tell the supervisor about webhook changes.
+//! The change feed (pub/sub) and the API tell the supervisor about webhook changes. With
+//! `[bullmq] enabled`, the BullMQ source feeds the stream from WildDuck's BullMQ queue:
+//!
+//! ```text
+//! BullMQ queue wd:bull:webhooks ──BullMqSource── XADD ──▶ P:events (then as above)
+//! ```
 
+pub mod bullmq_source;
 pub mod change_feed;
 pub mod delivery;
 pub mod ownership;

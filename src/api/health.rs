@@ -34,6 +34,7 @@ pub async fn service(state: web::Data<ApiState>, request: HttpRequest) -> HttpRe
             lag: None,
             actors: None,
             webhooks: None,
+            bullmq: None,
         });
     }
     let lag = if redis_up {
@@ -49,6 +50,11 @@ pub async fn service(state: web::Data<ApiState>, request: HttpRequest) -> HttpRe
         ),
         None => ("disabled", None, None),
     };
+    let bullmq = state
+        .router
+        .as_ref()
+        .and_then(|router| router.bullmq.as_ref())
+        .map(|source| source.state().as_str().to_string());
     HttpResponse::build(status).json(ServiceHealth {
         success: true,
         redis,
@@ -57,6 +63,7 @@ pub async fn service(state: web::Data<ApiState>, request: HttpRequest) -> HttpRe
         lag: Some(lag),
         actors: Some(actors),
         webhooks: Some(webhooks),
+        bullmq,
     })
 }
 

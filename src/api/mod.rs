@@ -39,6 +39,7 @@ use actix::Addr;
 use actix_web::error::{JsonPayloadError, QueryPayloadError};
 use actix_web::{web, HttpRequest};
 
+use crate::actors::bullmq_source::SourceStatus;
 use crate::actors::queue_reader::ReaderStatus;
 use crate::actors::supervisor::{ActorDirectory, Supervisor, WebhookChanged};
 use crate::config::Settings;
@@ -55,6 +56,8 @@ pub struct RouterHandle {
     /// Webhooks the supervisor knows (with or without a running actor).
     pub webhooks: Arc<std::sync::atomic::AtomicUsize>,
     pub reader: Arc<ReaderStatus>,
+    /// The BullMQ source's state, when `[bullmq] enabled`.
+    pub bullmq: Option<Arc<SourceStatus>>,
 }
 
 /// What every handler can reach.

@@ -1,5 +1,7 @@
 //! What the API accepts: request body types (for the OpenAPI document) and the parsers that
-//! turn each field into a domain type, naming the rule a bad value broke.
+//! turn each field into a domain type, naming the rule a bad value broke. The webhook fields
+//! `type`, `url` and `user` are read by [`crate::domain`]'s parsers, which the WildDuck import
+//! shares.
 //!
 //! Bodies are read field by field ([`super::input::Fields`]) rather than deserialized in one go,
 //! so a 400 can name every bad field at once; the types below document the same fields.
@@ -9,9 +11,8 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use super::input::string;
-use crate::domain::{TypePattern, UserId, WebhookSecret, WebhookUrl};
+use crate::domain::WebhookSecret;
 
-pub const MAX_TYPES: usize = 32;
 /// WildDuck clients send these with every call; they are accepted and ignored.
 pub const IGNORED_KEYS: &[&str] = &["sess", "ip"];
 
@@ -20,7 +21,7 @@ pub const IGNORED_KEYS: &[&str] = &["sess", "ip"];
 #[allow(dead_code)]
 pub struct CreateWebhook {
     /// 1–32 patterns (each ≤ 128 bytes): `*`, `a.*`, `a.b.*` or an exact type. A single
-    /// string is taken as a list of one.
+    /// string is taken as a list of one. Stored trimmed and lowercased, as WildDuck does.
     #[serde(rename = "type")]
     #[schema(min_items = 1, max_items = 32, example = json!(["user.*", "marked.spam"]))]
     types: Vec<String>,
@@ -97,10 +98,11 @@ pub enum PublishEvents {
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)]
 pub struct ListParams {
-    /// Webhooks whose type list contains exactly this string.
+    /// Webhooks whose type list contains exactly this string (lowercased, as patterns are).
     #[serde(rename = "type")]
     types: Option<String>,
-    /// Webhooks that would receive an event of this type (with `user`: that user's events).
+    /// Webhooks that would receive an event of this type (lowercased, as patterns are; with
+    /// `user`: that user's events).
     event: Option<String>,
     /// Webhooks of this user.
     user: Option<String>,
@@ -126,41 +128,6 @@ pub struct PageParams {
     limit: Option<u32>,
     /// `nextCursor` of the previous page.
     next: Option<String>,
-}
-
-pub fn parse_types(value: Value) -> Result<Vec<TypePattern>, String> {
-    let items = match value {
-        Value::Array(items) => items,
-        Value::String(one) => vec![Value::String(one)],
-        _ => return Err("must be a list of event type patterns".into()),
-    };
-    if items.is_empty() || items.len() > MAX_TYPES {
-        return Err(format!("must list 1 to {MAX_TYPES} event type patterns"));
-    }
-    let mut patterns = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
-        let Value::String(text) = item else {
-            return Err(format!("item {i} must be a string"));
-        };
-        let pattern = TypePattern::parse(text.trim()).map_err(|rule| format!("item {i} ({text:?}) {rule}"))?;
-        if !patterns.contains(&pattern) {
-            patterns.push(pattern);
-        }
-    }
-    Ok(patterns)
-}
-
-pub fn parse_url(value: Value) -> Result<WebhookUrl, String> {
-    WebhookUrl::parse(string(value)?.trim())
-}
-
-/// A user id, or null for a global webhook.
-pub fn parse_user(value: Value) -> Result<Option<UserId>, String> {
-    match value {
-        Value::Null => Ok(None),
-        Value::String(user) => UserId::parse(&user).map(Some),
-        _ => Err("must be a string or null".into()),
-    }
 }
 
 pub fn parse_enabled(value: Value) -> Result<bool, String> {

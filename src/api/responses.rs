@@ -131,6 +131,10 @@ pub struct ServiceHealth {
     /// Webhooks this instance delivers (null on an API-only instance).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub webhooks: Option<Option<usize>>,
+    /// The BullMQ source, when this instance runs one: `starting`, `running`, `paused` (the
+    /// BullMQ queue is paused), `reconnecting` or `stopped`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bullmq: Option<String>,
 }
 
 /// `POST /events` with one event.

@@ -9,14 +9,14 @@ use utoipa::ToSchema;
 
 use super::errors::{ApiError, BodyErrors, CommonErrors, NotFound};
 use super::input::{Fields, Query};
-use super::requests::{
-    parse_enabled, parse_secret, parse_types, parse_url, parse_user, CreateWebhook, ListParams, UpdateWebhook,
-    IGNORED_KEYS,
-};
+use super::requests::{parse_enabled, parse_secret, CreateWebhook, ListParams, UpdateWebhook, IGNORED_KEYS};
 use super::responses::{CreatedWebhook, Cursor, Success, WebhookList, WebhookResponse};
 use super::{cursor, ApiState};
 use crate::clock::{iso8601, now_ms};
-use crate::domain::{EventType, UserId, Webhook, WebhookId, WebhookSecret, WebhookUrl};
+use crate::domain::{
+    normalize_type, parse_types, parse_url, parse_user, EventType, UserId, Webhook, WebhookId, WebhookSecret,
+    WebhookUrl,
+};
 use crate::store::{ListDirection, ListQuery, WebhookChange};
 
 pub const MAX_LIMIT: u64 = 250;
@@ -93,9 +93,10 @@ pub async fn list(
     let limit = query.integer("limit", 1..=MAX_LIMIT, DEFAULT_LIMIT);
     let page = query.integer("page", 1..=u32::MAX as u64, 1);
     let user = query.parse("user", UserId::parse);
-    let event = query.parse("event", EventType::parse);
-    let type_pattern = query.parse("type", |t| match t.len() {
-        1..=128 => Ok(t.to_string()),
+    // Both filters are lowercased, as the patterns they are compared with were.
+    let event = query.parse("event", |e| EventType::parse(&normalize_type(e)));
+    let type_pattern = query.parse("type", |t| match normalize_type(t) {
+        t if (1..=128).contains(&t.len()) => Ok(t),
         _ => Err("must be 1 to 128 bytes".to_string()),
     });
     let invalid_cursor = || "must be a cursor from a previous response".to_string();

@@ -25,6 +25,8 @@ pub struct Settings {
     pub redis: RedisSettings,
     pub webhooks: WebhooksSettings,
     pub events: EventsSettings,
+    pub routing: RoutingSettings,
+    pub bullmq: BullMqSettings,
     pub delivery: DeliverySettings,
     pub retry: RetrySettings,
     pub circuit: CircuitSettings,
@@ -102,6 +104,7 @@ impl Settings {
             1,
             100_000_000,
         );
+        self.validate_bullmq(&mut check);
         check.range("delivery.timeout_ms", self.delivery.timeout_ms, 100, HOUR_MS);
         check.range("delivery.max_in_flight", self.delivery.max_in_flight as u64, 1, 10_000);
         check.rule(
@@ -173,6 +176,35 @@ impl Settings {
             100_000,
         );
         check.finish()
+    }
+
+    fn validate_bullmq(&self, check: &mut Checks) {
+        let bullmq = &self.bullmq;
+        let plain = |text: &str| !text.is_empty() && !text.chars().any(|c| c.is_whitespace() || c == '*');
+        check.rule(
+            bullmq.url.is_empty() || redis::IntoConnectionInfo::into_connection_info(bullmq.url.as_str()).is_ok(),
+            "bullmq.url",
+            "must be empty (= redis.url) or a Redis URL, like redis://10.0.0.5:6379",
+        );
+        check.rule(
+            plain(&bullmq.prefix),
+            "bullmq.prefix",
+            "must be non-empty, without spaces or '*'",
+        );
+        check.rule(
+            plain(&bullmq.queue) && !bullmq.queue.contains(':'),
+            "bullmq.queue",
+            "must be non-empty, without spaces, '*' or ':' (BullMQ refuses ':' in queue names)",
+        );
+        check.range("bullmq.batch_size", bullmq.batch_size as u64, 1, 1_000);
+        check.range("bullmq.block_ms", bullmq.block_ms, 10, 60_000);
+        // A claimed job must stay ours for the whole claim → publish → finish cycle, three
+        // Redis commands of up to redis.timeout_ms each.
+        check.rule(
+            bullmq.lock_ms > 3 * self.redis.timeout_ms && bullmq.lock_ms <= 3_600_000,
+            "bullmq.lock_ms",
+            "must be more than 3 x redis.timeout_ms and at most 3600000",
+        );
     }
 
     /// The API's bind address (validated by [`Settings::validate`]).
@@ -351,6 +383,40 @@ mod tests {
             break_it(&mut settings);
             let message = settings.validate().unwrap_err().to_string();
             assert!(message.contains(&format!("{key}: {rule}")), "{key}: {message}");
+        }
+    }
+
+    #[test]
+    fn bullmq_keys_come_from_the_environment_and_are_checked() {
+        std::env::set_var("HOOKROUTER__BULLMQ__ENABLED", "true");
+        std::env::set_var("HOOKROUTER__BULLMQ__URL", "redis://10.0.0.5:6380/2");
+        std::env::set_var("HOOKROUTER__BULLMQ__QUEUE", "events");
+        std::env::set_var("HOOKROUTER__ROUTING__USERLESS_TO_USER_WEBHOOKS", "true");
+        let settings = Settings::load(Path::new("/nonexistent.toml")).unwrap();
+        assert!(settings.bullmq.enabled && settings.routing.userless_to_user_webhooks);
+        assert_eq!(settings.bullmq.url, "redis://10.0.0.5:6380/2");
+        assert_eq!(
+            (settings.bullmq.prefix.as_str(), settings.bullmq.queue.as_str()),
+            ("wd:bull", "events")
+        );
+
+        let mut bad = Settings::default();
+        bad.bullmq.url = "http://nope".into();
+        bad.bullmq.queue = "a:b".into();
+        bad.bullmq.prefix = String::new();
+        bad.bullmq.batch_size = 0;
+        bad.bullmq.block_ms = 5;
+        bad.bullmq.lock_ms = 15_000;
+        let message = bad.validate().unwrap_err().to_string();
+        for key in [
+            "bullmq.url: must be empty",
+            "bullmq.queue: must be non-empty, without spaces, '*' or ':'",
+            "bullmq.prefix: must be non-empty",
+            "bullmq.batch_size: must be from 1 to 1000 (is 0)",
+            "bullmq.block_ms: must be from 10 to 60000 (is 5)",
+            "bullmq.lock_ms: must be more than 3 x redis.timeout_ms",
+        ] {
+            assert!(message.contains(key), "{key} in {message}");
         }
     }
 }

@@ -131,6 +131,53 @@ impl Default for EventsSettings {
     }
 }
 
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct RoutingSettings {
+    /// Events without a `user` also go to user webhooks whose patterns match, as WildDuck's
+    /// own worker does. Off: they go to global webhooks only (a user webhook gets its user's
+    /// events and nothing else).
+    pub userless_to_user_webhooks: bool,
+}
+
+/// The BullMQ source: WildDuck's own job queue as a second way in (see docs/wildduck.md).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BullMqSettings {
+    /// Move jobs from the BullMQ queue into the event stream (delivering instances only).
+    pub enabled: bool,
+    /// The Redis holding the BullMQ queue; empty = `[redis] url`. In the same Redis (and
+    /// database) as hookrouter's keys, jobs move atomically; elsewhere, at least once.
+    pub url: String,
+    /// BullMQ's key prefix (WildDuck: `wd:bull`).
+    pub prefix: String,
+    /// The queue's name (WildDuck: `webhooks`).
+    pub queue: String,
+    /// Jobs moved per atomic step.
+    pub batch_size: usize,
+    /// How long one wait for new jobs lasts (a blocking pop of BullMQ's marker); the queue is
+    /// looked at after each wait, so this also bounds how late a job can be seen.
+    pub block_ms: u64,
+    /// How long a job taken into BullMQ's `active` list (other-Redis mode) stays ours before
+    /// it counts as stalled and goes back to wait; in both modes, the interval of BullMQ's
+    /// stalled-job check (jobs a dead consumer left active go back to wait).
+    pub lock_ms: u64,
+}
+
+impl Default for BullMqSettings {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            url: String::new(),
+            prefix: "wd:bull".into(),
+            queue: "webhooks".into(),
+            batch_size: 100,
+            block_ms: 1_000,
+            lock_ms: 30_000,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DeliverySettings {

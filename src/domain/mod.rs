@@ -12,6 +12,7 @@ mod stream_id;
 mod type_pattern;
 mod user_id;
 mod webhook;
+mod webhook_fields;
 mod webhook_id;
 mod webhook_url;
 
@@ -22,6 +23,7 @@ pub use secret::{Signer, WebhookSecret};
 pub use stream_id::StreamId;
 pub use type_pattern::TypePattern;
 pub use user_id::UserId;
-pub use webhook::{DeliveryId, PreviousSecret, Signers, Webhook};
+pub use webhook::{DeliveryId, PreviousSecret, Signers, UserlessEvents, Webhook};
+pub use webhook_fields::{normalize_type, parse_types, parse_url, parse_user, MAX_TYPES};
 pub use webhook_id::WebhookId;
 pub use webhook_url::WebhookUrl;

@@ -46,12 +46,35 @@ impl Webhook {
 
     /// Whether an event of this type, belonging to `user`, goes to this webhook. The routing
     /// index answers the same question for all webhooks at once; this is its reference.
-    pub fn receives(&self, ev: &EventType, user: Option<&UserId>) -> bool {
-        let scoped_in = match &self.user {
-            None => true,
-            Some(mine) => user == Some(mine),
+    pub fn receives(&self, ev: &EventType, user: Option<&UserId>, userless: UserlessEvents) -> bool {
+        let scoped_in = match (&self.user, user) {
+            (None, _) => true,
+            (Some(mine), Some(theirs)) => mine == theirs,
+            (Some(_), None) => userless == UserlessEvents::ToEveryWebhook,
         };
         scoped_in && self.types.iter().any(|pattern| pattern.matches(ev))
+    }
+}
+
+/// Which webhooks get an event that has no `user` (`[routing] userless_to_user_webhooks`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UserlessEvents {
+    /// Global webhooks only: a user webhook gets its user's events and nothing else.
+    #[default]
+    ToGlobalWebhooks,
+    /// Every webhook whose patterns match, user webhooks too, as WildDuck's own worker does
+    /// (its query only has a user clause when the event has a user).
+    ToEveryWebhook,
+}
+
+impl UserlessEvents {
+    /// From the `[routing] userless_to_user_webhooks` setting.
+    pub fn from_setting(userless_to_user_webhooks: bool) -> UserlessEvents {
+        if userless_to_user_webhooks {
+            UserlessEvents::ToEveryWebhook
+        } else {
+            UserlessEvents::ToGlobalWebhooks
+        }
     }
 }
 

@@ -26,6 +26,12 @@ impl WebhookId {
         WebhookId(bytes)
     }
 
+    /// When the id was made, in ms since the epoch (its first 4 bytes are seconds, as in an
+    /// ObjectId; a WildDuck webhook's `_id` says when it was created).
+    pub fn created_ms(&self) -> u64 {
+        u64::from(u32::from_be_bytes([self.0[0], self.0[1], self.0[2], self.0[3]])) * 1000
+    }
+
     /// Parses 24 hex characters (either case, as ObjectIds are compared case-insensitively).
     pub fn parse(text: &str) -> Option<WebhookId> {
         if text.len() != 24 {
@@ -81,6 +87,15 @@ mod tests {
         assert!(text.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)));
         assert_eq!(WebhookId::parse(&text), Some(id));
         assert_eq!(WebhookId::parse(&text.to_uppercase()), Some(id));
+    }
+
+    #[test]
+    fn ids_carry_their_creation_second() {
+        let before = crate::clock::now_ms() / 1000 * 1000;
+        let made = WebhookId::generate().created_ms();
+        assert!(made >= before && made <= crate::clock::now_ms(), "{made}");
+        let wildduck = WebhookId::parse("5f1e9d2c8b3a4e0012345678").unwrap();
+        assert_eq!(wildduck.created_ms(), 0x5f1e9d2c * 1000);
     }
 
     #[test]

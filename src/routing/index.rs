@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use crate::domain::{EventType, TypePattern, UserId, Webhook, WebhookId};
+use crate::domain::{EventType, TypePattern, UserId, UserlessEvents, Webhook, WebhookId};
 
 /// Webhook ids by the patterns they listed, within one scope.
 #[derive(Default)]
@@ -64,13 +64,27 @@ impl PatternIndex {
 /// Webhooks by scope. Global webhooks (which every event may reach, and which can be many) are
 /// hashed by pattern; a user's webhooks (a handful per user, even with 100k users) are a short
 /// list checked in full, which costs less memory than a hashed index per user.
+///
+/// With [`UserlessEvents::ToEveryWebhook`], events without a user also go to user webhooks;
+/// those are then hashed by pattern a second time (`userless`), so such an event costs the same
+/// few lookups as any other, not a scan of every user.
 #[derive(Default)]
 pub struct RouteIndex {
     global: PatternIndex,
     users: HashMap<UserId, Vec<(TypePattern, WebhookId)>>,
+    /// Every user webhook by pattern, kept only when userless events go to them.
+    userless: Option<PatternIndex>,
 }
 
 impl RouteIndex {
+    /// An empty index that routes events without a user as `userless` says.
+    pub fn new(userless: UserlessEvents) -> RouteIndex {
+        RouteIndex {
+            userless: (userless == UserlessEvents::ToEveryWebhook).then(PatternIndex::default),
+            ..RouteIndex::default()
+        }
+    }
+
     /// Adds a webhook's routes (each distinct pattern once). Take it out with
     /// [`RouteIndex::remove`] and the same record before inserting a changed one.
     pub fn insert(&mut self, webhook: &Webhook) {
@@ -80,11 +94,15 @@ impl RouteIndex {
             }
             match &webhook.user {
                 None => self.global.bucket(pattern).push(webhook.id),
-                Some(user) => self
-                    .users
-                    .entry(user.clone())
-                    .or_default()
-                    .push((pattern.clone(), webhook.id)),
+                Some(user) => {
+                    self.users
+                        .entry(user.clone())
+                        .or_default()
+                        .push((pattern.clone(), webhook.id));
+                    if let Some(userless) = &mut self.userless {
+                        userless.bucket(pattern).push(webhook.id);
+                    }
+                }
             }
         }
     }
@@ -100,6 +118,9 @@ impl RouteIndex {
                         self.users.remove(user);
                     }
                 }
+                if let Some(userless) = &mut self.userless {
+                    webhook.types.iter().for_each(|p| userless.remove(p, &webhook.id));
+                }
             }
         }
     }
@@ -109,13 +130,22 @@ impl RouteIndex {
     pub fn route(&self, ev: &EventType, user: Option<&UserId>, out: &mut Vec<WebhookId>) {
         out.clear();
         self.global.collect(ev.as_str(), out);
-        if let Some(scope) = user.and_then(|u| self.users.get(u)) {
-            out.extend(
-                scope
-                    .iter()
-                    .filter(|(pattern, _)| pattern.matches(ev))
-                    .map(|(_, id)| *id),
-            );
+        match user {
+            Some(user) => {
+                if let Some(scope) = self.users.get(user) {
+                    out.extend(
+                        scope
+                            .iter()
+                            .filter(|(pattern, _)| pattern.matches(ev))
+                            .map(|(_, id)| *id),
+                    );
+                }
+            }
+            None => {
+                if let Some(userless) = &self.userless {
+                    userless.collect(ev.as_str(), out);
+                }
+            }
         }
         out.sort_unstable();
         out.dedup();
@@ -149,9 +179,16 @@ mod tests {
         out
     }
 
-    /// The index must agree with `Webhook::receives`, the reference, on every combination.
+    /// The index must agree with `Webhook::receives`, the reference, on every combination,
+    /// under both rules for events without a user.
     #[test]
     fn agrees_with_the_reference_matcher() {
+        for rule in [UserlessEvents::ToGlobalWebhooks, UserlessEvents::ToEveryWebhook] {
+            agrees_with_the_reference_under(rule);
+        }
+    }
+
+    fn agrees_with_the_reference_under(rule: UserlessEvents) {
         let webhooks = [
             webhook(&["*"], None),
             webhook(&["user.*"], None),
@@ -160,7 +197,7 @@ mod tests {
             webhook(&["*"], Some("u2")),
             webhook(&["forward added"], Some("u1")),
         ];
-        let mut index = RouteIndex::default();
+        let mut index = RouteIndex::new(rule);
         webhooks.iter().for_each(|w| index.insert(w));
         let events = [
             "user.created",
@@ -177,18 +214,32 @@ mod tests {
                 let event_type = EventType::parse(ev).unwrap();
                 let mut expected: Vec<WebhookId> = webhooks
                     .iter()
-                    .filter(|w| w.receives(&event_type, user_id.as_ref()))
+                    .filter(|w| w.receives(&event_type, user_id.as_ref(), rule))
                     .map(|w| w.id)
                     .collect();
                 expected.sort();
-                assert_eq!(route(&index, ev, user), expected, "{ev} for {user:?}");
+                assert_eq!(route(&index, ev, user), expected, "{ev} for {user:?} under {rule:?}");
             }
         }
     }
 
     #[test]
+    fn userless_events_reach_user_webhooks_only_when_asked() {
+        let hook = webhook(&["address.*"], Some("u1"));
+        for (rule, expected) in [
+            (UserlessEvents::ToGlobalWebhooks, vec![]),
+            (UserlessEvents::ToEveryWebhook, vec![hook.id]),
+        ] {
+            let mut index = RouteIndex::new(rule);
+            index.insert(&hook);
+            assert_eq!(route(&index, "address.forwarded.created", None), expected, "{rule:?}");
+            assert_eq!(route(&index, "address.user.created", Some("u2")), [], "{rule:?}");
+        }
+    }
+
+    #[test]
     fn remove_and_replace_leave_nothing_behind() {
-        let mut index = RouteIndex::default();
+        let mut index = RouteIndex::new(UserlessEvents::ToEveryWebhook);
         let mut hook = webhook(&["user.*", "mailbox.created", "user.*"], Some("u1"));
         index.insert(&hook);
         assert_eq!(route(&index, "user.created", Some("u1")), [hook.id]);
@@ -201,5 +252,6 @@ mod tests {
         index.remove(&hook);
         assert!(route(&index, "marked.spam", None).is_empty());
         assert!(index.users.is_empty() && index.global.is_empty());
+        assert!(index.userless.as_ref().is_some_and(PatternIndex::is_empty));
     }
 }

@@ -181,14 +181,21 @@ impl EventStream {
 
     /// Appends events to the stream, all or none (`POST /events`).
     pub async fn publish(&self, events: &[Event]) -> StoreResult<Vec<StreamId>> {
+        let raws: Vec<Vec<u8>> = events.iter().map(|e| e.to_json().to_string().into_bytes()).collect();
+        self.append(&raws).await
+    }
+
+    /// Appends raw `event` values to the stream, all or none, unvalidated: the reader
+    /// validates them like any producer's (the BullMQ source's jobs).
+    pub async fn append(&self, raws: &[Vec<u8>]) -> StoreResult<Vec<StreamId>> {
         let mut pipe = redis::pipe();
         pipe.atomic();
-        for event in events {
+        for raw in raws {
             pipe.cmd("XADD")
                 .arg(self.keys.events())
                 .arg("*")
                 .arg("event")
-                .arg(event.to_json().to_string());
+                .arg(raw.as_slice());
         }
         let mut conn = self.conn.clone();
         let ids: Vec<String> = pipe.query_async(&mut conn).await?;

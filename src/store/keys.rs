@@ -22,10 +22,76 @@
 //! | `P:circuit:<id>` | hash | consecutive failures and since when (absent while healthy) |
 //! | `P:health:<id>` | string | the delivery actor's last health report (JSON) |
 //! | `P:scratch:list` | zset | scratch space of the listing script, deleted before it returns |
+//!
+//! The BullMQ source also uses BullMQ's own keys for one queue, `B:<queue>:…` where `B` is
+//! `[bullmq] prefix` ([`BullMqKeys`]). Their layout is BullMQ's (the same in 5.23.1, which
+//! WildDuck pins, and in 5.81, the newest 5.x checked); the scripts in `scripts/bullmq_*.lua`
+//! follow BullMQ's own scripts on them:
+//!
+//! | key | type | holds |
+//! |---|---|---|
+//! | `B:<queue>:wait` | list | ids of jobs ready to run: `Queue.add` LPUSHes, workers take from the right |
+//! | `B:<queue>:paused` | list | the same while the queue is paused (`pause` renames `wait` to it and back) |
+//! | `B:<queue>:meta` | hash | `paused` (present = paused), `opts.maxLenEvents`, `version`, … |
+//! | `B:<queue>:active` | list | ids of jobs being worked on, each with a lock `B:<queue>:<id>:lock` (token, PX) |
+//! | `B:<queue>:prioritized` | zset | jobs with a priority (score priority × 2³² + counter `B:<queue>:pc`) |
+//! | `B:<queue>:delayed` | zset | jobs waiting for a time (score due ms × 4096 + sequence) |
+//! | `B:<queue>:marker` | zset | wake-up marker for blocked workers: `0` (jobs waiting) or `1` (score: next due delayed job) |
+//! | `B:<queue>:stalled`, `B:<queue>:stalled-check` | set, string | the two-phase stalled-job check and its interval lock |
+//! | `B:<queue>:events` | stream | BullMQ's event log (`added`, `waiting`, `completed`, …), capped at `opts.maxLenEvents` |
+//! | `B:<queue>:<id>` | hash | a job: `name`, `data` (the JSON payload), `opts`, `timestamp`, `delay`, `priority`, … |
+//! | `B:<queue>:id` | string | the job id counter (`Queue.add` INCRs it; never touched here) |
 
 use std::sync::Arc;
 
 use crate::domain::WebhookId;
+
+/// BullMQ's keys for one queue (see the table above): `<prefix>:<queue>:<type>`, and a job's
+/// keys `<prefix>:<queue>:<id>…`, which scripts build from [`BullMqKeys::base`].
+#[derive(Clone, Debug)]
+pub struct BullMqKeys {
+    /// `<prefix>:<queue>:`
+    base: Arc<str>,
+}
+
+impl BullMqKeys {
+    pub fn new(prefix: &str, queue: &str) -> BullMqKeys {
+        BullMqKeys {
+            base: Arc::from(format!("{prefix}:{queue}:")),
+        }
+    }
+
+    /// `<prefix>:<queue>:`: a job's hash is this followed by its id.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    pub fn key(&self, kind: &str) -> String {
+        format!("{}{kind}", self.base)
+    }
+
+    pub fn marker(&self) -> String {
+        self.key("marker")
+    }
+
+    /// The queue keys every BullMQ script takes, in the order `bullmq_lib.lua` names them.
+    pub fn script_keys(&self) -> [String; 11] {
+        [
+            "wait",
+            "paused",
+            "meta",
+            "active",
+            "prioritized",
+            "delayed",
+            "stalled",
+            "stalled-check",
+            "marker",
+            "events",
+            "pc",
+        ]
+        .map(|kind| self.key(kind))
+    }
+}
 
 /// The consumer group every delivering instance reads the event stream with.
 pub const EVENTS_GROUP: &str = "hookrouter";

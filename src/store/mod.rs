@@ -4,11 +4,13 @@
 //! the key schema. Its handles each cover one part of the data: [`WebhookStore`] the webhook
 //! records and their indexes, [`EventStream`] the producers' event stream and the atomic
 //! fan-out into per-webhook queues, [`QueueStore`] one webhook's queue, its due set of entries
-//! waiting for a retry, and its dead letters, [`HistoryStore`] what operators read back (attempt log, dead letters, rejected
-//! entries). Multi-key changes are atomic: Lua scripts (in `scripts/`) where they must check
+//! waiting for a retry, and its dead letters, [`HistoryStore`] what operators read back (attempt
+//! log, dead letters, rejected entries), and [`BullMqQueue`] a BullMQ queue read as a second
+//! source of events (WildDuck's). Multi-key changes are atomic: Lua scripts (in `scripts/`) where they must check
 //! something first, `MULTI` pipelines where they need not (scripts cost Redis more per command).
 
 mod attempts;
+mod bullmq;
 mod events;
 mod history;
 mod keys;
@@ -23,9 +25,10 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnecti
 use redis::AsyncConnectionConfig;
 
 pub use attempts::{AttemptOutcome, AttemptRecord};
+pub use bullmq::{BullMqQueue, Job, Placement, QueueState};
 pub use events::{EventStream, FanoutBatch, RawEntry};
 pub use history::{AttemptView, DeadLetterView, HistoryPage, HistoryStore, RejectedView};
-pub use keys::{Keys, EVENTS_GROUP};
+pub use keys::{BullMqKeys, Keys, EVENTS_GROUP};
 pub use queues::{AfterFailure, CircuitState, DeadLetter, Fetched, QueueStore, QueuedDelivery, Retention, RetryLookup};
 pub use retries::{Due, DueSet, TakenRetries};
 pub use webhooks::{ListDirection, ListQuery, Notice, WebhookChange, WebhookPage, WebhookStore};

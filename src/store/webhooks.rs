@@ -169,9 +169,15 @@ impl WebhookStore {
             .ok_or_else(|| StoreError::Corrupt(format!("webhook id {} already exists", webhook.id)))
     }
 
+    /// Stores a webhook unless its id is taken; the version produced, None when it exists
+    /// (the WildDuck import, which keeps WildDuck's ids).
+    pub async fn create_if_absent(&self, webhook: &Webhook) -> StoreResult<Option<u64>> {
+        self.put(webhook, None, 1).await
+    }
+
     /// Writes back a webhook Redis lost (restarted without its data); None if it exists.
     pub async fn restore(&self, webhook: &Webhook) -> StoreResult<Option<u64>> {
-        self.put(webhook, None, 1).await
+        self.create_if_absent(webhook).await
     }
 
     /// Applies `change`: the webhook as changed and the version produced; None when the

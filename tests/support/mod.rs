@@ -8,6 +8,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod app;
+pub mod bullmq;
 pub mod process;
 pub mod python;
 mod receiver;

@@ -209,3 +209,27 @@ impl Drop for RedisProcess {
         self.stop();
     }
 }
+
+/// `hookrouter import-wildduck <path> [--dry-run]` against the shared Redis under `prefix`
+/// (loopback destinations allowed); the exit code and what it printed.
+pub async fn import_wildduck(prefix: &str, path: &std::path::Path, dry_run: bool) -> (i32, String) {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookrouter"));
+    command
+        .arg("--config")
+        .arg("/nonexistent/hookrouter.toml")
+        .arg("import-wildduck")
+        .arg(path)
+        .env("HOOKROUTER__REDIS__URL", super::REDIS_URL)
+        .env("HOOKROUTER__REDIS__PREFIX", prefix)
+        .env("HOOKROUTER__SECURITY__ALLOW_CIDRS", "127.0.0.0/8,::1/128")
+        .env("RUST_LOG", "warn")
+        .stderr(Stdio::inherit());
+    if dry_run {
+        command.arg("--dry-run");
+    }
+    let output = command.output().await.expect("run hookrouter import-wildduck");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}

@@ -33,7 +33,7 @@ use std::time::Duration;
 
 use super::delivery::{CheckQueue, Configure, DeliveryConfig, Drain, RetryNow, StartState};
 use super::ownership::Ownership;
-use crate::domain::{Webhook, WebhookId};
+use crate::domain::{UserlessEvents, Webhook, WebhookId};
 use crate::routing::RouteIndex;
 use crate::security::Destinations;
 use crate::store::{Store, StoreError};
@@ -114,7 +114,7 @@ impl Supervisor {
             rejected_max_len: settings.events.rejected_max_len,
             resync_every: Duration::from_millis(settings.webhooks.resync_ms),
             restore_lost: settings.webhooks.restore_lost,
-            index: RouteIndex::default(),
+            index: RouteIndex::new(UserlessEvents::from_setting(settings.routing.userless_to_user_webhooks)),
             webhooks: HashMap::new(),
             versions: VersionTracker::default(),
             ready: false,

@@ -1,0 +1,211 @@
+//! WildDuck compatibility beyond the API shapes: importing WildDuck's webhooks from a
+//! `mongoexport` (the real binary's `import-wildduck` command), type patterns lowercased as
+//! WildDuck stores them, and `[routing] userless_to_user_webhooks`.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::json;
+use support::process::import_wildduck;
+use support::{Receiver, TestApp};
+
+const ANN: &str = "5f1e9d2c8b3a4e00aaaaaaaa";
+
+/// `tests/data/wildduck-webhooks.json` with its receiver address pointed at `receiver`.
+fn export_for(receiver: &Receiver, name: &str, as_array: bool) -> std::path::PathBuf {
+    let sample = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/wildduck-webhooks.json"
+    ))
+    .expect("the sample export");
+    let address = receiver
+        .url()
+        .trim_start_matches("http://")
+        .trim_end_matches("/hook")
+        .to_string();
+    let mut text = sample.replace("127.0.0.1:49999", &address);
+    if as_array {
+        text = format!("[{}]", text.lines().collect::<Vec<_>>().join(",\n"));
+    }
+    let path = std::env::temp_dir().join(name);
+    std::fs::write(&path, text).expect("write the export");
+    path
+}
+
+#[actix_web::test]
+async fn an_imported_export_keeps_wildduck_ids_and_its_webhooks_deliver() {
+    let receiver = Receiver::ok();
+    let app = TestApp::spawn().await;
+    let export = export_for(&receiver, &format!("{}-webhooks.json", app.prefix), false);
+
+    let (code, out) = import_wildduck(&app.prefix, &export, true).await;
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("Dry run, nothing written: would import 3, skipped 1 (id already taken), refused 4."),
+        "{out}"
+    );
+    let (_, listed) = app.list_webhooks("").await;
+    assert_eq!(listed["total"], 0, "a dry run wrote something");
+    let array = export_for(&receiver, &format!("{}-array.json", app.prefix), true);
+    let (_, out_of_array) = import_wildduck(&app.prefix, &array, true).await;
+    assert!(
+        out_of_array.contains("would import 3, skipped 1 (id already taken), refused 4."),
+        "{out_of_array}"
+    );
+
+    let (code, out) = import_wildduck(&app.prefix, &export, false).await;
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("\nimported 3, skipped 1 (id already taken), refused 4."),
+        "{out}"
+    );
+    for expected in [
+        "skipped      5f1e9d2c8b3a4e0012340001: line 7 repeats the _id of line 1",
+        "refused      line 4 (5f1e9d2c8b3a4e0012340004): type: item 0 (\"user.*.created\") '*' may only be the whole pattern or its last segment",
+        "refused      line 5 (5f1e9d2c8b3a4e0012340005): url: must use http or https",
+        "refused      line 6 (5f1e9d2c8b3a4e0012340006): url: is refused: 10.20.30.40 is a private address (RFC 1918)",
+        "refused      line 8 (5f1e9d2c8b3a4e0012340008): url: is required",
+        "GET /webhooks/<id>/secret",
+    ] {
+        assert!(out.contains(expected), "missing {expected:?} in\n{out}");
+    }
+
+    // WildDuck's ids, patterns (lowercased), users and creation times are kept.
+    let expected = [
+        (
+            "5f1e9d2c8b3a4e0012340001",
+            json!(["*"]),
+            json!(null),
+            "2020-07-27T09:30:20.123Z",
+        ),
+        (
+            "5f1e9d2c8b3a4e0012340002",
+            json!(["user.*", "forward added"]),
+            json!(ANN),
+            "2020-07-27T09:30:21.456Z",
+        ),
+        // No `created` in the export: the ObjectId's own time.
+        (
+            "5f1e9d2c8b3a4e0012340003",
+            json!(["mailbox.*", "marked.spam"]),
+            json!("5f1e9d2c8b3a4e00bbbbbbbb"),
+            "2020-07-27T09:23:56.000Z",
+        ),
+    ];
+    for (id, types, user, created) in &expected {
+        let (status, webhook) = app.get_webhook(id).await;
+        assert_eq!(status, 200, "{webhook}");
+        assert_eq!(
+            (&webhook["type"], &webhook["user"], &webhook["created"]),
+            (types, user, &json!(created)),
+            "{webhook}"
+        );
+        let (_, secret) = app.get(&format!("/webhooks/{id}/secret")).await;
+        assert!(secret["secret"].as_str().unwrap().starts_with("whsec_"));
+    }
+    let (_, listed) = app.list_webhooks("").await;
+    assert_eq!(listed["total"], 3);
+
+    // A second run imports nothing twice.
+    let (code, again) = import_wildduck(&app.prefix, &export, false).await;
+    assert_eq!(code, 2);
+    assert!(
+        again.contains("\nimported 0, skipped 4 (id already taken), refused 4."),
+        "{again}"
+    );
+
+    // The running instance heard of the imported webhooks; they deliver.
+    app.publish(json!({"ev": "user.created", "user": ANN, "username": "ann"}))
+        .await;
+    let got = receiver.wait_for(2, Duration::from_secs(10)).await;
+    let mut webhooks: Vec<String> = got.iter().map(|r| r.id()[..24].to_string()).collect();
+    webhooks.sort();
+    assert_eq!(webhooks, ["5f1e9d2c8b3a4e0012340001", "5f1e9d2c8b3a4e0012340002"]);
+    // Let the attempt logs be written before the test's keys are deleted.
+    for id in &webhooks {
+        support::eventually("the attempt to be logged", Duration::from_secs(5), || async {
+            let (_, log) = app.get(&format!("/webhooks/{id}/attempts")).await;
+            (log["results"].as_array().map_or(0, Vec::len) == 1).then_some(())
+        })
+        .await;
+    }
+    let _ = std::fs::remove_file(export);
+    let _ = std::fs::remove_file(array);
+}
+
+#[actix_web::test]
+async fn type_patterns_and_type_filters_are_lowercased_as_wildduck_does() {
+    let receiver = Receiver::ok();
+    let app = TestApp::spawn().await;
+    let (status, created) = app
+        .post_webhook(json!({"type": [" User.Created ", "MARKED.spam", "user.created"], "url": receiver.url()}))
+        .await;
+    assert_eq!(status, 200, "{created}");
+    let id = created["id"].as_str().unwrap().to_string();
+    let (_, webhook) = app.get_webhook(&id).await;
+    assert_eq!(webhook["type"], json!(["user.created", "marked.spam"]));
+
+    app.update_webhook(&id, json!({"type": ["Mailbox.*", "Forward Added"]}))
+        .await;
+    let (_, webhook) = app.get_webhook(&id).await;
+    assert_eq!(webhook["type"], json!(["mailbox.*", "forward added"]));
+    for query in ["type=MAILBOX.*", "type=Forward%20Added", "event=Mailbox.Created"] {
+        let (status, found) = app.list_webhooks(query).await;
+        assert_eq!((status, &found["total"]), (200, &json!(1)), "{query}: {found}");
+    }
+
+    // Event types keep their case, and matching is exact: like WildDuck's worker, a pattern
+    // (lowercase) does not match an event type written in capitals. The lowercase one arrives.
+    app.publish(json!({"ev": "Mailbox.Created", "n": 1})).await;
+    app.publish(json!({"ev": "mailbox.created", "n": 2})).await;
+    let got = receiver.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(got[0].json()["n"], 2);
+    // Both were routed (the stream is empty), and only the lowercase one was delivered.
+    support::eventually("the stream to be routed", Duration::from_secs(5), || async {
+        (app.stream_len("events").await == 0).then_some(())
+    })
+    .await;
+    assert_eq!(receiver.count(), 1);
+}
+
+async fn userless_event_reaches_user_webhook(userless_to_user_webhooks: bool) -> bool {
+    let receiver = Receiver::ok();
+    let app = TestApp::spawn_with(|s| s.routing.userless_to_user_webhooks = userless_to_user_webhooks).await;
+    app.create_webhook(&receiver.url(), &["address.*"], Some(ANN)).await;
+    // WildDuck's forwarded-address events carry no user.
+    app.publish(
+        json!({"ev": "address.forwarded.created", "address": "6f1e9d2c8b3a4e0012345678", "value": "fwd@example.com"}),
+    )
+    .await;
+    // The user's own event, published after it: once it arrives, the first was routed too.
+    app.publish(json!({"ev": "address.user.created", "user": ANN, "value": "ann@example.com"}))
+        .await;
+    let got = receiver.wait_for(1, Duration::from_secs(10)).await;
+    let userless_first = got[0].json()["ev"] == "address.forwarded.created";
+    if userless_first {
+        receiver.wait_for(2, Duration::from_secs(10)).await;
+    }
+    support::eventually("the stream to be routed", Duration::from_secs(5), || async {
+        (app.stream_len("events").await == 0).then_some(())
+    })
+    .await;
+    let received: Vec<String> = receiver
+        .received()
+        .iter()
+        .map(|r| r.json()["ev"].as_str().unwrap().to_string())
+        .collect();
+    received.contains(&"address.forwarded.created".to_string())
+}
+
+#[actix_web::test]
+async fn userless_events_reach_user_webhooks_only_with_the_wildduck_setting() {
+    assert!(
+        !userless_event_reaches_user_webhook(false).await,
+        "by default a user webhook gets only its user's events"
+    );
+    assert!(
+        userless_event_reaches_user_webhook(true).await,
+        "with userless_to_user_webhooks it gets userless events too"
+    );
+}
