@@ -8,8 +8,10 @@
 //!    whatever reached the stream meanwhile is routed at the next start.
 //! 2. Every delivery actor drains: it takes nothing new, drops what waits for a retry (its retry
 //!    state is in Redis), and lets the attempts under way finish and their results reach Redis,
-//!    for at most `[shutdown] grace_ms`.
-//! 3. The API stops.
+//!    for at most `[shutdown] grace_ms`. Then the instance gives its leases up.
+//! 3. It leaves the instance list and says so, so the other instances take its webhooks over
+//!    at once (their leases are free) instead of after `[leases] ttl_ms`.
+//! 4. The API stops.
 //!
 //! Everything not delivered stays queued in Redis; the next start resumes it. An attempt still
 //! under way when the grace period ends is abandoned and, being still queued, sent again
@@ -20,6 +22,7 @@ use std::time::Duration;
 use actix::Addr;
 
 use crate::actors::bullmq_source::{BullMqSource, StopSource};
+use crate::actors::membership::{Leave, Membership};
 use crate::actors::queue_reader::{QueueReader, StopReading};
 use crate::actors::supervisor::{Shutdown as DrainAll, Supervisor};
 
@@ -56,8 +59,13 @@ impl Shutdown {
         }
     }
 
-    /// Runs steps 1–3. `delivery` is None on an API-only instance.
-    pub async fn run(self, delivery: Option<Delivering<'_>>, api: actix_web::dev::ServerHandle) {
+    /// Runs steps 1–4. `delivery` is None on an API-only instance.
+    pub async fn run(
+        self,
+        delivery: Option<Delivering<'_>>,
+        membership: &Addr<Membership>,
+        api: actix_web::dev::ServerHandle,
+    ) {
         if let Some(Delivering {
             source,
             reader,
@@ -74,6 +82,7 @@ impl Shutdown {
             );
             let _ = supervisor.send(DrainAll { grace: self.grace }).await;
         }
+        let _ = membership.send(Leave).await;
         api.stop(true).await;
     }
 }

@@ -8,6 +8,7 @@
 //! [`Application::port`].
 
 use std::net::TcpListener;
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,8 +16,9 @@ use actix::prelude::*;
 use actix_web::{web, App, HttpServer};
 
 use crate::actors::bullmq_source::{BullMqSource, SourceStatus};
+use crate::actors::membership::Membership;
 use crate::actors::queue_reader::{QueueReader, ReaderStatus};
-use crate::actors::supervisor::{ActorDirectory, Supervisor};
+use crate::actors::supervisor::{ActorDirectory, Supervisor, SupervisorSetup};
 use crate::api::{self, ApiState, RouterHandle};
 use crate::config::Settings;
 use crate::domain::InstanceName;
@@ -37,6 +39,8 @@ struct Router {
 pub struct Application {
     port: u16,
     instance: InstanceName,
+    /// Heartbeats and the live instances (on every instance, API-only ones included).
+    membership: Addr<Membership>,
     server: actix_web::dev::Server,
     router: Option<Router>,
     grace: Duration,
@@ -76,8 +80,27 @@ impl Application {
         if settings.bullmq.enabled && !settings.webhooks.enabled {
             tracing::warn!("[bullmq] enabled has no effect on an API-only instance ([webhooks] enabled = false)");
         }
+        let owned = Arc::new(AtomicUsize::new(0));
+        let membership = Membership::new(
+            (store.instances(settings.leases.ttl()), store.webhooks()),
+            instance.clone(),
+            settings.webhooks.enabled,
+            owned.clone(),
+            settings.leases.ttl(),
+        )
+        .start();
         let router = if settings.webhooks.enabled {
-            Some(start_router(&settings, &store, &destinations, tls)?)
+            let parts = SupervisorSetup {
+                store: store.clone(),
+                instance: instance.clone(),
+                destinations: destinations.clone(),
+                tls,
+                workers: Vec::new(),
+                actors: ActorDirectory::default(),
+                owned,
+                membership: membership.clone(),
+            };
+            Some(start_router(&settings, parts)?)
         } else {
             None
         };
@@ -111,6 +134,7 @@ impl Application {
         Ok(Application {
             port,
             instance,
+            membership,
             server,
             router,
             grace: Duration::from_millis(settings.shutdown.grace_ms),
@@ -139,7 +163,9 @@ impl Application {
             reader: &r.reader,
             supervisor: &r.handle.supervisor,
         });
-        Shutdown { grace: self.grace }.run(delivery, handle).await;
+        Shutdown { grace: self.grace }
+            .run(delivery, &self.membership, handle)
+            .await;
         if let Some(router) = self.router {
             for arbiter in router.arbiters {
                 arbiter.stop();
@@ -188,35 +214,31 @@ fn watch_redis(store: Store, url: String) {
     });
 }
 
-fn start_router(
-    settings: &Arc<Settings>,
-    store: &Store,
-    destinations: &Arc<Destinations>,
-    tls: Arc<rustls::ClientConfig>,
-) -> anyhow::Result<Router> {
+/// Starts the delivering side; `parts` has everything but the delivery arbiters, made here.
+fn start_router(settings: &Arc<Settings>, mut parts: SupervisorSetup) -> anyhow::Result<Router> {
     // What can fail comes first, so nothing is left running when it does.
+    let store = parts.store.clone();
     let queue = match settings.bullmq.enabled {
-        true => Some(BullMqQueue::new(store, &settings.bullmq, &settings.redis)?),
+        true => Some(BullMqQueue::new(&store, &settings.bullmq, &settings.redis)?),
         false => None,
     };
     let arbiters: Vec<Arbiter> = (0..settings.delivery_workers()).map(|_| Arbiter::new()).collect();
-    let workers = arbiters.iter().map(Arbiter::handle).collect();
-    let actors = ActorDirectory::default();
-    let known = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let supervisor = Supervisor::new(
-        store.clone(),
-        settings,
-        destinations.clone(),
-        tls,
-        workers,
-        actors.clone(),
-        known.clone(),
-    )
-    .start();
+    parts.workers = arbiters.iter().map(Arbiter::handle).collect();
+    let (actors, owned, instance) = (parts.actors.clone(), parts.owned.clone(), parts.instance.clone());
+    let supervisor = Supervisor::new(settings, parts).start();
     let status = Arc::new(ReaderStatus::default());
+    // Each instance is its own consumer; entries a gone one left pending are taken over after a
+    // lease lifetime. Early is safe: the fan-out refuses entries no longer pending for the
+    // consumer routing them, so a slow instance and its successor never both route a batch.
+    let consumer: Arc<str> = match settings.events.consumer.as_str() {
+        "" => Arc::from(instance.as_str()),
+        named => Arc::from(named),
+    };
+    let reclaim = (consumer, settings.leases.ttl());
     let reader = QueueReader::new(
         store.clone(),
         settings.events.clone(),
+        reclaim,
         supervisor.clone(),
         status.clone(),
     )
@@ -232,7 +254,7 @@ fn start_router(
         handle: RouterHandle {
             supervisor,
             actors,
-            webhooks: known,
+            webhooks: owned,
             reader: status,
             bullmq: source_status,
         },

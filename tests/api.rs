@@ -217,7 +217,7 @@ async fn delete_removes_the_webhook_and_everything_it_owns() {
 #[actix_web::test]
 async fn delete_leaves_no_key_of_the_webhook_behind() {
     // A delivering instance with a failing receiver: the webhook gets a queue, retry state, a
-    // due set, a circuit, dead letters, an attempt log and a health report.
+    // due set, a circuit, dead letters, an attempt log, a health report and a lease.
     let app = TestApp::spawn_with(|s| {
         s.retry.max_attempts = 2;
         s.retry.initial_delay_ms = 60_000;
@@ -248,13 +248,13 @@ async fn delete_leaves_no_key_of_the_webhook_behind() {
     assert_eq!(health["state"], "retrying", "{health}");
     let before = eventually("every kind of key", Duration::from_secs(5), || async {
         let keys = keys_of(id.clone()).await;
-        (keys.len() == 8).then_some(keys)
+        (keys.len() == 9).then_some(keys)
     })
     .await;
     let kinds: Vec<&str> = before.iter().map(|k| k.split(':').nth(1).unwrap()).collect();
     assert_eq!(
         kinds,
-        ["attempts", "circuit", "dead", "due", "health", "queue", "retry", "webhook"],
+        ["attempts", "circuit", "dead", "due", "health", "lease", "queue", "retry", "webhook"],
         "{before:?}"
     );
 

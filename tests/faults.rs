@@ -314,7 +314,7 @@ async fn poison_input_is_set_aside_and_every_valid_event_is_delivered() {
     const EACH: usize = 1_000;
     let prefix = unique_prefix();
     let service = ServiceProcess::start(REDIS_URL, &prefix, &[("HOOKROUTER__EVENTS__MAX_BYTES", "2048")]);
-    service.wait_until_serving().await;
+    service.wait_until_reading().await;
     let receiver = Receiver::ok();
     service.create_webhook(&receiver.url(), &["*"]).await;
 

@@ -1,9 +1,9 @@
 //! Webhook change notifications from every instance, over Redis pub/sub.
 //!
 //! Each change to a webhook publishes `<id>:<version>` on `P:changes` (inside the same script
-//! that makes the change); a replay publishes `<id>`, a "retry now" `<id>:retry`
-//! ([`Notice`]). This task subscribes and forwards each to the supervisor as a
-//! [`WebhookChanged`] or a [`RetryWebhook`]. Pub/sub drops messages while disconnected, so after every
+//! that makes the change); a replay publishes `<id>`, a "retry now" `<id>:retry`, an instance
+//! that routed events to webhooks another owns `work:<id>,…`, and membership changes
+//! `instances` ([`Notice`]). This task subscribes and forwards each to the supervisor. Pub/sub drops messages while disconnected, so after every
 //! (re)subscription the supervisor gets a forced [`Resync`]; the periodic resync covers the rest.
 
 use std::time::Duration;
@@ -11,7 +11,7 @@ use std::time::Duration;
 use actix::Addr;
 use futures_util::StreamExt;
 
-use super::supervisor::{Resync, RetryWebhook, Supervisor, WebhookChanged};
+use super::supervisor::{MembersMoved, Resync, RetryWebhook, Supervisor, WebhookChanged, WorkQueued};
 use crate::store::{Notice, Store};
 
 const RECONNECT_MIN: Duration = Duration::from_millis(200);
@@ -34,12 +34,14 @@ pub fn start(store: Store, supervisor: Addr<Supervisor>) {
                                 return;
                             }
                             match Notice::parse(message.get_payload_bytes()) {
-                                Some((id, Notice::Record(version))) => supervisor.do_send(WebhookChanged {
+                                Some(Notice::Record(id, version)) => supervisor.do_send(WebhookChanged {
                                     id,
                                     version: Some(version),
                                 }),
-                                Some((id, Notice::Queue)) => supervisor.do_send(WebhookChanged { id, version: None }),
-                                Some((id, Notice::RetryNow)) => supervisor.do_send(RetryWebhook(id)),
+                                Some(Notice::Queue(id)) => supervisor.do_send(WebhookChanged { id, version: None }),
+                                Some(Notice::RetryNow(id)) => supervisor.do_send(RetryWebhook(id)),
+                                Some(Notice::Work(ids)) => supervisor.do_send(WorkQueued(ids)),
+                                Some(Notice::Instances) => supervisor.do_send(MembersMoved),
                                 None => tracing::debug!("ignoring a malformed change notification"),
                             }
                         }

@@ -20,6 +20,7 @@
 pub mod bullmq_source;
 pub mod change_feed;
 pub mod delivery;
+pub mod membership;
 pub mod ownership;
 pub mod queue_reader;
 pub mod supervisor;

@@ -8,16 +8,22 @@
 //!
 //! Failures never stop it: a malformed entry is set aside with its reason; a Redis error
 //! drops the connection and retries with backoff (recreating the consumer group if Redis lost
-//! it); a failed routing leaves the batch pending, and it is read again.
+//! it); a failed routing leaves the batch pending, and it is read again (at once when the
+//! supervisor only had to catch up with webhook changes made on another instance).
+//!
+//! Each instance is its own consumer (by default the instance's name). Every 5 s the reader
+//! takes over the entries another consumer has left pending for longer than `leases.ttl_ms`
+//! (`XAUTOCLAIM`: that instance died between reading and routing them) and routes them as its
+//! own, and removes consumers that have gone with nothing pending.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use redis::aio::MultiplexedConnection;
 
-use super::supervisor::{IsReady, ReadEntry, RouteBatch, Supervisor};
+use super::supervisor::{IsReady, ReadEntry, RouteBatch, RouteFailure, Supervisor};
 use crate::config::EventsSettings;
 use crate::domain::Event;
 use crate::store::{RawEntry, Store, StoreError};
@@ -26,6 +32,8 @@ use crate::store::{RawEntry, Store, StoreError};
 const REJECTED_RAW_LIMIT: usize = 64 * 1024;
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// How often entries left pending by consumers that have gone are looked for.
+const RECLAIM_EVERY: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -82,6 +90,12 @@ pub struct StopReading;
 pub struct QueueReader {
     store: Store,
     settings: EventsSettings,
+    /// This instance's consumer name in the group.
+    consumer: Arc<str>,
+    /// How long another consumer's entry must have been pending before it is taken over.
+    reclaim_idle: Duration,
+    /// When entries left pending by gone consumers were last looked for.
+    reclaimed_at: Instant,
     supervisor: Addr<Supervisor>,
     status: Arc<ReaderStatus>,
     /// The blocking-read connection; None until (re)connected.
@@ -96,6 +110,19 @@ pub struct QueueReader {
 struct CycleError {
     conn: Option<MultiplexedConnection>,
     message: String,
+    /// Nothing is wrong: the supervisor caught up with webhook changes; read the batch again
+    /// at once.
+    again: bool,
+}
+
+impl CycleError {
+    fn failed(conn: Option<MultiplexedConnection>, message: impl Into<String>) -> CycleError {
+        CycleError {
+            conn,
+            message: message.into(),
+            again: false,
+        }
+    }
 }
 
 /// How a cycle ended.
@@ -107,15 +134,21 @@ enum Cycle {
 }
 
 impl QueueReader {
+    /// `(consumer, reclaim_idle)`: this instance's consumer name, and how long another's entry
+    /// must have been pending before this one takes it over.
     pub fn new(
         store: Store,
         settings: EventsSettings,
+        (consumer, reclaim_idle): (Arc<str>, Duration),
         supervisor: Addr<Supervisor>,
         status: Arc<ReaderStatus>,
     ) -> QueueReader {
         QueueReader {
             store,
             settings,
+            consumer,
+            reclaim_idle,
+            reclaimed_at: Instant::now(),
             supervisor,
             status,
             conn: None,
@@ -140,7 +173,17 @@ impl QueueReader {
                 }
                 ctx.notify(Poll);
             }
-            Err(CycleError { conn, message }) => {
+            Err(CycleError {
+                conn,
+                message,
+                again: true,
+            }) => {
+                tracing::debug!(%message, "routing the batch again");
+                self.conn = conn;
+                self.pending_done = false;
+                ctx.notify(Poll);
+            }
+            Err(CycleError { conn, message, .. }) => {
                 tracing::warn!(error = %message, retry_in_ms = self.backoff.as_millis() as u64, "event reader cycle failed");
                 self.conn = conn;
                 // Whatever this cycle read is pending now: read it again first.
@@ -222,9 +265,14 @@ impl Handler<Poll> for QueueReader {
         let store = self.store.clone();
         let supervisor = self.supervisor.clone();
         let settings = self.settings.clone();
+        let consumer = self.consumer.clone();
         let conn = self.conn.take();
-        let pending = !self.pending_done;
+        let mut pending = !self.pending_done;
         let block = Duration::from_millis(settings.block_ms);
+        let reclaim = (self.reclaimed_at.elapsed() >= RECLAIM_EVERY).then_some(self.reclaim_idle);
+        if reclaim.is_some() {
+            self.reclaimed_at = Instant::now();
+        }
         let cycle = async move {
             if !matches!(supervisor.send(IsReady).await, Ok(true)) {
                 // The supervisor has not loaded the webhooks yet (Redis may be down).
@@ -234,42 +282,42 @@ impl Handler<Poll> for QueueReader {
             let mut conn = match conn {
                 Some(conn) => conn,
                 None => {
-                    let conn = store.blocking_connection(block).await.map_err(|e| CycleError {
-                        conn: None,
-                        message: e.to_string(),
-                    })?;
-                    events.ensure_group().await.map_err(|e| CycleError {
-                        conn: None,
-                        message: e.to_string(),
-                    })?;
+                    let conn = store
+                        .blocking_connection(block)
+                        .await
+                        .map_err(|e| CycleError::failed(None, e.to_string()))?;
+                    events
+                        .ensure_group()
+                        .await
+                        .map_err(|e| CycleError::failed(None, e.to_string()))?;
                     conn
                 }
             };
+            if let Some(idle) = reclaim {
+                match events.reclaim(&consumer, idle, settings.batch_size).await {
+                    Ok(0) => {}
+                    Ok(taken) => {
+                        tracing::warn!(
+                            entries = taken,
+                            "took over events another instance read but never routed"
+                        );
+                        pending = true;
+                    }
+                    Err(error) => tracing::debug!(%error, "looking for abandoned entries failed"),
+                }
+            }
             let read = events
-                .read(
-                    &mut conn,
-                    &settings.consumer,
-                    pending,
-                    settings.batch_size,
-                    settings.block_ms,
-                )
+                .read(&mut conn, &consumer, pending, settings.batch_size, settings.block_ms)
                 .await;
             let entries = match read {
                 Ok(entries) => entries,
                 Err(StoreError::Redis(e)) if e.code() == Some("NOGROUP") => {
                     // Redis lost the group (restarted without data): make it again.
                     let made = events.ensure_group().await;
-                    return Err(CycleError {
-                        conn: made.is_ok().then_some(conn),
-                        message: "the consumer group was missing; recreated it".into(),
-                    });
+                    let message = "the consumer group was missing; recreated it";
+                    return Err(CycleError::failed(made.is_ok().then_some(conn), message));
                 }
-                Err(e) => {
-                    return Err(CycleError {
-                        conn: None,
-                        message: e.to_string(),
-                    })
-                }
+                Err(e) => return Err(CycleError::failed(None, e.to_string())),
             };
             let count = entries.len();
             if count == 0 {
@@ -283,7 +331,11 @@ impl Handler<Poll> for QueueReader {
                     _ => None,
                 })
                 .collect();
-            match supervisor.send(RouteBatch(batch)).await {
+            let route = RouteBatch {
+                entries: batch,
+                consumer,
+            };
+            match supervisor.send(route).await {
                 Ok(Ok(_)) => {
                     metrics::counter!(crate::metrics::EVENTS_READ).increment(count as u64);
                     for part in rejected_parts {
@@ -291,14 +343,16 @@ impl Handler<Poll> for QueueReader {
                     }
                     Ok(Cycle::Read(conn, count))
                 }
-                Ok(Err(message)) => Err(CycleError {
+                Ok(Err(RouteFailure::Stale)) => Err(CycleError {
                     conn: Some(conn),
-                    message: format!("routing failed: {message}"),
+                    message: RouteFailure::Stale.to_string(),
+                    again: true,
                 }),
-                Err(mailbox) => Err(CycleError {
-                    conn: Some(conn),
-                    message: format!("supervisor unavailable: {mailbox}"),
-                }),
+                Ok(Err(failure)) => Err(CycleError::failed(Some(conn), format!("routing failed: {failure}"))),
+                Err(mailbox) => Err(CycleError::failed(
+                    Some(conn),
+                    format!("supervisor unavailable: {mailbox}"),
+                )),
             }
         };
         AtomicResponse::new(Box::pin(

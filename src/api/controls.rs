@@ -33,7 +33,7 @@ pub async fn retry(state: web::Data<ApiState>, id: web::Path<String>) -> Result<
     let id = state.webhook(&id).await?.id;
     state.store.queue().retry_now(&id).await?;
     // Whichever instance delivers it hears of it; this one is told directly.
-    state.store.webhooks().announce(&id, Notice::RetryNow).await?;
+    state.store.webhooks().announce(&Notice::RetryNow(id)).await?;
     if let Some(router) = &state.router {
         if let Err(error) = router.supervisor.send(RetryWebhook(id)).await {
             tracing::warn!(webhook = %id, %error, "could not tell the supervisor to retry");

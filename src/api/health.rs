@@ -8,8 +8,9 @@ use super::errors::{ApiError, CommonErrors, NotFound};
 use super::responses::{ServiceHealth, WebhookHealthResponse};
 use super::ApiState;
 use crate::actors::delivery::{GetHealth, HealthReport, HealthState};
+use crate::actors::ownership::owner_among;
 use crate::clock::{iso8601, now_ms};
-use crate::domain::Webhook;
+use crate::domain::{InstanceName, Webhook};
 
 /// 200 when Redis answers, 503 when it does not; always JSON. Without a valid access token
 /// (when tokens are configured) only `success` and `redis` are shown.
@@ -69,7 +70,7 @@ pub async fn service(state: web::Data<ApiState>, request: HttpRequest) -> HttpRe
 
 /// The webhook's delivery health: from its delivery actor when one runs on this instance;
 /// otherwise (an idle webhook, whose actor stopped, or another instance delivers it) the
-/// report its actor last stored, with the backlog read now.
+/// report its owner's actor last stored, with the backlog read now and the owner as it is now.
 #[utoipa::path(get, path = "/webhooks/{id}/health", tag = "webhooks", params(("id" = String, Path)),
     responses((status = 200, body = WebhookHealthResponse), NotFound, CommonErrors))]
 pub async fn webhook(state: web::Data<ApiState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
@@ -84,17 +85,38 @@ pub async fn webhook(state: web::Data<ApiState>, id: web::Path<String>) -> Resul
             .send(GetHealth)
             .await
             .map_err(|e| ApiError::Internal(e.to_string()))?,
-        None => stored_report(&state, &webhook, state.router.is_some()).await?,
+        None => stored_report(&state, &webhook).await?,
     };
     Ok(HttpResponse::Ok().json(WebhookHealthResponse { success: true, report }))
 }
 
-/// `delivering`: this instance delivers the webhook, so a webhook without a report has simply
-/// had nothing to deliver yet (healthy), rather than not been heard of (unknown).
-async fn stored_report(state: &ApiState, webhook: &Webhook, delivering: bool) -> Result<HealthReport, ApiError> {
+/// The owner now: the instance holding the webhook's lease, or for an idle webhook (no
+/// lease) the live delivering instance that would deliver it; None when none delivers.
+async fn owner(state: &ApiState, webhook: &Webhook) -> Result<Option<String>, ApiError> {
+    let ttl = state.settings.leases.ttl();
+    if let Some(holder) = state.store.leases(ttl).holder(&webhook.id).await? {
+        return Ok(Some(holder));
+    }
+    let delivering: Vec<InstanceName> = state
+        .store
+        .instances(ttl)
+        .live()
+        .await?
+        .into_iter()
+        .filter(|member| member.delivering)
+        .filter_map(|member| InstanceName::parse(&member.name).ok())
+        .collect();
+    Ok(owner_among(&delivering, &webhook.id).map(ToString::to_string))
+}
+
+/// A webhook without a report has simply had nothing to deliver yet (healthy) when an
+/// instance owns it, rather than not been heard of (unknown).
+async fn stored_report(state: &ApiState, webhook: &Webhook) -> Result<HealthReport, ApiError> {
     let queue = state.store.queue();
     let backlog = queue.backlog(&webhook.id).await?;
     let stored = queue.health(&webhook.id).await?;
+    let instance = owner(state, webhook).await?;
+    let delivering = instance.is_some();
     let mut report = stored
         .and_then(|json| serde_json::from_str::<HealthReport>(&json).ok())
         .unwrap_or_else(|| HealthReport {
@@ -116,9 +138,11 @@ async fn stored_report(state: &ApiState, webhook: &Webhook, delivering: bool) ->
             delivered: 0,
             failed: 0,
             dead_lettered: 0,
+            instance: None,
             reported_at: iso8601(now_ms()),
         });
     report.backlog = backlog;
+    report.instance = instance;
     // The record is newer than any report on these two.
     if !webhook.enabled {
         report.state = HealthState::Disabled;

@@ -5,6 +5,7 @@
 //! | `GET /health` | [`health::service`] |
 //! | `POST /events` | [`events::publish`] |
 //! | `GET /metrics` | [`metrics::render`] |
+//! | `GET /instances` | [`instances::list`] |
 //! | `GET /openapi.json` | [`openapi::serve`] (generated from the handlers) |
 //! | `GET, POST /webhooks` | [`webhooks::list`], [`webhooks::create`] |
 //! | `GET, PUT, DELETE /webhooks/{id}` | [`webhooks::get`], [`webhooks::update`], [`webhooks::delete`] |
@@ -27,6 +28,7 @@ mod events;
 mod health;
 mod history;
 mod input;
+mod instances;
 mod metrics;
 pub mod openapi;
 mod requests;
@@ -123,6 +125,7 @@ pub fn configure(state: web::Data<ApiState>) -> impl FnOnce(&mut web::ServiceCon
             .service(resource("/health").route(web::get().to(health::service)))
             .service(resource("/events").route(web::post().to(events::publish)))
             .service(resource("/metrics").route(web::get().to(metrics::render)))
+            .service(resource("/instances").route(web::get().to(instances::list)))
             .service(resource("/openapi.json").route(web::get().to(openapi::serve)))
             .service(
                 resource("/webhooks")

@@ -8,7 +8,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{controls, events, health, history, metrics, webhooks};
+use super::{controls, events, health, history, instances, metrics, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -20,6 +20,7 @@ use super::{controls, events, health, history, metrics, webhooks};
         serve,
         health::service,
         metrics::render,
+        instances::list,
         events::publish,
         webhooks::list,
         webhooks::create,

@@ -137,6 +137,26 @@ pub struct ServiceHealth {
     pub bullmq: Option<String>,
 }
 
+/// One live instance.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceView {
+    pub name: String,
+    /// Delivers webhooks (false: an API-only instance).
+    pub delivering: bool,
+    /// Webhooks it owns (0 for an API-only instance).
+    pub webhooks: u64,
+    pub started_at: String,
+    /// Its last heartbeat (every `[leases] ttl_ms` / 4).
+    pub last_seen: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct InstanceList {
+    pub success: bool,
+    pub results: Vec<InstanceView>,
+}
+
 /// `POST /events` with one event.
 #[derive(Serialize, ToSchema)]
 pub struct Published {

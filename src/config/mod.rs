@@ -21,6 +21,7 @@ pub use sections::*;
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     pub instance: InstanceSettings,
+    pub leases: LeaseSettings,
     pub api: ApiSettings,
     pub redis: RedisSettings,
     pub webhooks: WebhooksSettings,
@@ -97,7 +98,17 @@ impl Settings {
         check.range("events.max_bytes", self.events.max_bytes as u64, 64, 64 * MIB);
         check.range("events.batch_size", self.events.batch_size as u64, 1, 10_000);
         check.range("events.block_ms", self.events.block_ms, 10, 60_000);
-        check.rule(!self.events.consumer.is_empty(), "events.consumer", "must not be empty");
+        check.rule(
+            self.events.consumer.bytes().all(|b| b.is_ascii_graphic()),
+            "events.consumer",
+            "must be empty (= the instance name) or printable, without spaces",
+        );
+        check.range("leases.ttl_ms", self.leases.ttl_ms, 1_000, 600_000);
+        check.rule(
+            self.leases.ttl_ms >= 2 * self.redis.timeout_ms,
+            "leases.ttl_ms",
+            "must be at least 2 x redis.timeout_ms, so a renewal that times out can be retried before the lease expires",
+        );
         check.range(
             "events.rejected_max_len",
             self.events.rejected_max_len as u64,

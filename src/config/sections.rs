@@ -48,6 +48,27 @@ pub struct InstanceSettings {
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+pub struct LeaseSettings {
+    /// How long a webhook's ownership lasts without renewal, and how long an instance counts
+    /// as alive after its last heartbeat: an instance that dies has its webhooks delivered
+    /// elsewhere after about this long.
+    pub ttl_ms: u64,
+}
+
+impl Default for LeaseSettings {
+    fn default() -> Self {
+        Self { ttl_ms: 10_000 }
+    }
+}
+
+impl LeaseSettings {
+    pub fn ttl(&self) -> Duration {
+        Duration::from_millis(self.ttl_ms)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct RedisSettings {
     pub url: String,
     /// Every key the service touches starts with `<prefix>:`.
@@ -112,8 +133,9 @@ pub struct EventsSettings {
     pub batch_size: usize,
     /// How long one blocking read waits for new entries.
     pub block_ms: u64,
-    /// Consumer name in the stream's consumer group; a restarted instance with the same name
-    /// picks up the entries it had read but not yet acknowledged.
+    /// Consumer name in the stream's consumer group; empty = the instance's name, so every
+    /// instance is its own consumer. Entries a consumer that has gone left pending are taken
+    /// over by a live one after `leases.ttl_ms` (XAUTOCLAIM).
     pub consumer: String,
     /// Rejected entries kept in `<prefix>:rejected` (oldest trimmed first).
     pub rejected_max_len: usize,
@@ -125,7 +147,7 @@ impl Default for EventsSettings {
             max_bytes: 256 * 1024,
             batch_size: 256,
             block_ms: 1_000,
-            consumer: "hookrouter-1".into(),
+            consumer: String::new(),
             rejected_max_len: 10_000,
         }
     }

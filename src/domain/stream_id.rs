@@ -16,6 +16,19 @@ impl StreamId {
             seq: seq.parse().ok()?,
         })
     }
+
+    /// The id just before this one (None before the very first), so that "after it" starts
+    /// with this one.
+    pub fn predecessor(self) -> Option<StreamId> {
+        match (self.ms, self.seq) {
+            (0, 0) => None,
+            (ms, 0) => Some(StreamId {
+                ms: ms - 1,
+                seq: u64::MAX,
+            }),
+            (ms, seq) => Some(StreamId { ms, seq: seq - 1 }),
+        }
+    }
 }
 
 impl fmt::Display for StreamId {
@@ -42,5 +55,9 @@ mod tests {
         assert_eq!(b.to_string(), "1700000000000-10");
         assert_eq!(StreamId::parse("12"), None);
         assert_eq!(StreamId::parse("a-1"), None);
+        assert_eq!(b.predecessor(), Some(a));
+        let first = StreamId::parse("5-0").unwrap();
+        assert!(first.predecessor().unwrap() < first);
+        assert_eq!(StreamId::parse("0-0").unwrap().predecessor(), None);
     }
 }

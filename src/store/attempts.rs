@@ -1,7 +1,7 @@
 //! A delivery attempt as the attempt log keeps it: one compact JSON field per attempt, so
 //! logging one costs Redis one short `XADD`.
 
-use crate::domain::{DeliveryId, EventType};
+use crate::domain::{DeliveryId, EventType, InstanceName};
 
 /// How an attempt ended, as the attempt log says it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,12 +40,14 @@ pub struct AttemptRecord {
     pub error: Option<String>,
     /// The first KiB of the response body.
     pub response: bytes::Bytes,
+    /// The instance that made it.
+    pub instance: InstanceName,
 }
 
 impl AttemptRecord {
-    /// The record as one field of the attempt log (`a`: compact JSON), so logging an attempt
-    /// costs Redis one short XADD.
-    pub(super) fn fields(&self) -> [(&'static str, Vec<u8>); AttemptRecord::FIELDS] {
+    /// The record as the attempt log's one field `a` holds it (compact JSON), so logging an
+    /// attempt costs Redis one short XADD.
+    pub(super) fn encode(&self) -> Vec<u8> {
         let stored = StoredAttempt {
             t: self.time_ms,
             id: self.delivery_id.as_str().into(),
@@ -56,11 +58,10 @@ impl AttemptRecord {
             l: self.latency_ms,
             e: self.error.as_deref().map(Into::into),
             r: String::from_utf8_lossy(&self.response),
+            i: Some(self.instance.as_str().into()),
         };
-        [("a", serde_json::to_vec(&stored).unwrap_or_default())]
+        serde_json::to_vec(&stored).unwrap_or_default()
     }
-
-    pub(super) const FIELDS: usize = 1;
 }
 
 /// An attempt as the attempt log stores it (short keys: there are up to `attempts.max_len` of
@@ -84,4 +85,7 @@ pub struct StoredAttempt<'a> {
     pub e: Option<std::borrow::Cow<'a, str>>,
     /// The first KiB of the response.
     pub r: std::borrow::Cow<'a, str>,
+    /// The instance that made the attempt (absent in records written before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub i: Option<std::borrow::Cow<'a, str>>,
 }

@@ -31,6 +31,8 @@ pub struct RawEntry {
 /// What one fan-out script call does, built entry by entry.
 #[derive(Default)]
 pub struct FanoutBatch {
+    /// The first and last entry ids of the batch (it reads in id order).
+    span: Option<(StreamId, StreamId)>,
     /// Distinct target webhooks; records refer to them by position (1-based in the script).
     webhooks: Vec<WebhookId>,
     positions: HashMap<WebhookId, usize>,
@@ -45,9 +47,17 @@ impl FanoutBatch {
         self.entries == 0
     }
 
+    fn took(&mut self, id: StreamId) {
+        self.entries += 1;
+        self.span = Some(match self.span {
+            None => (id, id),
+            Some((first, last)) => (first.min(id), last.max(id)),
+        });
+    }
+
     /// Queues `event` for each of `targets`, acknowledging its entry.
     pub fn event(&mut self, event: &PreparedEvent, targets: &[WebhookId]) {
-        self.entries += 1;
+        self.took(event.stream_id);
         self.pairs += targets.len();
         self.args.push(b"e".to_vec());
         self.args.push(event.stream_id.to_string().into_bytes());
@@ -66,7 +76,7 @@ impl FanoutBatch {
 
     /// Sets a malformed entry aside with its reason, acknowledging it.
     pub fn reject(&mut self, id: StreamId, reason: &str, raw: &[u8]) {
-        self.entries += 1;
+        self.took(id);
         self.args.push(b"r".to_vec());
         self.args.push(id.to_string().into_bytes());
         self.args.push(reason.as_bytes().to_vec());
@@ -75,10 +85,29 @@ impl FanoutBatch {
 
     /// Acknowledges an entry that needs nothing else (deleted while pending).
     pub fn ack(&mut self, id: StreamId) {
-        self.entries += 1;
+        self.took(id);
         self.args.push(b"a".to_vec());
         self.args.push(id.to_string().into_bytes());
     }
+}
+
+/// Who runs a fan-out, as the script checks it.
+pub struct FanoutRouter<'a> {
+    /// The webhooks version the router's index reflects (every change up to it applied).
+    pub version: u64,
+    /// The consumer the batch's entries must still be pending for.
+    pub consumer: &'a str,
+}
+
+/// How a fan-out ended.
+#[derive(Debug)]
+pub enum Fanout {
+    /// Done: the queue entry of each (event, webhook) pair (None where skipped).
+    Queued(Vec<Option<StreamId>>),
+    /// Refused: a webhook changed since `FanoutRouter::version`. Sync, then route again.
+    Stale,
+    /// Refused: an entry was reclaimed by another consumer, which routes the batch.
+    Claimed,
 }
 
 #[derive(Clone)]
@@ -141,14 +170,23 @@ impl EventStream {
             .collect())
     }
 
-    /// Runs one fan-out; returns the queue entry id of each (event, webhook) pair in the
-    /// order they were added, None where the webhook was deleted or disabled meanwhile.
-    pub async fn fanout(&self, batch: &FanoutBatch, rejected_max_len: usize) -> StoreResult<Vec<Option<StreamId>>> {
-        if batch.is_empty() {
-            return Ok(Vec::new());
-        }
+    /// Runs one fan-out for `router` (see [`FanoutRouter`]); on success, the queue entry id of
+    /// each (event, webhook) pair in the order they were added, None where the webhook was
+    /// deleted or disabled meanwhile.
+    pub async fn fanout(
+        &self,
+        batch: &FanoutBatch,
+        rejected_max_len: usize,
+        router: &FanoutRouter<'_>,
+    ) -> StoreResult<Fanout> {
+        let Some((first, last)) = batch.span else {
+            return Ok(Fanout::Queued(Vec::new()));
+        };
         let mut invocation = FANOUT.prepare_invoke();
-        invocation.key(self.keys.events()).key(self.keys.rejected());
+        invocation
+            .key(self.keys.events())
+            .key(self.keys.rejected())
+            .key(self.keys.webhooks_version());
         for webhook in &batch.webhooks {
             invocation.key(self.keys.webhook(webhook)).key(self.keys.queue(webhook));
         }
@@ -156,12 +194,27 @@ impl EventStream {
             .arg(EVENTS_GROUP)
             .arg(rejected_max_len)
             .arg(crate::clock::now_ms())
-            .arg(batch.webhooks.len());
+            .arg(batch.webhooks.len())
+            .arg(router.version)
+            .arg(router.consumer)
+            .arg(first.to_string())
+            .arg(last.to_string())
+            .arg(batch.entries);
         for arg in &batch.args {
             invocation.arg(arg.as_slice());
         }
         let mut conn = self.conn.clone();
-        let reply: Vec<Value> = invocation.invoke_async(&mut conn).await?;
+        let reply: Value = invocation.invoke_async(&mut conn).await?;
+        let reply = match reply {
+            Value::Array(items) => items,
+            refusal => {
+                return match bytes(&refusal) {
+                    Some(b"stale") => Ok(Fanout::Stale),
+                    Some(b"claimed") => Ok(Fanout::Claimed),
+                    _ => Err(StoreError::Corrupt(format!("fan-out answered {refusal:?}"))),
+                }
+            }
+        };
         if reply.len() != batch.pairs {
             return Err(StoreError::Corrupt(format!(
                 "fan-out answered {} pairs, expected {}",
@@ -169,14 +222,16 @@ impl EventStream {
                 batch.pairs
             )));
         }
-        Ok(reply
-            .iter()
-            .map(|v| {
-                bytes(v)
-                    .and_then(|b| std::str::from_utf8(b).ok())
-                    .and_then(StreamId::parse)
-            })
-            .collect())
+        Ok(Fanout::Queued(
+            reply
+                .iter()
+                .map(|v| {
+                    bytes(v)
+                        .and_then(|b| std::str::from_utf8(b).ok())
+                        .and_then(StreamId::parse)
+                })
+                .collect(),
+        ))
     }
 
     /// Appends events to the stream, all or none (`POST /events`).
@@ -202,6 +257,73 @@ impl EventStream {
         ids.iter()
             .map(|id| StreamId::parse(id).ok_or_else(|| StoreError::Corrupt(format!("XADD returned {id}"))))
             .collect()
+    }
+
+    /// Takes over the entries other consumers have left pending for longer than `idle` (they
+    /// died between reading and routing them): they become `consumer`'s pending entries, read
+    /// and routed like its own. Also removes consumers that have gone with nothing pending.
+    /// Returns how many entries it took.
+    pub async fn reclaim(&self, consumer: &str, idle: std::time::Duration, count: usize) -> StoreResult<usize> {
+        let mut conn = self.conn.clone();
+        let idle_ms = idle.as_millis() as u64;
+        let mut taken = 0;
+        let mut start = "0-0".to_string();
+        // Bounded: at most ten batches a look; the next look goes on.
+        for _ in 0..10 {
+            let reply: Value = redis::cmd("XAUTOCLAIM")
+                .arg(self.keys.events())
+                .arg(EVENTS_GROUP)
+                .arg(consumer)
+                .arg(idle_ms)
+                .arg(&start)
+                .arg("COUNT")
+                .arg(count)
+                .arg("JUSTID")
+                .query_async(&mut conn)
+                .await?;
+            let Value::Array(parts) = reply else { break };
+            taken += match parts.get(1) {
+                Some(Value::Array(ids)) => ids.len(),
+                _ => 0,
+            };
+            start = parts
+                .first()
+                .and_then(bytes)
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .unwrap_or("0-0")
+                .to_string();
+            if start == "0-0" {
+                break;
+            }
+        }
+        let consumers: Vec<HashMap<String, Value>> = redis::cmd("XINFO")
+            .arg("CONSUMERS")
+            .arg(self.keys.events())
+            .arg(EVENTS_GROUP)
+            .query_async(&mut conn)
+            .await?;
+        for other in consumers {
+            let number = |field: &str| match other.get(field) {
+                Some(Value::Int(n)) => *n,
+                _ => -1,
+            };
+            let name = other
+                .get("name")
+                .and_then(bytes)
+                .and_then(|b| std::str::from_utf8(b).ok());
+            if let Some(name) = name.filter(|name| *name != consumer) {
+                if number("pending") == 0 && number("idle") > (10 * idle_ms) as i64 {
+                    redis::cmd("XGROUP")
+                        .arg("DELCONSUMER")
+                        .arg(self.keys.events())
+                        .arg(EVENTS_GROUP)
+                        .arg(name)
+                        .query_async::<()>(&mut conn)
+                        .await?;
+                }
+            }
+        }
+        Ok(taken)
     }
 
     /// Entries in the stream not yet routed (read or not): the reader's lag.

@@ -44,6 +44,8 @@ pub struct AttemptView {
     pub error: Option<String>,
     /// The first KiB of the response body, as text.
     pub response: String,
+    /// The instance that made the attempt.
+    pub instance: Option<String>,
 }
 
 /// One dead letter.
@@ -133,6 +135,7 @@ impl HistoryStore {
                 latency_ms: a.l,
                 error: a.e.map(|e| e.into_owned()),
                 response: a.r.into_owned(),
+                instance: a.i.map(|i| i.into_owned()),
             })
             .collect();
         Ok(HistoryPage { results, next })

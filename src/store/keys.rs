@@ -13,7 +13,11 @@
 //! | `P:webhooks:user:<user>` | zset | ids of that user's webhooks |
 //! | `P:webhooks:type:<pattern>` | zset | ids of webhooks listing that exact pattern |
 //! | `P:webhooks:version` | string | counter incremented by every webhook change (resync check) |
-//! | `P:changes` | pub/sub channel | `<id>:<version>` of each webhook change |
+//! | `P:webhooks:changes` | stream | the change log: entry `<version>-0` names the webhook that version changed (capped) |
+//! | `P:changes` | pub/sub channel | `<id>:<version>` of each webhook change; `<id>[,<id>…]` new work; `<id>:retry`; `instances` |
+//! | `P:instances` | zset | instance name → its last heartbeat (ms, Redis's clock) |
+//! | `P:instance:<name>` | hash | one instance: `delivering`, `startedAt`, `webhooks` (owned), `lastSeen` |
+//! | `P:lease:<id>` | string | the webhook's owner: `<instance>:<start ms>:<n>`, expiring after `leases.ttl_ms` |
 //! | `P:queue:<id>` | stream | the webhook's pending deliveries: e (event id), ev, b (body) |
 //! | `P:retry:<id>` | hash | queue entry id → `attempts:due_ms:first_failed_ms` for entries that failed |
 //! | `P:due:<id>` | zset | entries waiting for their retry, scored by due time (ms); not those in flight |
@@ -148,6 +152,22 @@ impl Keys {
         self.key(format_args!("webhooks:version"))
     }
 
+    pub fn webhooks_changes(&self) -> String {
+        self.key(format_args!("webhooks:changes"))
+    }
+
+    pub fn instances(&self) -> String {
+        self.key(format_args!("instances"))
+    }
+
+    pub fn instance(&self, name: &str) -> String {
+        self.key(format_args!("instance:{name}"))
+    }
+
+    pub fn lease(&self, id: &WebhookId) -> String {
+        self.key(format_args!("lease:{id}"))
+    }
+
     pub fn changes_channel(&self) -> String {
         self.key(format_args!("changes"))
     }
@@ -186,8 +206,9 @@ impl Keys {
 
     /// Every key that belongs to one webhook besides its record and index entries; deleting a
     /// webhook deletes these.
-    pub fn owned_by(&self, id: &WebhookId) -> [String; 7] {
+    pub fn owned_by(&self, id: &WebhookId) -> [String; 8] {
         [
+            self.lease(id),
             self.queue(id),
             self.retry(id),
             self.due(id),

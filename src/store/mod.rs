@@ -13,7 +13,9 @@ mod attempts;
 mod bullmq;
 mod events;
 mod history;
+mod instances;
 mod keys;
+mod leases;
 mod queues;
 mod reply;
 mod retries;
@@ -26,10 +28,14 @@ use redis::AsyncConnectionConfig;
 
 pub use attempts::{AttemptOutcome, AttemptRecord};
 pub use bullmq::{BullMqQueue, Job, Placement, QueueState};
-pub use events::{EventStream, FanoutBatch, RawEntry};
+pub use events::{EventStream, Fanout, FanoutBatch, FanoutRouter, RawEntry};
 pub use history::{AttemptView, DeadLetterView, HistoryPage, HistoryStore, RejectedView};
+pub use instances::{Beat, InstanceStore, Member};
 pub use keys::{BullMqKeys, Keys, EVENTS_GROUP};
-pub use queues::{AfterFailure, CircuitState, DeadLetter, Fetched, QueueStore, QueuedDelivery, Retention, RetryLookup};
+pub use leases::{Lease, LeaseStore};
+pub use queues::{
+    AfterAttempt, CircuitState, DeadLetter, Fetched, QueueStore, QueuedDelivery, Retention, RetryLookup, Settled,
+};
 pub use retries::{Due, DueSet, TakenRetries};
 pub use webhooks::{ListDirection, ListQuery, Notice, WebhookChange, WebhookPage, WebhookStore};
 
@@ -44,6 +50,9 @@ pub enum StoreError {
     Corrupt(String),
     #[error("redis did not answer within {0} ms")]
     Timeout(u64),
+    /// A write for a webhook whose lease this instance no longer holds was refused.
+    #[error("this instance no longer holds the webhook's lease")]
+    Fenced,
 }
 
 /// Every Redis error passes through here on its way up, so this is where they are counted.
@@ -119,6 +128,16 @@ impl Store {
 
     pub fn queue(&self) -> QueueStore {
         QueueStore::new(self.conn.clone(), self.keys.clone())
+    }
+
+    /// Webhook ownership leases lasting `ttl` without renewal (`leases.ttl_ms`).
+    pub fn leases(&self, ttl: Duration) -> LeaseStore {
+        LeaseStore::new(self.conn.clone(), self.keys.clone(), ttl)
+    }
+
+    /// Membership, with instances alive for `ttl` after their last heartbeat.
+    pub fn instances(&self, ttl: Duration) -> InstanceStore {
+        InstanceStore::new(self.conn.clone(), self.keys.clone(), ttl)
     }
 
     pub fn history(&self) -> HistoryStore {

@@ -7,8 +7,9 @@
 //! ordered by due time (`retries.rs`), out of the actor's memory; queue reads skip it.
 //! The current run of failures is in `P:circuit:<id>`, so a restart resumes the backoff and
 //! the circuit instead of starting them over. Every attempt also lands in the webhook's capped
-//! attempt log. Writes that would create keys check first that the webhook still exists, so a
-//! delivery finishing after its webhook was deleted leaves nothing behind.
+//! attempt log. Every write is fenced by the webhook's lease (`leases.rs`): it happens only
+//! while the writer's instance holds it, so a delivery finishing after its webhook was deleted,
+//! or after another instance took it over, leaves nothing behind.
 
 use std::sync::{Arc, LazyLock};
 
@@ -17,10 +18,10 @@ use redis::{Script, Value};
 
 use super::attempts::AttemptRecord;
 use super::reply::{bytes, entries, Entry};
-use super::{Keys, StoreError, StoreResult};
+use super::{Keys, Lease, StoreError, StoreResult};
 use crate::domain::{EventType, PreparedEvent, StreamId, WebhookId};
 
-static FAILED: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/attempt_failed.lua")));
+static SETTLE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/settle.lua")));
 static HEALTH_SAVE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/health_save.lua")));
 
 /// A queue entry, ready to deliver.
@@ -75,16 +76,26 @@ pub struct CircuitState {
     pub since_ms: u64,
 }
 
-/// What happens to an entry after a failed attempt.
+/// A finished attempt, as a flush records it.
 #[derive(Debug, Clone)]
-pub enum AfterFailure {
-    /// Retried when due; `attempts` made so far, the first failure at `first_failed_ms`.
+pub struct Settled {
+    pub entry: StreamId,
+    pub record: AttemptRecord,
+    pub after: AfterAttempt,
+}
+
+/// What happens to an entry after an attempt.
+#[derive(Debug, Clone)]
+pub enum AfterAttempt {
+    /// Delivered: it leaves the queue.
+    Delivered,
+    /// Failed; retried when due. `attempts` made so far, the first failure at `first_failed_ms`.
     Retry {
         attempts: u32,
         due_ms: u64,
         first_failed_ms: u64,
     },
-    /// Out of attempts.
+    /// Failed for the last time: a dead letter.
     Dead(DeadLetter),
 }
 
@@ -106,6 +117,18 @@ pub struct Retention {
     pub dead_ttl_ms: u64,
 }
 
+impl Retention {
+    /// Caps that trim nothing (at `now`, ms): for writes that add only what must be kept.
+    fn none(now: u64) -> Retention {
+        Retention {
+            attempts_max_len: usize::MAX >> 1,
+            attempts_ttl_ms: u64::MAX >> 1,
+            dead_max_len: usize::MAX >> 1,
+            dead_ttl_ms: now,
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct QueueStore {
     pub(super) conn: ConnectionManager,
@@ -123,6 +146,7 @@ impl QueueStore {
     pub async fn fetch(
         &self,
         webhook: &WebhookId,
+        lease: &Lease,
         after: Option<StreamId>,
         count: usize,
         lookup: RetryLookup,
@@ -181,7 +205,7 @@ impl QueueStore {
                 Err(problem) => unreadable.push((row, problem)),
             }
         }
-        self.set_aside(webhook, &unreadable).await?;
+        self.set_aside(webhook, lease, &unreadable).await?;
         Ok(fetched)
     }
 
@@ -190,173 +214,135 @@ impl QueueStore {
     pub(super) async fn set_aside(
         &self,
         webhook: &WebhookId,
+        lease: &Lease,
         unreadable: &[(&Entry, &'static str)],
     ) -> StoreResult<()> {
         if unreadable.is_empty() {
             return Ok(());
         }
         let now = crate::clock::now_ms();
-        let mut pipe = redis::pipe();
-        pipe.atomic();
+        let mut invocation = self.settle_invocation(webhook, lease, None, &Retention::none(now));
         for (row, problem) in unreadable {
             tracing::error!(webhook = %webhook, entry = %row.id, %problem, "dead-lettering an unreadable queue entry");
             let event = row.field_str("e").unwrap_or_default().to_string();
-            pipe.cmd("XADD")
-                .arg(self.keys.dead(webhook))
-                .arg("*")
-                .arg("id")
-                .arg(format!(
-                    "{webhook}:{}",
-                    if event.is_empty() {
-                        row.id.to_string()
-                    } else {
-                        event.clone()
-                    }
-                ))
-                .arg("e")
-                .arg(event)
-                .arg("ev")
-                .arg(row.field("ev").unwrap_or_default())
-                .arg("b")
-                .arg(row.field("b").unwrap_or_default())
-                .arg("attempts")
-                .arg(0)
-                .arg("error")
-                .arg(format!("unreadable queue entry {}: {problem}", row.id))
-                .arg("status")
-                .arg("")
-                .arg("time")
-                .arg(now)
-                .ignore();
-            pipe.cmd("XDEL")
-                .arg(self.keys.queue(webhook))
-                .arg(row.id.to_string())
-                .ignore();
-            pipe.cmd("HDEL")
-                .arg(self.keys.retry(webhook))
-                .arg(row.id.to_string())
-                .ignore();
-            pipe.cmd("ZREM")
-                .arg(self.keys.due(webhook))
-                .arg(row.id.to_string())
-                .ignore();
+            let id = format!(
+                "{webhook}:{}",
+                if event.is_empty() {
+                    row.id.to_string()
+                } else {
+                    event.clone()
+                }
+            );
+            let error = format!("unreadable queue entry {}: {problem}", row.id);
+            let time = now.to_string();
+            let letter: [(&str, &[u8]); 8] = [
+                ("id", id.as_bytes()),
+                ("e", event.as_bytes()),
+                ("ev", row.field("ev").unwrap_or_default()),
+                ("b", row.field("b").unwrap_or_default()),
+                ("attempts", b"0"),
+                ("error", error.as_bytes()),
+                ("status", b""),
+                ("time", time.as_bytes()),
+            ];
+            invocation.arg("x").arg(row.id.to_string()).arg("").arg(letter.len());
+            for (field, value) in letter {
+                invocation.arg(field).arg(value);
+            }
         }
         let mut conn = self.conn.clone();
-        pipe.query_async::<()>(&mut conn).await?;
-        Ok(())
+        fenced(invocation.invoke_async(&mut conn).await?)
     }
 
-    /// Records a failed attempt of `entry`: in the attempt log and the circuit state, and
-    /// either as retry state in the due set or as a dead letter (leaving the queue).
-    pub async fn record_failure(
+    /// The fenced settle script with its keys and leading arguments (see `settle.lua`);
+    /// `circuit` None leaves the circuit's run as it is.
+    fn settle_invocation(
         &self,
         webhook: &WebhookId,
-        entry: StreamId,
-        record: &AttemptRecord,
-        after: &AfterFailure,
-        circuit: CircuitState,
+        lease: &Lease,
+        circuit: Option<CircuitState>,
         retention: &Retention,
-    ) -> StoreResult<()> {
-        let mut invocation = FAILED.prepare_invoke();
+    ) -> redis::ScriptInvocation<'static> {
+        let mut invocation = SETTLE.prepare_invoke();
         invocation
-            .key(self.keys.webhook(webhook))
+            .key(self.keys.lease(webhook))
             .key(self.keys.queue(webhook))
             .key(self.keys.retry(webhook))
+            .key(self.keys.due(webhook))
             .key(self.keys.dead(webhook))
             .key(self.keys.attempts(webhook))
             .key(self.keys.circuit(webhook))
-            .key(self.keys.due(webhook))
-            .arg(entry.to_string());
-        match after {
-            AfterFailure::Retry {
-                attempts,
-                due_ms,
-                first_failed_ms,
-            } => invocation
-                .arg("retry")
-                .arg(format!("{attempts}:{due_ms}:{first_failed_ms}"))
-                .arg(due_ms),
-            AfterFailure::Dead(_) => invocation.arg("dead").arg("").arg(0),
-        };
-        invocation
-            .arg(circuit.failures)
-            .arg(circuit.since_ms)
+            .arg(lease.as_str())
             .arg(retention.attempts_max_len)
             .arg(retention.attempts_ttl_ms)
             .arg(retention.dead_max_len)
-            .arg(record.time_ms.saturating_sub(retention.dead_ttl_ms))
-            .arg(AttemptRecord::FIELDS);
-        for (field, value) in record.fields() {
-            invocation.arg(field).arg(value);
-        }
-        if let AfterFailure::Dead(letter) = after {
-            invocation
-                .arg("id")
-                .arg(record.delivery_id.as_str())
-                .arg("e")
-                .arg(letter.event.stream_id.to_string())
-                .arg("ev")
-                .arg(letter.event.ev.as_str())
-                .arg("b")
-                .arg(&letter.event.tail[..])
-                .arg("attempts")
-                .arg(letter.attempts)
-                .arg("error")
-                .arg(&letter.error)
-                .arg("status")
-                .arg(letter.status.map(|s| s.to_string()).unwrap_or_default())
-                .arg("time")
-                .arg(record.time_ms);
-        }
-        let mut conn = self.conn.clone();
-        invocation.invoke_async::<i64>(&mut conn).await?;
-        Ok(())
+            .arg(crate::clock::now_ms().saturating_sub(retention.dead_ttl_ms));
+        match circuit {
+            Some(circuit) => invocation.arg(circuit.failures).arg(circuit.since_ms),
+            None => invocation.arg("keep").arg(0),
+        };
+        invocation
     }
 
-    /// Records delivered attempts: their entries leave the queue (and the retry hash, for those
-    /// that were retried), the attempts join the log, and the circuit state is cleared, in one
-    /// MULTI. Plain commands rather than a script: this runs for every batch of deliveries.
-    /// (A webhook deleted just before this leaves at most an attempt log behind, which expires
-    /// after `attempts.ttl_ms`.)
-    pub async fn record_delivered(
+    /// Records a flush of finished attempts in one fenced script: delivered entries leave the
+    /// queue, failed ones join the due set with their retry state or become dead letters, every
+    /// attempt joins the log, and the circuit's run is written as it stands. `Err(Fenced)` when
+    /// this instance no longer holds the webhook's lease: then nothing was written.
+    pub async fn settle(
         &self,
         webhook: &WebhookId,
-        delivered: &[(StreamId, AttemptRecord)],
+        lease: &Lease,
+        settled: &[Settled],
+        circuit: CircuitState,
         retention: &Retention,
     ) -> StoreResult<()> {
-        if delivered.is_empty() {
+        if settled.is_empty() {
             return Ok(());
         }
-        let ids: Vec<String> = delivered.iter().map(|(entry, _)| entry.to_string()).collect();
-        let retried: Vec<&String> = delivered
-            .iter()
-            .zip(&ids)
-            .filter(|((_, record), _)| record.attempt > 1)
-            .map(|(_, id)| id)
-            .collect();
-        let log = self.keys.attempts(webhook);
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        pipe.cmd("XDEL").arg(self.keys.queue(webhook)).arg(&ids).ignore();
-        if !retried.is_empty() {
-            pipe.cmd("HDEL").arg(self.keys.retry(webhook)).arg(&retried).ignore();
+        let mut invocation = self.settle_invocation(webhook, lease, Some(circuit), retention);
+        for Settled { entry, record, after } in settled {
+            let attempt = record.encode();
+            match after {
+                AfterAttempt::Delivered => invocation
+                    .arg("d")
+                    .arg(entry.to_string())
+                    .arg(u8::from(record.attempt > 1))
+                    .arg(attempt),
+                AfterAttempt::Retry {
+                    attempts,
+                    due_ms,
+                    first_failed_ms,
+                } => invocation
+                    .arg("r")
+                    .arg(entry.to_string())
+                    .arg(format!("{attempts}:{due_ms}:{first_failed_ms}"))
+                    .arg(due_ms)
+                    .arg(attempt),
+                AfterAttempt::Dead(letter) => invocation
+                    .arg("x")
+                    .arg(entry.to_string())
+                    .arg(attempt)
+                    .arg(8)
+                    .arg("id")
+                    .arg(record.delivery_id.as_str())
+                    .arg("e")
+                    .arg(letter.event.stream_id.to_string())
+                    .arg("ev")
+                    .arg(letter.event.ev.as_str())
+                    .arg("b")
+                    .arg(&letter.event.tail[..])
+                    .arg("attempts")
+                    .arg(letter.attempts)
+                    .arg("error")
+                    .arg(&letter.error)
+                    .arg("status")
+                    .arg(letter.status.map(|s| s.to_string()).unwrap_or_default())
+                    .arg("time")
+                    .arg(record.time_ms),
+            };
         }
-        for (_, record) in delivered {
-            pipe.cmd("XADD")
-                .arg(&log)
-                .arg("MAXLEN")
-                .arg(retention.attempts_max_len)
-                .arg("*");
-            for (field, value) in record.fields() {
-                pipe.arg(field).arg(value);
-            }
-            pipe.ignore();
-        }
-        pipe.cmd("PEXPIRE").arg(&log).arg(retention.attempts_ttl_ms).ignore();
-        pipe.cmd("DEL").arg(self.keys.circuit(webhook)).ignore();
         let mut conn = self.conn.clone();
-        pipe.query_async::<()>(&mut conn).await?;
-        Ok(())
+        fenced(invocation.invoke_async(&mut conn).await?)
     }
 
     /// Entries waiting in the webhook's queue (in flight and waiting for a retry included).
@@ -394,16 +380,18 @@ impl QueueStore {
         Ok(states)
     }
 
-    /// Stores the delivery actor's latest health report, for instances that do not run it.
-    pub async fn save_health(&self, webhook: &WebhookId, report: &str) -> StoreResult<()> {
+    /// Stores the delivery actor's latest health report, for instances that do not run it
+    /// (fenced: only while this instance holds the webhook's lease).
+    pub async fn save_health(&self, webhook: &WebhookId, lease: &Lease, report: &str) -> StoreResult<()> {
         let mut conn = self.conn.clone();
-        HEALTH_SAVE
-            .key(self.keys.webhook(webhook))
+        let reply = HEALTH_SAVE
+            .key(self.keys.lease(webhook))
             .key(self.keys.health(webhook))
+            .arg(lease.as_str())
             .arg(report)
-            .invoke_async::<i64>(&mut conn)
+            .invoke_async(&mut conn)
             .await?;
-        Ok(())
+        fenced(reply)
     }
 
     pub async fn health(&self, webhook: &WebhookId) -> StoreResult<Option<String>> {
@@ -412,6 +400,15 @@ impl QueueStore {
             .arg(self.keys.health(webhook))
             .query_async(&mut conn)
             .await?)
+    }
+}
+
+/// A fenced script's answer: -1 when the lease was not ours.
+pub(super) fn fenced(reply: i64) -> StoreResult<()> {
+    if reply == -1 {
+        Err(StoreError::Fenced)
+    } else {
+        Ok(())
     }
 }
 

@@ -13,13 +13,14 @@ use std::sync::LazyLock;
 
 use redis::{Script, Value};
 
-use super::queues::{decode_entry, QueueStore, QueuedDelivery};
+use super::queues::{decode_entry, fenced, QueueStore, QueuedDelivery};
 use super::reply::{bytes, entry, items};
-use super::{StoreError, StoreResult};
+use super::{Lease, StoreError, StoreResult};
 use crate::domain::{StreamId, WebhookId};
 
 static TAKE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/retry_take.lua")));
 static PREPARE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/retry_prepare.lua")));
+static PUT_BACK: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/retry_put_back.lua")));
 
 /// What the due set holds after a take.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -48,32 +49,48 @@ pub enum Due {
 
 impl QueueStore {
     /// Puts back entries whose previous actor stopped while sending them, and reports the set.
-    pub async fn prepare_retries(&self, webhook: &WebhookId) -> StoreResult<DueSet> {
+    pub async fn prepare_retries(&self, webhook: &WebhookId, lease: &Lease) -> StoreResult<DueSet> {
         let mut conn = self.conn.clone();
         let reply: Value = PREPARE
+            .key(self.keys.lease(webhook))
             .key(self.keys.retry(webhook))
             .key(self.keys.due(webhook))
+            .arg(lease.as_str())
             .invoke_async(&mut conn)
             .await?;
+        if reply == Value::Int(-1) {
+            return Err(StoreError::Fenced);
+        }
         let parts = items(&reply).ok_or_else(|| StoreError::Corrupt("retry_prepare answered no array".into()))?;
         Ok(due_set(&parts))
     }
 
     /// Takes up to `count` entries that are due, earliest first, out of the due set.
-    pub async fn take_due(&self, webhook: &WebhookId, due: Due, count: usize) -> StoreResult<TakenRetries> {
+    pub async fn take_due(
+        &self,
+        webhook: &WebhookId,
+        lease: &Lease,
+        due: Due,
+        count: usize,
+    ) -> StoreResult<TakenRetries> {
         let max = match due {
             Due::By(ms) => ms.to_string(),
             Due::Earliest => "+inf".to_string(),
         };
         let mut conn = self.conn.clone();
         let reply: Value = TAKE
+            .key(self.keys.lease(webhook))
             .key(self.keys.queue(webhook))
             .key(self.keys.retry(webhook))
             .key(self.keys.due(webhook))
+            .arg(lease.as_str())
             .arg(max)
             .arg(count)
             .invoke_async(&mut conn)
             .await?;
+        if reply == Value::Int(-1) {
+            return Err(StoreError::Fenced);
+        }
         let parts = items(&reply).ok_or_else(|| StoreError::Corrupt("retry_take answered no array".into()))?;
         let mut taken = TakenRetries {
             deliveries: Vec::new(),
@@ -96,7 +113,7 @@ impl QueueStore {
                 Err(problem) => unreadable.push((row, problem)),
             }
         }
-        self.set_aside(webhook, &unreadable).await?;
+        self.set_aside(webhook, lease, &unreadable).await?;
         Ok(taken)
     }
 
@@ -119,18 +136,27 @@ impl QueueStore {
 
     /// Puts taken entries back into the due set, due at `due_ms` (taken, then not sent: the
     /// webhook was paused meanwhile).
-    pub async fn put_back(&self, webhook: &WebhookId, entries: &[StreamId], due_ms: u64) -> StoreResult<()> {
+    pub async fn put_back(
+        &self,
+        webhook: &WebhookId,
+        lease: &Lease,
+        entries: &[StreamId],
+        due_ms: u64,
+    ) -> StoreResult<()> {
         if entries.is_empty() {
             return Ok(());
         }
-        let mut cmd = redis::cmd("ZADD");
-        cmd.arg(self.keys.due(webhook));
+        let mut invocation = PUT_BACK.prepare_invoke();
+        invocation
+            .key(self.keys.lease(webhook))
+            .key(self.keys.due(webhook))
+            .arg(lease.as_str())
+            .arg(due_ms);
         for entry in entries {
-            cmd.arg(due_ms).arg(entry.to_string());
+            invocation.arg(entry.to_string());
         }
         let mut conn = self.conn.clone();
-        cmd.query_async::<()>(&mut conn).await?;
-        Ok(())
+        fenced(invocation.invoke_async(&mut conn).await?)
     }
 
     /// Entries waiting for their retry.

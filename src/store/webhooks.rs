@@ -14,7 +14,9 @@ use redis::aio::ConnectionManager;
 use redis::Script;
 
 use super::{Keys, StoreError, StoreResult};
-use crate::domain::{EventType, PreviousSecret, TypePattern, UserId, Webhook, WebhookId, WebhookSecret, WebhookUrl};
+use crate::domain::{
+    EventType, PreviousSecret, StreamId, TypePattern, UserId, Webhook, WebhookId, WebhookSecret, WebhookUrl,
+};
 
 static PUT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/webhook_put.lua")));
 static DELETE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/webhook_delete.lua")));
@@ -75,33 +77,60 @@ impl WebhookChange {
     }
 }
 
-/// A message on the change channel `P:changes`, about one webhook.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A message on the change channel `P:changes`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Notice {
-    /// `<id>:<version>`: its record changed (or it was deleted), producing this version.
-    Record(u64),
+    /// `<id>:<version>`: the webhook's record changed (or it was deleted), producing this version.
+    Record(WebhookId, u64),
     /// `<id>`: entries were added to its queue without an event (a dead-letter replay).
-    Queue,
+    Queue(WebhookId),
     /// `<id>:retry`: an operator asked to probe now and retry what waits.
-    RetryNow,
+    RetryNow(WebhookId),
+    /// `work:<id>@<entry>,<id>,…`: these webhooks' queues hold new entries, from `<entry>` on
+    /// when given (an instance routed events to webhooks it does not own; the owner's actor may
+    /// have read past that point already).
+    Work(Vec<(WebhookId, Option<StreamId>)>),
+    /// `instances`: an instance joined or left.
+    Instances,
 }
 
 impl Notice {
-    fn encode(self, id: &WebhookId) -> String {
+    fn encode(&self) -> String {
         match self {
-            Notice::Record(version) => format!("{id}:{version}"),
-            Notice::Queue => id.to_string(),
-            Notice::RetryNow => format!("{id}:retry"),
+            Notice::Record(id, version) => format!("{id}:{version}"),
+            Notice::Queue(id) => id.to_string(),
+            Notice::RetryNow(id) => format!("{id}:retry"),
+            Notice::Work(targets) => {
+                let targets: Vec<String> = targets
+                    .iter()
+                    .map(|(id, first)| match first {
+                        Some(first) => format!("{id}@{first}"),
+                        None => id.to_string(),
+                    })
+                    .collect();
+                format!("work:{}", targets.join(","))
+            }
+            Notice::Instances => "instances".into(),
         }
     }
 
     /// Reads a message of the change channel.
-    pub fn parse(payload: &[u8]) -> Option<(WebhookId, Notice)> {
+    pub fn parse(payload: &[u8]) -> Option<Notice> {
         let text = std::str::from_utf8(payload).ok()?;
+        if text == "instances" {
+            return Some(Notice::Instances);
+        }
+        if let Some(targets) = text.strip_prefix("work:") {
+            let target = |text: &str| match text.split_once('@') {
+                Some((id, first)) => Some((WebhookId::parse(id)?, Some(StreamId::parse(first)?))),
+                None => Some((WebhookId::parse(text)?, None)),
+            };
+            return targets.split(',').map(target).collect::<Option<_>>().map(Notice::Work);
+        }
         match text.split_once(':') {
-            None => Some((WebhookId::parse(text)?, Notice::Queue)),
-            Some((id, "retry")) => Some((WebhookId::parse(id)?, Notice::RetryNow)),
-            Some((id, version)) => Some((WebhookId::parse(id)?, Notice::Record(version.parse().ok()?))),
+            None => Some(Notice::Queue(WebhookId::parse(text)?)),
+            Some((id, "retry")) => Some(Notice::RetryNow(WebhookId::parse(id)?)),
+            Some((id, version)) => Some(Notice::Record(WebhookId::parse(id)?, version.parse().ok()?)),
         }
     }
 }
@@ -211,6 +240,7 @@ impl WebhookStore {
             invocation
                 .key(self.keys.webhook(id))
                 .key(self.keys.webhooks_version())
+                .key(self.keys.webhooks_changes())
                 .key(&sets)
                 .key(&self.keys.owned_by(id)[..])
                 .arg(id.to_string())
@@ -237,6 +267,7 @@ impl WebhookStore {
         invocation
             .key(self.keys.webhook(&new.id))
             .key(self.keys.webhooks_version())
+            .key(self.keys.webhooks_changes())
             .key(&leave)
             .key(&join)
             .arg(new.id.to_string())
@@ -271,11 +302,11 @@ impl WebhookStore {
 
     /// Tells every instance, through the change channel, about something other than a new
     /// version of the record (those are published by the scripts that write them).
-    pub async fn announce(&self, id: &WebhookId, notice: Notice) -> StoreResult<()> {
+    pub async fn announce(&self, notice: &Notice) -> StoreResult<()> {
         let mut conn = self.conn.clone();
         redis::cmd("PUBLISH")
             .arg(self.keys.changes_channel())
-            .arg(notice.encode(id))
+            .arg(notice.encode())
             .query_async::<()>(&mut conn)
             .await?;
         Ok(())
@@ -289,6 +320,31 @@ impl WebhookStore {
             .arg(self.keys.webhooks_version())
             .query_async(&mut conn)
             .await?)
+    }
+
+    /// The webhooks changed by every version after `applied`, with the version now, from the
+    /// change log; None when the log no longer reaches back that far (then reload everything).
+    pub async fn changes_since(&self, applied: u64) -> StoreResult<Option<(Vec<(u64, WebhookId)>, u64)>> {
+        let mut conn = self.conn.clone();
+        let (current, log): (Option<u64>, redis::Value) = redis::pipe()
+            .cmd("GET")
+            .arg(self.keys.webhooks_version())
+            .cmd("XRANGE")
+            .arg(self.keys.webhooks_changes())
+            .arg(format!("{}-0", applied + 1))
+            .arg("+")
+            .query_async(&mut conn)
+            .await?;
+        let current = current.unwrap_or(0);
+        let changes: Vec<(u64, WebhookId)> = super::reply::entries(&log)
+            .map_err(StoreError::Corrupt)?
+            .iter()
+            .filter_map(|entry| Some((entry.id.ms, WebhookId::parse(entry.field_str("id")?)?)))
+            .collect();
+        // Complete only if it holds every version from applied + 1 to current.
+        let complete = changes.len() as u64 == current.saturating_sub(applied)
+            && changes.first().is_none_or(|(version, _)| *version == applied + 1);
+        Ok(complete.then_some((changes, current)))
     }
 
     /// Every webhook id, oldest first.
@@ -458,16 +514,21 @@ mod tests {
 
     #[test]
     fn notices_round_trip_through_the_channel_format() {
-        let id = WebhookId::generate();
-        for notice in [Notice::Record(42), Notice::Queue, Notice::RetryNow] {
-            assert_eq!(Notice::parse(notice.encode(&id).as_bytes()), Some((id, notice)));
+        let (id, other) = (WebhookId::generate(), WebhookId::generate());
+        for notice in [
+            Notice::Record(id, 42),
+            Notice::Queue(id),
+            Notice::RetryNow(id),
+            Notice::Work(vec![(id, StreamId::parse("17-3")), (other, None)]),
+            Notice::Instances,
+        ] {
+            assert_eq!(Notice::parse(notice.encode().as_bytes()), Some(notice));
         }
         // What the Lua scripts publish.
-        assert_eq!(
-            Notice::parse(format!("{id}:7").as_bytes()),
-            Some((id, Notice::Record(7)))
-        );
+        assert_eq!(Notice::parse(format!("{id}:7").as_bytes()), Some(Notice::Record(id, 7)));
         assert_eq!(Notice::parse(b"nope"), None);
         assert_eq!(Notice::parse(format!("{id}:x").as_bytes()), None);
+        assert_eq!(Notice::parse(format!("work:{id},nope").as_bytes()), None);
+        assert_eq!(Notice::parse(format!("work:{id}@x").as_bytes()), None);
     }
 }

@@ -112,9 +112,38 @@ impl ServiceProcess {
         .await;
     }
 
+    /// Waits until `/health` says the reader runs (the webhooks are loaded).
+    pub async fn wait_until_reading(&self) {
+        super::eventually("the reader to run", Duration::from_secs(15), || async {
+            let (_, health) = self.health().await?;
+            (health["reader"] == "running").then_some(())
+        })
+        .await;
+    }
+
     /// `/health` as JSON, if it answers.
     pub async fn health(&self) -> Option<(u16, serde_json::Value)> {
         self.call("GET", "/health", None).await
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a signal by name (`STOP`, `CONT`, `TERM`...).
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// The instance's name, from `/health`.
+    pub async fn instance(&self) -> String {
+        let (_, health) = self.health().await.expect("the service answers");
+        health["instance"].as_str().expect("an instance name").to_string()
     }
 
     /// SIGKILL: no chance to clean up.

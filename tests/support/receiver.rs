@@ -20,6 +20,8 @@ pub enum Reply {
     Delay(Duration, u16),
     /// A redirect (3xx) with a `Location` a client following redirects would go to.
     Redirect(u16, String),
+    /// Answer with the status once the gate is opened (set to true).
+    Gate(Arc<std::sync::atomic::AtomicBool>, u16),
     /// Never answer.
     Hang,
 }
@@ -239,6 +241,12 @@ async fn answer(reply: Reply) -> HttpResponse {
     let status = |code: u16| actix_web::http::StatusCode::from_u16(code).unwrap();
     match reply {
         Reply::Status(code) => HttpResponse::build(status(code)).body("ok"),
+        Reply::Gate(gate, code) => {
+            while !gate.load(Ordering::SeqCst) {
+                actix_rt::time::sleep(Duration::from_millis(10)).await;
+            }
+            HttpResponse::build(status(code)).body("let through")
+        }
         Reply::Redirect(code, location) => HttpResponse::build(status(code))
             .insert_header(("Location", location))
             .body("moved"),

@@ -109,6 +109,9 @@ pub struct HealthReport {
     pub delivered: u64,
     pub failed: u64,
     pub dead_lettered: u64,
+    /// The instance delivering the webhook (its owner), when one does.
+    #[serde(default)]
+    pub instance: Option<String>,
     /// When the delivery actor made this report (it can come from another instance).
     pub reported_at: String,
 }

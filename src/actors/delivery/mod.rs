@@ -27,6 +27,7 @@ mod circuit;
 mod client;
 mod failure;
 mod health;
+mod lease;
 mod outcome;
 mod report;
 mod retries;
@@ -47,12 +48,12 @@ pub use health::{HealthReport, HealthState};
 use retries::Retries;
 use slots::Window;
 
-use crate::actors::supervisor::Idle;
+use crate::actors::supervisor::SupervisorLink;
 use crate::config::Settings;
-use crate::domain::{PreparedEvent, Signers, StreamId, Webhook};
+use crate::domain::{InstanceName, PreparedEvent, Signers, StreamId, Webhook};
 use crate::metrics::{AttemptMetrics, WebhookLabels};
 use crate::security::Destinations;
-use crate::store::{AttemptRecord, CircuitState, QueueStore, Retention, Store, WebhookStore};
+use crate::store::{CircuitState, Lease, LeaseStore, QueueStore, Retention, Settled, Store, WebhookStore};
 
 /// Delivered entries are removed from Redis in batches, at most this long after delivery.
 const FLUSH_DELAY: Duration = Duration::from_millis(10);
@@ -63,6 +64,10 @@ const REPORT_EVERY: Duration = Duration::from_secs(1);
 
 /// What every delivery actor needs from the settings, shared.
 pub struct DeliveryConfig {
+    /// This instance: it holds the leases, and its name goes into every attempt record.
+    pub instance: InstanceName,
+    /// How long a lease lasts without renewal (`leases.ttl_ms`).
+    pub lease_ttl: Duration,
     pub settings: crate::config::DeliverySettings,
     pub retry: RetryPolicy,
     pub failure_threshold: u32,
@@ -81,8 +86,15 @@ pub struct DeliveryConfig {
 }
 
 impl DeliveryConfig {
-    pub fn new(settings: &Settings, destinations: Arc<Destinations>, tls: Arc<rustls::ClientConfig>) -> DeliveryConfig {
+    pub fn new(
+        settings: &Settings,
+        instance: InstanceName,
+        destinations: Arc<Destinations>,
+        tls: Arc<rustls::ClientConfig>,
+    ) -> DeliveryConfig {
         DeliveryConfig {
+            instance,
+            lease_ttl: settings.leases.ttl(),
             redis: settings.redis.clone(),
             destinations,
             tls,
@@ -147,10 +159,13 @@ pub struct Enqueued(pub Vec<(StreamId, Arc<PreparedEvent>)>);
 #[rtype(result = "()")]
 pub struct Configure(pub Arc<Webhook>);
 
-/// Entries may have been added to the queue without an [`Enqueued`] (a replay): read it.
+/// Entries may have been added to the queue without an [`Enqueued`] (a replay, another
+/// instance's routing): read it. `Some(first)`: they start at `first`, which may be behind the
+/// cursor (another instance queued them before the entries this actor was handed): read again
+/// from there.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct CheckQueue;
+pub struct CheckQueue(pub Option<StreamId>);
 
 /// An operator fixed the receiver (`POST /webhooks/{id}/retry`): probe now, and take every
 /// waiting entry, which the API made due.
@@ -202,8 +217,17 @@ pub struct DeliveryActor {
     missed: bool,
     /// Bumped when the cursor is reset, so a queue read started before is ignored.
     epoch: u64,
-    /// Delivered entries (with their attempt records) waiting to leave Redis in one batch.
-    delivered: Vec<(StreamId, AttemptRecord)>,
+    /// Outcomes of finished attempts waiting to be written, in one batch (`outcome::flush`).
+    settled: Vec<Settled>,
+    /// Outcomes being written now. They, and `settled`, count towards `max_in_flight`: until
+    /// its outcome is in Redis a delivery would be sent again after a crash, so this bounds
+    /// the duplicates a crash can cause.
+    flushing: usize,
+    /// This acquisition's lease on the webhook (also the fencing token of every write).
+    lease: Lease,
+    /// The lease is acquired: nothing is sent before.
+    leased: bool,
+    leases: LeaseStore,
     /// Redis writes under way; shutdown waits for them.
     writes: usize,
     circuit: Circuit,
@@ -215,11 +239,10 @@ pub struct DeliveryActor {
     /// Its handles on the attempt metrics (labelled with the webhook, if series are per
     /// webhook); set in `started`.
     attempt_metrics: Option<AttemptMetrics>,
-    /// Supervisor messages received (Enqueued, Configure, CheckQueue), and whom to ask to stop
-    /// when idle: see `supervisor::roster`.
+    /// Supervisor messages received (Enqueued, Configure, CheckQueue, RetryNow), and how to
+    /// tell the supervisor it is idle or lost its lease: see `supervisor::roster`.
     received: u64,
-    supervisor: Recipient<Idle>,
-    generation: u64,
+    supervisor: SupervisorLink,
     /// Counts things happening; the idle check compares it between two checks.
     activity: u64,
     /// (activity at the last idle check, idle checks passed in a row).
@@ -228,13 +251,14 @@ pub struct DeliveryActor {
 
 impl DeliveryActor {
     /// Call on the actor's own arbiter thread (the closure of `start_in_arbiter`): it takes
-    /// that thread's Redis connection. `shared` serves if that one cannot be made.
+    /// that thread's Redis connection. `shared` serves if that one cannot be made. The actor
+    /// acquires `lease` before it sends anything.
     pub fn new(
         webhook: Arc<Webhook>,
         shared: &Store,
         config: Arc<DeliveryConfig>,
         start: StartState,
-        (supervisor, generation): (Recipient<Idle>, u64),
+        (lease, supervisor): (Lease, SupervisorLink),
     ) -> DeliveryActor {
         let store = Store::for_this_thread(&config.redis).unwrap_or_else(|_| shared.clone());
         DeliveryActor {
@@ -243,6 +267,7 @@ impl DeliveryActor {
             webhook,
             queue: store.queue(),
             webhooks: store.webhooks(),
+            leases: store.leases(config.lease_ttl),
             circuit: Circuit::new(config.failure_threshold, config.probes, start.circuit),
             config,
             client: None,
@@ -254,7 +279,10 @@ impl DeliveryActor {
             fetching: false,
             missed: false,
             epoch: 0,
-            delivered: Vec::new(),
+            settled: Vec::new(),
+            flushing: 0,
+            lease,
+            leased: false,
             writes: 0,
             stats: Stats::default(),
             report_due: false,
@@ -262,21 +290,22 @@ impl DeliveryActor {
             attempt_metrics: None,
             received: 0,
             supervisor,
-            generation,
             activity: 0,
             quiet: (0, 0),
         }
     }
 
-    /// Whether this actor takes and sends deliveries: enabled, not paused, not shutting down.
+    /// Whether this actor takes and sends deliveries: leased, enabled, not paused, not shutting
+    /// down.
     fn active(&self) -> bool {
-        self.webhook.enabled && !self.webhook.paused && self.drain.is_none()
+        self.leased && self.webhook.enabled && !self.webhook.paused && self.drain.is_none()
     }
 
     /// Nothing held, under way or scheduled, and nothing to resume: the actor may stop.
     fn is_idle(&self) -> bool {
-        let settled = self.window.is_empty()
-            && self.delivered.is_empty()
+        let settled = self.leased
+            && self.window.is_empty()
+            && self.settled.is_empty()
             && self.writes == 0
             && !self.fetching
             && !self.retries.reading()
@@ -294,17 +323,13 @@ impl DeliveryActor {
         let quiet = self.is_idle() && seen == self.activity;
         self.quiet = (self.activity, if quiet { checks.saturating_add(1) } else { 0 });
         if self.quiet.1 >= 2 {
-            self.supervisor.do_send(Idle {
-                webhook: self.webhook.id,
-                generation: self.generation,
-                received: self.received,
-            });
+            self.supervisor.idle(self.webhook.id, self.received);
         }
     }
 
     /// Answers the shutdown waiters once nothing is under way any more.
     fn check_drained(&mut self) {
-        let idle = self.window.is_empty() && self.delivered.is_empty() && self.writes == 0;
+        let idle = self.window.is_empty() && self.settled.is_empty() && self.writes == 0;
         if idle {
             if let Some(waiters) = self.drain.as_mut() {
                 for waiter in waiters.drain(..) {
@@ -334,8 +359,8 @@ impl Actor for DeliveryActor {
         let every = Duration::from_millis(self.config.settings.idle_stop_ms / 2);
         ctx.run_interval(every, |act, _| act.check_idle());
         self.resume_counters(ctx);
-        self.prepare_retries(ctx);
-        self.fill(ctx);
+        // Then the due set and the queue, once the lease is ours.
+        self.acquire_lease(ctx);
     }
 }
 
@@ -364,9 +389,12 @@ impl Handler<Configure> for DeliveryActor {
 impl Handler<CheckQueue> for DeliveryActor {
     type Result = ();
 
-    fn handle(&mut self, _: CheckQueue, ctx: &mut Context<Self>) {
+    fn handle(&mut self, CheckQueue(from): CheckQueue, ctx: &mut Context<Self>) {
         self.received += 1;
         self.activity += 1;
+        if let Some(first) = from {
+            self.rewind(first);
+        }
         self.fell_behind(ctx);
     }
 }
@@ -378,8 +406,7 @@ impl Handler<RetryNow> for DeliveryActor {
         self.received += 1;
         self.activity += 1;
         self.probe_now(ctx);
-        self.retries.next_due = Some(0);
-        self.fill(ctx);
+        self.retry_everything_now(ctx);
     }
 }
 
@@ -409,7 +436,7 @@ impl Handler<Drain> for DeliveryActor {
         self.release(ctx);
         // The counters survive the restart through the report.
         self.write_report(ctx);
-        if !self.delivered.is_empty() {
+        if !self.settled.is_empty() {
             self.flush(ctx);
         }
         self.check_drained();

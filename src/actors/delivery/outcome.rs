@@ -1,7 +1,10 @@
-//! What the delivery actor does with an attempt's outcome: remove a delivered entry (in
-//! batches, with its attempt record), record a failure and put the entry in the due set for
-//! its retry (in Redis, so a restart resumes it), dead-letter an exhausted entry, disable the
-//! webhook on 410 Gone or after failing too long, and let the circuit judge the endpoint.
+//! What the delivery actor does with an attempt's outcome: record it (delivered entries leave
+//! the queue, failed ones join the due set for their retry or become dead letters, every
+//! attempt joins the log), disable the webhook on 410 Gone or after failing too long, and let
+//! the circuit judge the endpoint. Outcomes are written in batches, one fenced script per
+//! flush (when half a window waits, or [`FLUSH_DELAY`] after the first), so a busy webhook
+//! costs Redis one call per batch, not one per attempt. Until its outcome is written a
+//! delivery still counts towards `max_in_flight` (see `window::held`).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,7 +16,7 @@ use super::sender::{Attempt, Verdict};
 use super::{DeliveryActor, FLUSH_DELAY, REDIS_RETRY};
 use crate::clock::{iso8601, now_ms};
 use crate::domain::StreamId;
-use crate::store::{AfterFailure, AttemptOutcome, AttemptRecord, CircuitState, DeadLetter, WebhookChange};
+use crate::store::{AfterAttempt, AttemptOutcome, AttemptRecord, DeadLetter, Settled, StoreError, WebhookChange};
 
 impl DeliveryActor {
     /// Acts on an attempt's outcome.
@@ -33,6 +36,7 @@ impl DeliveryActor {
             latency_ms: attempt.latency.as_millis() as u64,
             error: attempt.error.clone(),
             response: attempt.response.clone(),
+            instance: self.config.instance.clone(),
         };
         let outcome = match attempt.verdict {
             Verdict::Delivered => 0,
@@ -43,14 +47,12 @@ impl DeliveryActor {
         if let Some(metrics) = &self.attempt_metrics {
             metrics.record(outcome, attempt.latency);
         }
+        let first_failed_ms = slot.delivery.first_failure_ms.unwrap_or(now);
         match attempt.verdict {
             Verdict::Delivered => {
                 let record = record(AttemptOutcome::Delivered);
                 self.stats.success(attempt.status.unwrap_or(200), record.latency_ms);
-                self.delivered.push((entry, record));
-                if self.delivered.len() == 1 {
-                    ctx.run_later(FLUSH_DELAY, |act, ctx| act.flush(ctx));
-                }
+                self.record(entry, record, AfterAttempt::Delivered, ctx);
                 if self.circuit.record_success(now) == Transition::Closed {
                     metrics::gauge!(crate::metrics::CIRCUITS_OPEN).decrement(1.0);
                     tracing::info!(webhook = %self.webhook.id, "circuit closed: the endpoint answers again");
@@ -58,12 +60,13 @@ impl DeliveryActor {
             }
             Verdict::Gone => {
                 let record = record(AttemptOutcome::Gone);
-                let retry = AfterFailure::Retry {
+                self.stats.failure(record.status, record.error.as_deref().unwrap_or(""));
+                let retry = AfterAttempt::Retry {
                     attempts,
                     due_ms: now,
-                    first_failed_ms: slot.delivery.first_failure_ms.unwrap_or(now),
+                    first_failed_ms,
                 };
-                self.fail(entry, record, retry, ctx);
+                self.record(entry, record, retry, ctx);
                 self.retries.scheduled(now);
                 let reason = format!("the endpoint answered 410 Gone at {}", iso8601(now));
                 self.disable(reason, ctx);
@@ -95,18 +98,20 @@ impl DeliveryActor {
                 }
                 if self.config.retry.allows_another(attempts) {
                     let delay = self.config.retry.delay(attempts, attempt.retry_after);
-                    let due = now + delay.as_millis() as u64;
+                    let due_ms = now + delay.as_millis() as u64;
                     let record = record(AttemptOutcome::Failed);
+                    self.stats.failure(record.status, record.error.as_deref().unwrap_or(""));
                     metrics::counter!(crate::metrics::RETRIES_SCHEDULED).increment(1);
-                    let retry = AfterFailure::Retry {
+                    let retry = AfterAttempt::Retry {
                         attempts,
-                        due_ms: due,
-                        first_failed_ms: slot.delivery.first_failure_ms.unwrap_or(now),
+                        due_ms,
+                        first_failed_ms,
                     };
-                    self.fail(entry, record, retry, ctx);
-                    self.retries.scheduled(due);
+                    self.record(entry, record, retry, ctx);
+                    self.retries.scheduled(due_ms);
                 } else {
                     let record = record(AttemptOutcome::Dead);
+                    self.stats.failure(record.status, record.error.as_deref().unwrap_or(""));
                     let letter = DeadLetter {
                         event: slot.delivery.event.clone(),
                         attempts,
@@ -116,7 +121,7 @@ impl DeliveryActor {
                     tracing::info!(webhook = %self.webhook.id, %entry, attempts, "delivery dead-lettered");
                     self.stats.dead_lettered += 1;
                     metrics::counter!(crate::metrics::DEAD_LETTERS).increment(1);
-                    self.fail(entry, record, AfterFailure::Dead(letter), ctx);
+                    self.record(entry, record, AfterAttempt::Dead(letter), ctx);
                 }
                 self.give_up_if_failing_too_long(ctx);
             }
@@ -126,35 +131,20 @@ impl DeliveryActor {
         self.check_drained();
     }
 
-    /// Counts a failed attempt and writes it to Redis, with the circuit's run.
-    fn fail(&mut self, entry: StreamId, record: AttemptRecord, after: AfterFailure, ctx: &mut Context<Self>) {
-        self.stats.failure(record.status, record.error.as_deref().unwrap_or(""));
-        let write = FailureWrite {
-            entry,
-            record,
-            after,
-            circuit: self.circuit.state(),
-        };
-        self.write_failure(write, ctx);
+    /// Queues an outcome for the next flush: at once when half a window waits (they hold
+    /// window room), else [`FLUSH_DELAY`] after the first one queued.
+    fn record(&mut self, entry: StreamId, record: AttemptRecord, after: AfterAttempt, ctx: &mut Context<Self>) {
+        self.settled.push(Settled { entry, record, after });
+        if self.settled.len() >= (self.config.settings.max_in_flight / 2).max(1) {
+            self.flush(ctx);
+        } else if self.settled.len() == 1 {
+            ctx.run_later(FLUSH_DELAY, |act, ctx| act.flush(ctx));
+        }
     }
 
-    fn write_failure(&mut self, write: FailureWrite, ctx: &mut Context<Self>) {
-        let (queue, webhook, retention) = (self.queue.clone(), self.webhook.id, self.config.retention.clone());
-        self.writes += 1;
-        let job = write.clone();
-        let task = async move {
-            queue
-                .record_failure(&webhook, job.entry, &job.record, &job.after, job.circuit, &retention)
-                .await
-        };
-        ctx.spawn(task.into_actor(self).map(move |result, act, ctx| {
-            act.writes -= 1;
-            if let Err(error) = result {
-                tracing::warn!(webhook = %act.webhook.id, %error, "could not record a failed attempt; retrying");
-                ctx.run_later(REDIS_RETRY, move |act, ctx| act.write_failure(write, ctx));
-            }
-            act.check_drained();
-        }));
+    /// Whether an outcome for `entry` waits to be written.
+    pub(super) fn settling(&self, entry: &StreamId) -> bool {
+        self.settled.iter().any(|settled| settled.entry == *entry)
     }
 
     /// Disables the webhook after `[circuit] disable_after_ms` of failures without a success.
@@ -169,28 +159,36 @@ impl DeliveryActor {
         }
     }
 
-    /// Removes delivered entries from Redis in one batch, with their attempt records.
+    /// Writes the outcomes waiting, in one fenced script, with the circuit's run as it stands.
+    /// Retried as they were if Redis fails; if the lease is gone, nothing was written and the
+    /// actor stops.
     pub(super) fn flush(&mut self, ctx: &mut Context<Self>) {
-        if self.delivered.is_empty() {
+        if self.settled.is_empty() {
             return;
         }
-        let delivered = std::mem::take(&mut self.delivered);
-        let (queue, webhook, retention) = (self.queue.clone(), self.webhook.id, self.config.retention.clone());
+        let settled = std::mem::take(&mut self.settled);
+        let (queue, webhook, lease) = (self.queue.clone(), self.webhook.id, self.lease.clone());
+        let (circuit, retention) = (self.circuit.state(), self.config.retention.clone());
         self.writes += 1;
+        self.flushing += settled.len();
         let write = async move {
-            (
-                queue.record_delivered(&webhook, &delivered, &retention).await,
-                delivered,
-            )
+            let result = queue.settle(&webhook, &lease, &settled, circuit, &retention).await;
+            (result, settled)
         };
-        ctx.spawn(write.into_actor(self).map(|(result, delivered), act, ctx| {
+        ctx.spawn(write.into_actor(self).map(|(result, settled), act, ctx| {
             act.writes -= 1;
-            if let Err(error) = result {
-                tracing::warn!(webhook = %act.webhook.id, %error, "could not remove delivered entries; retrying");
-                let retry_now = act.delivered.is_empty();
-                act.delivered.extend(delivered);
-                if retry_now {
-                    ctx.run_later(REDIS_RETRY, |act, ctx| act.flush(ctx));
+            act.flushing -= settled.len();
+            match result {
+                Ok(()) => act.fill(ctx),
+                Err(StoreError::Fenced) => return act.lease_lost(ctx),
+                Err(error) => {
+                    tracing::warn!(webhook = %act.webhook.id, %error, "could not record attempts; retrying");
+                    let retry_now = act.settled.is_empty();
+                    let newer = std::mem::replace(&mut act.settled, settled);
+                    act.settled.extend(newer);
+                    if retry_now {
+                        ctx.run_later(REDIS_RETRY, |act, ctx| act.flush(ctx));
+                    }
                 }
             }
             act.check_drained();
@@ -222,13 +220,4 @@ impl DeliveryActor {
             act.check_drained();
         }));
     }
-}
-
-/// A failed attempt's Redis write, owned so it can be retried as it was.
-#[derive(Clone)]
-struct FailureWrite {
-    entry: StreamId,
-    record: AttemptRecord,
-    after: AfterFailure,
-    circuit: CircuitState,
 }

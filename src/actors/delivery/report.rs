@@ -6,6 +6,7 @@ use actix::prelude::*;
 use super::health::{HealthReport, HealthState};
 use super::{DeliveryActor, REPORT_EVERY};
 use crate::clock::{iso8601, now_ms};
+use crate::store::StoreError;
 
 impl DeliveryActor {
     pub(super) fn state(&self) -> HealthState {
@@ -44,6 +45,7 @@ impl DeliveryActor {
             delivered: self.stats.delivered,
             failed: self.stats.failed,
             dead_lettered: self.stats.dead_lettered,
+            instance: Some(self.config.instance.to_string()),
             reported_at: iso8601(now_ms()),
         }
     }
@@ -64,15 +66,19 @@ impl DeliveryActor {
     /// Stores the health report now: for other instances, for this webhook while its actor is
     /// stopped (idle), and for the counters of the next actor.
     pub(super) fn write_report(&mut self, ctx: &mut Context<Self>) {
-        let queue = self.queue.clone();
-        let webhook = self.webhook.id;
+        if !self.leased {
+            return;
+        }
+        let (queue, webhook, lease) = (self.queue.clone(), self.webhook.id, self.lease.clone());
         let report = serde_json::to_string(&self.report(self.window.len() as u64)).unwrap_or_default();
         self.writes += 1;
-        let write = async move { queue.save_health(&webhook, &report).await };
-        ctx.spawn(write.into_actor(self).map(move |result, act, _| {
+        let write = async move { queue.save_health(&webhook, &lease, &report).await };
+        ctx.spawn(write.into_actor(self).map(move |result, act, ctx| {
             act.writes -= 1;
-            if let Err(error) = result {
-                tracing::debug!(%webhook, %error, "could not store health report");
+            match result {
+                Ok(()) => {}
+                Err(StoreError::Fenced) => return act.lease_lost(ctx),
+                Err(error) => tracing::debug!(%webhook, %error, "could not store health report"),
             }
             act.check_drained();
         }));

@@ -8,7 +8,7 @@ use actix::prelude::*;
 use super::{DeliveryActor, REDIS_RETRY};
 use crate::clock::{now_ms, wait_until};
 use crate::domain::StreamId;
-use crate::store::{Due, DueSet};
+use crate::store::{Due, DueSet, StoreError};
 
 /// What the actor knows of its due set.
 #[derive(Debug, Default)]
@@ -73,14 +73,15 @@ impl DeliveryActor {
     /// At start: puts back what a previous actor left in flight, and learns the set.
     pub(super) fn prepare_retries(&mut self, ctx: &mut Context<Self>) {
         self.retries.begin_read();
-        let (queue, webhook) = (self.queue.clone(), self.webhook.id);
-        let prepare = async move { queue.prepare_retries(&webhook).await };
+        let (queue, webhook, lease) = (self.queue.clone(), self.webhook.id, self.lease.clone());
+        let prepare = async move { queue.prepare_retries(&webhook, &lease).await };
         ctx.spawn(prepare.into_actor(self).map(|result, act, ctx| match result {
             Ok(left) => {
                 act.retries.end_read(left);
                 act.retries.ready = true;
                 act.fill(ctx);
             }
+            Err(StoreError::Fenced) => act.lease_lost(ctx),
             Err(error) => {
                 act.retries.fail_read();
                 tracing::warn!(webhook = %act.webhook.id, %error, "reading the retry state failed; retrying");
@@ -91,9 +92,12 @@ impl DeliveryActor {
 
     /// Takes up to `count` entries out of the due set into the window.
     pub(super) fn take_retries(&mut self, due: Due, count: usize, ctx: &mut Context<Self>) {
+        // Failures waiting to be written are in Redis before the take reads the set (one
+        // connection: commands run in the order they are sent).
+        self.flush(ctx);
         self.retries.begin_read();
-        let (queue, webhook) = (self.queue.clone(), self.webhook.id);
-        let take = async move { queue.take_due(&webhook, due, count).await };
+        let (queue, webhook, lease) = (self.queue.clone(), self.webhook.id, self.lease.clone());
+        let take = async move { queue.take_due(&webhook, &lease, due, count).await };
         ctx.spawn(take.into_actor(self).map(|result, act, ctx| {
             match result {
                 Ok(taken) => {
@@ -108,6 +112,7 @@ impl DeliveryActor {
                         act.put_back(entries, ctx);
                     }
                 }
+                Err(StoreError::Fenced) => return act.lease_lost(ctx),
                 Err(error) => {
                     act.retries.fail_read();
                     tracing::warn!(webhook = %act.webhook.id, %error, "taking due retries failed; retrying");
@@ -132,15 +137,36 @@ impl DeliveryActor {
             return;
         }
         self.writes += 1;
-        let (queue, webhook) = (self.queue.clone(), self.webhook.id);
-        let write = async move { (queue.put_back(&webhook, &entries, 0).await, entries) };
+        let (queue, webhook, lease) = (self.queue.clone(), self.webhook.id, self.lease.clone());
+        let write = async move { (queue.put_back(&webhook, &lease, &entries, 0).await, entries) };
         ctx.spawn(write.into_actor(self).map(|(result, entries), act, ctx| {
             act.writes -= 1;
-            if let Err(error) = result {
-                tracing::warn!(webhook = %act.webhook.id, %error, "could not return entries to the due set; retrying");
-                ctx.run_later(REDIS_RETRY, move |act, ctx| act.write_put_back(entries, ctx));
+            match result {
+                Ok(()) => {}
+                // The new owner finds them with retry state outside the set and puts them back.
+                Err(StoreError::Fenced) => return act.lease_lost(ctx),
+                Err(error) => {
+                    tracing::warn!(webhook = %act.webhook.id, %error, "could not return entries to the due set; retrying");
+                    ctx.run_later(REDIS_RETRY, move |act, ctx| act.write_put_back(entries, ctx));
+                }
             }
             act.check_drained();
+        }));
+    }
+
+    /// Makes every waiting entry due now, and takes them. Failures recorded in memory but not
+    /// yet written are written first (the API's "retry now" may have run before they were);
+    /// the commands go out on one connection in this order.
+    pub(super) fn retry_everything_now(&mut self, ctx: &mut Context<Self>) {
+        self.flush(ctx);
+        let (queue, webhook) = (self.queue.clone(), self.webhook.id);
+        let due = async move { queue.retry_now(&webhook).await };
+        ctx.spawn(due.into_actor(self).map(|result, act, ctx| {
+            if let Err(error) = result {
+                tracing::warn!(webhook = %act.webhook.id, %error, "could not make waiting entries due");
+            }
+            act.retries.next_due = Some(0);
+            act.fill(ctx);
         }));
     }
 

@@ -17,11 +17,16 @@ use super::slots::Slot;
 use super::{sender, DeliveryActor, Tried, REDIS_RETRY};
 use crate::clock::now_ms;
 use crate::domain::{DeliveryId, PreparedEvent, StreamId, Webhook};
-use crate::store::{Due, QueuedDelivery, RetryLookup};
+use crate::store::{Due, QueuedDelivery, RetryLookup, StoreError};
 
 impl DeliveryActor {
     fn is_after_cursor(&self, entry: StreamId) -> bool {
         self.cursor.is_none_or(|cursor| entry > cursor)
+    }
+
+    /// Deliveries held: being sent, or finished with their outcome not yet in Redis.
+    fn held(&self) -> usize {
+        self.window.len() + self.settled.len() + self.flushing
     }
 
     /// How many more entries the window may take now.
@@ -31,7 +36,7 @@ impl DeliveryActor {
         } else if self.circuit.open {
             usize::from(self.circuit.may_probe() && self.window.is_empty())
         } else {
-            self.config.settings.max_in_flight.saturating_sub(self.window.len())
+            self.config.settings.max_in_flight.saturating_sub(self.held())
         }
     }
 
@@ -53,6 +58,23 @@ impl DeliveryActor {
         } else {
             self.fell_behind(ctx);
         }
+    }
+
+    /// Entries from `first` on may not have been read (another instance queued them before the
+    /// entries this actor was handed in memory): move the cursor back before `first`. Entries
+    /// already taken since are skipped when read again (in the window, waiting to be written,
+    /// or with retry state, which reads up to the old cursor now look up).
+    pub(super) fn rewind(&mut self, first: StreamId) {
+        let Some(cursor) = self.cursor.filter(|cursor| first <= *cursor) else {
+            return;
+        };
+        self.epoch += 1;
+        self.cursor = first.predecessor();
+        self.tried = match self.tried {
+            Tried::Unknown => Tried::Unknown,
+            Tried::UpTo(tail) => Tried::UpTo(tail.max(cursor)),
+            Tried::Nothing => Tried::UpTo(cursor),
+        };
     }
 
     /// The queue may hold entries after the cursor: read them when there is room.
@@ -86,7 +108,7 @@ impl DeliveryActor {
         }
         let room = self.room();
         let batch = (self.config.settings.max_in_flight / 2).max(1);
-        if room > 0 && (room >= batch || self.window.is_empty()) {
+        if room > 0 && (room >= batch || self.held() == 0) {
             let now = now_ms();
             if self.retries.due(now) {
                 self.take_retries(Due::By(now), room, ctx);
@@ -111,8 +133,8 @@ impl DeliveryActor {
         self.fetching = true;
         let epoch = self.epoch;
         let (queue, webhook, cursor) = (self.queue.clone(), self.webhook.id, self.cursor);
-        let lookup = self.retry_lookup();
-        let fetch = async move { queue.fetch(&webhook, cursor, count, lookup).await };
+        let (lookup, lease) = (self.retry_lookup(), self.lease.clone());
+        let fetch = async move { queue.fetch(&webhook, &lease, cursor, count, lookup).await };
         ctx.spawn(fetch.into_actor(self).map(move |result, act, ctx| {
             act.fetching = false;
             if epoch != act.epoch {
@@ -127,8 +149,7 @@ impl DeliveryActor {
                         act.cursor = Some(last);
                     }
                     for delivery in fetched.deliveries {
-                        let known = act.window.contains_key(&delivery.entry)
-                            || act.delivered.iter().any(|(entry, _)| *entry == delivery.entry);
+                        let known = act.window.contains_key(&delivery.entry) || act.settling(&delivery.entry);
                         if !known && act.active() {
                             act.take(delivery, ctx);
                         }
@@ -137,6 +158,7 @@ impl DeliveryActor {
                     act.missed = false;
                     act.fill(ctx);
                 }
+                Err(StoreError::Fenced) => act.lease_lost(ctx),
                 Err(error) => {
                     tracing::warn!(webhook = %act.webhook.id, %error, "reading the webhook queue failed; retrying");
                     ctx.run_later(REDIS_RETRY, |act, ctx| act.fill(ctx));

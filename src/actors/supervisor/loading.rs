@@ -2,7 +2,7 @@
 //! the backlog sweep, which starts an actor for any webhook whose queue holds work while it has
 //! none (a notification lost on its way, say), so nothing waits for a restart.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -92,19 +92,62 @@ impl Supervisor {
         }));
     }
 
-    /// Checks the queues of webhooks that may deliver but have no actor; starts an actor for
-    /// each that holds work. A chunk at a time, so Redis answers others in between.
+    /// Applies the webhook changes made since the version applied, from the change log: the
+    /// fan-out found the index behind (another instance changed a webhook, and its notification
+    /// has not arrived). When the log no longer reaches back that far, reloads everything.
+    pub(super) fn sync_changes(&mut self) -> impl ActorFuture<Self, Output = ()> {
+        let store = self.store.clone();
+        let applied = self.versions.applied();
+        let load = async move {
+            let Some((changes, _current)) = store.webhooks().changes_since(applied).await? else {
+                return Ok(None);
+            };
+            let mut ids: Vec<WebhookId> = changes.iter().map(|(_, id)| *id).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            let webhooks = store.webhooks().get_many(&ids).await?;
+            let found: Vec<WebhookId> = webhooks.iter().map(|w| w.id).collect();
+            let states = store.queue().startup_states(&found).await?;
+            Ok::<_, StoreError>(Some((ids, webhooks, states, changes)))
+        };
+        load.into_actor(self).map(|result, act, ctx| match result {
+            Ok(Some((ids, webhooks, states, changes))) => {
+                let mut found: HashMap<WebhookId, (Webhook, StartState)> = webhooks
+                    .into_iter()
+                    .zip(states)
+                    .map(|(webhook, (backlog, circuit))| (webhook.id, (webhook, StartState { backlog, circuit })))
+                    .collect();
+                for id in ids {
+                    match found.remove(&id) {
+                        Some((webhook, start)) => act.apply(id, Some(webhook), start, ctx),
+                        None => act.apply(id, None, StartState::default(), ctx),
+                    }
+                }
+                for (version, _) in changes {
+                    act.versions.saw(version);
+                }
+            }
+            Ok(None) => ctx.notify(super::Resync { force: true }),
+            Err(error) => tracing::warn!(%error, "syncing webhook changes failed; will retry"),
+        })
+    }
+
+    /// Checks the queues of owned webhooks that may deliver but have no actor; starts an actor
+    /// for each that holds work.
     pub(super) fn sweep(&mut self, ctx: &mut Context<Self>) {
         let idle: Vec<WebhookId> = self
             .webhooks
             .values()
-            .filter(|w| w.enabled && !w.paused && !self.roster.is_running(&w.id))
+            .filter(|w| w.enabled && !w.paused && !self.roster.is_running(&w.id) && self.ownership.owns(&w.id))
             .map(|w| w.id)
             .collect();
-        self.sweep_chunk(Arc::new(idle), 0, ctx);
+        self.start_those_with_work(Arc::new(idle), 0, ctx);
     }
 
-    fn sweep_chunk(&mut self, ids: Arc<Vec<WebhookId>>, at: usize, ctx: &mut Context<Self>) {
+    /// Starts an actor for each of `ids[at..]` whose queue holds work or whose circuit a run of
+    /// failures (the backlog sweep; webhooks this instance just came to own). A chunk at a
+    /// time, so Redis answers others in between.
+    pub(super) fn start_those_with_work(&mut self, ids: Arc<Vec<WebhookId>>, at: usize, ctx: &mut Context<Self>) {
         if at >= ids.len() {
             return;
         }
@@ -118,14 +161,14 @@ impl Supervisor {
                     let webhook: Option<Arc<Webhook>> = act.webhooks.get(&id).cloned();
                     if let Some(webhook) = webhook.filter(|_| start.has_work()) {
                         if !act.roster.is_running(&id) {
-                            tracing::info!(webhook = %id, backlog, "found queued work without an actor; starting one");
+                            tracing::debug!(webhook = %id, backlog, "queued work without an actor; starting one");
                             act.activate(&webhook, start, ctx);
                         }
                     }
                 }
-                act.sweep_chunk(ids, at + SWEEP_CHUNK, ctx);
+                act.start_those_with_work(ids, at + SWEEP_CHUNK, ctx);
             }
-            Err(error) => tracing::debug!(%error, "backlog sweep failed; the next one will try again"),
+            Err(error) => tracing::debug!(%error, "checking queues failed; the sweep will try again"),
         }));
     }
 }

@@ -22,25 +22,28 @@
 //! Delivery actors are spread round-robin over the delivery arbiters (one per core).
 
 mod loading;
+mod owners;
 mod roster;
 mod routing;
 mod versions;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::delivery::{CheckQueue, Configure, DeliveryConfig, Drain, RetryNow, StartState};
+use super::membership::{Membership, Subscribe};
 use super::ownership::Ownership;
-use crate::domain::{UserlessEvents, Webhook, WebhookId};
+use crate::domain::{InstanceName, UserlessEvents, Webhook, WebhookId};
 use crate::routing::RouteIndex;
 use crate::security::Destinations;
-use crate::store::{Store, StoreError};
+use crate::store::{LeaseStore, Store, StoreError};
 use actix::prelude::*;
+pub use owners::{MembersMoved, WorkQueued};
 use roster::Roster;
-pub use roster::{ActorDirectory, Idle, Running};
-pub use routing::{ReadEntry, RouteBatch};
+pub use roster::{ActorDirectory, Idle, LeaseEnded, Running, SupervisorLink};
+pub use routing::{ReadEntry, RouteBatch, RouteFailure};
 use versions::{Verdict, VersionTracker};
 
 /// A webhook was created, changed or deleted (its queue may have changed too).
@@ -78,17 +81,43 @@ pub struct Shutdown {
     pub grace: Duration,
 }
 
+/// What a supervisor is built from, besides the settings.
+pub struct SupervisorSetup {
+    pub store: Store,
+    pub instance: InstanceName,
+    pub destinations: Arc<Destinations>,
+    pub tls: Arc<rustls::ClientConfig>,
+    /// The delivery arbiters.
+    pub workers: Vec<ArbiterHandle>,
+    pub actors: ActorDirectory,
+    /// How many webhooks this instance owns: for `/health` and its heartbeat.
+    pub owned: Arc<AtomicUsize>,
+    pub membership: Addr<Membership>,
+}
+
 pub struct Supervisor {
     store: Store,
+    /// Which webhooks this instance delivers (from the live instances: `owners`).
     ownership: Ownership,
+    /// The first list of live instances has arrived (nothing is started before).
+    members_known: bool,
+    membership: Addr<Membership>,
+    leases: LeaseStore,
+    /// How often leases are renewed (a third of their life).
+    renew_every: Duration,
+    /// Owned webhooks with work whose lease another instance held when their actor tried:
+    /// tried again every second until it is free (see `owners`).
+    wanted: HashSet<WebhookId>,
+    /// How long a handed-over actor may take to finish what it has under way.
+    grace: Duration,
     rejected_max_len: usize,
     resync_every: Duration,
     restore_lost: bool,
     index: RouteIndex,
-    /// Owned webhooks, enabled or not, as last loaded.
+    /// Every webhook, enabled or not, as last loaded: any instance routes any event.
     webhooks: HashMap<WebhookId, Arc<Webhook>>,
-    /// How many: shown by `/health`.
-    known: Arc<AtomicUsize>,
+    /// How many of them this instance owns: shown by `/health` and in its heartbeat.
+    owned: Arc<AtomicUsize>,
     roster: Roster,
     versions: VersionTracker,
     /// The first full load has completed.
@@ -96,21 +125,29 @@ pub struct Supervisor {
 }
 
 impl Supervisor {
-    pub fn new(
-        store: Store,
-        settings: &crate::config::Settings,
-        destinations: Arc<Destinations>,
-        tls: Arc<rustls::ClientConfig>,
-        workers: Vec<ArbiterHandle>,
-        actors: ActorDirectory,
-        known: Arc<AtomicUsize>,
-    ) -> Supervisor {
-        let config = Arc::new(DeliveryConfig::new(settings, destinations, tls));
+    pub fn new(settings: &crate::config::Settings, setup: SupervisorSetup) -> Supervisor {
+        let SupervisorSetup {
+            store,
+            instance,
+            destinations,
+            tls,
+            workers,
+            actors,
+            owned,
+            membership,
+        } = setup;
+        let config = Arc::new(DeliveryConfig::new(settings, instance.clone(), destinations, tls));
         Supervisor {
             roster: Roster::new(actors, workers, store.clone(), config.clone()),
-            known,
+            owned,
+            leases: store.leases(settings.leases.ttl()),
+            renew_every: settings.leases.ttl() / 3,
             store,
-            ownership: Ownership::All,
+            ownership: Ownership::new(instance),
+            members_known: false,
+            membership,
+            wanted: HashSet::new(),
+            grace: Duration::from_millis(settings.shutdown.grace_ms),
             rejected_max_len: settings.events.rejected_max_len,
             resync_every: Duration::from_millis(settings.webhooks.resync_ms),
             restore_lost: settings.webhooks.restore_lost,
@@ -130,21 +167,27 @@ impl Supervisor {
         start: StartState,
         ctx: &mut Context<Self>,
     ) {
-        let webhook = webhook.filter(|w| self.ownership.owns(&w.id)).map(Arc::new);
+        let webhook = webhook.map(Arc::new);
         let old = self.webhooks.remove(&id);
+        let owns = self.ownership.owns(&id);
         if let Some(old) = &old {
             self.index.remove(old);
+            if owns {
+                self.owned.fetch_sub(1, Ordering::Relaxed);
+            }
         }
         let Some(webhook) = webhook else {
+            // Deleted: its keys, the lease among them, are gone with it.
             self.roster.stop(&id);
-            self.known.store(self.webhooks.len(), Ordering::Relaxed);
             return;
         };
         if webhook.enabled {
             self.index.insert(&webhook);
         }
         self.webhooks.insert(id, webhook.clone());
-        self.known.store(self.webhooks.len(), Ordering::Relaxed);
+        if owns {
+            self.owned.fetch_add(1, Ordering::Relaxed);
+        }
         let changed = old.is_none_or(|old| *old != *webhook);
         if changed {
             self.roster.send(&id, Configure(webhook.clone()));
@@ -154,9 +197,10 @@ impl Supervisor {
         }
     }
 
-    /// Starts the webhook's actor if it may deliver (enabled, not paused) and has none.
+    /// Starts the webhook's actor if this instance owns it, it may deliver (enabled, not
+    /// paused) and it has none. The actor acquires the webhook's lease before anything else.
     pub(super) fn activate(&mut self, webhook: &Arc<Webhook>, start: StartState, ctx: &mut Context<Self>) {
-        if webhook.enabled && !webhook.paused {
+        if self.members_known && self.ownership.owns(&webhook.id) && webhook.enabled && !webhook.paused {
             self.roster.start(webhook.clone(), start, ctx.address());
         }
     }
@@ -166,8 +210,14 @@ impl Actor for Supervisor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        ctx.notify(Resync { force: true });
-        ctx.run_interval(self.resync_every, |_, ctx| ctx.notify(Resync { force: false }));
+        // The first load waits for the first list of live instances (`owners`).
+        self.membership.do_send(Subscribe(ctx.address().recipient()));
+        ctx.run_interval(self.resync_every, |act, ctx| {
+            if act.members_known {
+                ctx.notify(Resync { force: false });
+            }
+        });
+        self.run_leases(ctx);
         ctx.run_interval(loading::SWEEP_EVERY, |act, ctx| {
             if act.ready {
                 act.sweep(ctx);
@@ -206,7 +256,7 @@ impl Handler<WebhookChanged> for Supervisor {
             move |result, act, ctx| match result {
                 Ok((webhook, start)) => {
                     act.apply(id, webhook, start, ctx);
-                    act.roster.send(&id, CheckQueue);
+                    act.roster.send(&id, CheckQueue(None));
                     if let Some(version) = version {
                         act.versions.saw(version);
                     }
@@ -258,8 +308,10 @@ impl Handler<Resync> for Supervisor {
 impl Handler<Idle> for Supervisor {
     type Result = ();
 
-    fn handle(&mut self, request: Idle, _: &mut Context<Self>) {
-        self.roster.idle(&request);
+    fn handle(&mut self, request: Idle, ctx: &mut Context<Self>) {
+        if let Some(stopped) = self.roster.idle(&request) {
+            self.release(request.webhook, stopped.lease, ctx);
+        }
     }
 }
 
@@ -282,6 +334,10 @@ impl Handler<Shutdown> for Supervisor {
             .map(|running| running.addr.send(Drain))
             .collect();
         let count = drains.len();
+        // Given up at once after the drain, rather than left to expire, so other instances
+        // take these webhooks over without waiting.
+        let held = self.roster.leases();
+        let leases = self.leases.clone();
         let all = async move {
             let drained = actix_rt::time::timeout(grace, futures_util::future::join_all(drains)).await;
             if drained.is_err() {
@@ -291,6 +347,9 @@ impl Handler<Shutdown> for Supervisor {
                 );
             } else {
                 tracing::info!(actors = count, "every delivery actor drained");
+            }
+            for (webhook, lease) in &held {
+                let _ = leases.release(webhook, lease).await;
             }
         };
         Box::pin(all.into_actor(self).map(|_, _, ctx| ctx.stop()))

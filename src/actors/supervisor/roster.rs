@@ -1,9 +1,14 @@
-//! Which delivery actors run, and the handshake that lets idle ones stop.
+//! Which delivery actors run, with their leases, and the handshake that lets idle ones stop.
 //!
 //! A webhook has a delivery actor only while it has work: when the supervisor hands it events,
 //! when its queue holds a backlog or a replay, or while its circuit has failures. An idle
 //! webhook costs its record and its routing entries, not an actor (about 1.5 KB less each,
-//! which is what keeps 100k mostly idle webhooks cheap).
+//! which is what keeps 100k mostly idle webhooks cheap), and holds no lease.
+//!
+//! Each actor is started with a freshly minted lease value, which it acquires before sending
+//! anything; the roster keeps it to renew it and to release it when the actor stops
+//! ([`Roster::leases`], [`Roster::take`]). If the lease is refused or lost, the actor says so
+//! ([`LeaseEnded`]) and stops.
 //!
 //! Stopping is a handshake, because only the supervisor sends work to actors: an actor that
 //! stayed idle asks to stop with [`Idle`], quoting how many supervisor messages it has
@@ -19,11 +24,13 @@ use dashmap::DashMap;
 use super::Supervisor;
 use crate::actors::delivery::{DeliveryActor, DeliveryConfig, StartState, Stop};
 use crate::domain::{Webhook, WebhookId};
-use crate::store::Store;
+use crate::store::{Lease, Store};
 
 /// A running delivery actor.
 pub struct Running {
     pub addr: Addr<DeliveryActor>,
+    /// Its lease on the webhook (acquired by the actor as it starts).
+    pub lease: Lease,
     /// Supervisor messages sent to it (see the module docs).
     sent: u64,
     generation: u64,
@@ -40,6 +47,41 @@ pub struct Idle {
     pub generation: u64,
     /// Supervisor messages it has received.
     pub received: u64,
+}
+
+/// An actor could not get its webhook's lease (`lost: false`: another instance holds it) or
+/// lost it (`lost: true`: a fenced write was refused). It has stopped.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct LeaseEnded {
+    pub webhook: WebhookId,
+    pub generation: u64,
+    pub lost: bool,
+}
+
+/// How a delivery actor speaks to the supervisor, quoting its generation.
+pub struct SupervisorLink {
+    idle: Recipient<Idle>,
+    lease: Recipient<LeaseEnded>,
+    generation: u64,
+}
+
+impl SupervisorLink {
+    pub fn idle(&self, webhook: WebhookId, received: u64) {
+        self.idle.do_send(Idle {
+            webhook,
+            generation: self.generation,
+            received,
+        });
+    }
+
+    pub fn lease_ended(&self, webhook: WebhookId, lost: bool) {
+        self.lease.do_send(LeaseEnded {
+            webhook,
+            generation: self.generation,
+            lost,
+        });
+    }
 }
 
 /// Starts, feeds and stops delivery actors, spread round-robin over the delivery arbiters.
@@ -82,15 +124,21 @@ impl Roster {
         self.next_worker = self.next_worker.wrapping_add(1);
         self.next_generation += 1;
         let generation = self.next_generation;
-        let (store, config, id) = (self.store.clone(), self.config.clone(), webhook.id);
-        let idle = supervisor.recipient();
+        let lease = Lease::mint(&self.config.instance);
+        let link = SupervisorLink {
+            idle: supervisor.clone().recipient(),
+            lease: supervisor.recipient(),
+            generation,
+        };
+        let (store, config, id, held) = (self.store.clone(), self.config.clone(), webhook.id, lease.clone());
         let addr = DeliveryActor::start_in_arbiter(arbiter, move |_| {
-            DeliveryActor::new(webhook, &store, config, start, (idle, generation))
+            DeliveryActor::new(webhook, &store, config, start, (held, link))
         });
         self.running.insert(
             id,
             Running {
                 addr,
+                lease,
                 sent: 0,
                 generation,
             },
@@ -113,21 +161,41 @@ impl Roster {
         }
     }
 
-    /// Stops the actor at once (its webhook was deleted or is no longer ours).
-    pub fn stop(&self, id: &WebhookId) {
-        if let Some((_, running)) = self.running.remove(id) {
-            running.addr.do_send(Stop);
-        }
+    /// Stops the actor at once (its webhook was deleted, or its lease is lost) and returns it,
+    /// so the caller can release its lease.
+    pub fn stop(&self, id: &WebhookId) -> Option<Running> {
+        let (_, running) = self.running.remove(id)?;
+        running.addr.do_send(Stop);
+        Some(running)
     }
 
-    /// Answers an [`Idle`] request: stops the actor if it has seen everything sent to it.
-    pub fn idle(&self, request: &Idle) {
-        let agreed = self.running.remove_if(&request.webhook, |_, running| {
+    /// Takes the actor out of the roster without stopping it (it is being handed over: the
+    /// caller drains it, then stops it and releases its lease).
+    pub fn take(&self, id: &WebhookId) -> Option<Running> {
+        self.running.remove(id).map(|(_, running)| running)
+    }
+
+    /// Answers an [`Idle`] request: stops the actor if it has seen everything sent to it, and
+    /// returns it (its lease is to be released).
+    pub fn idle(&self, request: &Idle) -> Option<Running> {
+        let (_, running) = self.running.remove_if(&request.webhook, |_, running| {
             running.generation == request.generation && running.sent == request.received
-        });
-        if let Some((_, running)) = agreed {
-            running.addr.do_send(Stop);
-        }
+        })?;
+        running.addr.do_send(Stop);
+        Some(running)
+    }
+
+    /// Forgets the actor that reported its lease ended (it has stopped), if it is still the
+    /// one running.
+    pub fn lease_ended(&self, ended: &LeaseEnded) -> bool {
+        self.running
+            .remove_if(&ended.webhook, |_, running| running.generation == ended.generation)
+            .is_some()
+    }
+
+    /// The leases of every running actor, to renew.
+    pub fn leases(&self) -> Vec<(WebhookId, Lease)> {
+        self.running.iter().map(|r| (*r.key(), r.lease.clone())).collect()
     }
 
     pub fn stop_all(&self) {

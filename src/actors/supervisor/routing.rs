@@ -2,19 +2,23 @@
 //! it for every matched webhook and acknowledge the batch in one fan-out script, then hand the
 //! queued entries to their delivery actors in memory.
 //!
+//! Webhooks another instance owns get no actor here: their owners are told through the
+//! change channel (`Notice::Work`, one message per batch) to read their queues.
+//!
 //! If the script fails, it may still have committed (its reply was lost to a timeout or a
 //! dropped connection): the batch is then acknowledged and queued, and the reader's retry finds
 //! nothing pending. So every webhook the batch was meant for is told to look at its queue.
 
 use std::collections::HashMap;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use actix::prelude::*;
 
 use super::Supervisor;
-use crate::actors::delivery::{CheckQueue, Enqueued, StartState};
+use crate::actors::delivery::{Enqueued, StartState};
 use crate::domain::{Event, PreparedEvent, StreamId, WebhookId};
-use crate::store::FanoutBatch;
+use crate::store::{Fanout, FanoutBatch, FanoutRouter};
 
 /// Events of a batch that matched, each with the webhooks it matched.
 type Routed = Vec<(Arc<PreparedEvent>, Vec<WebhookId>)>;
@@ -31,10 +35,32 @@ pub enum ReadEntry {
     Gone(StreamId),
 }
 
-/// Route and acknowledge a batch. Answers how many deliveries were queued.
+/// Route and acknowledge a batch read by `consumer`. Answers how many deliveries were queued.
 #[derive(Message)]
-#[rtype(result = "Result<usize, String>")]
-pub struct RouteBatch(pub Vec<ReadEntry>);
+#[rtype(result = "Result<usize, RouteFailure>")]
+pub struct RouteBatch {
+    pub entries: Vec<ReadEntry>,
+    pub consumer: Arc<str>,
+}
+
+/// Why a batch was not routed; its entries stay pending, and the reader reads them again.
+#[derive(Debug)]
+pub enum RouteFailure {
+    /// A webhook changed on another instance since the index was built: the changes are
+    /// applied now; route the batch again at once.
+    Stale,
+    /// Anything else (Redis unreachable, webhooks not loaded yet): try again after a pause.
+    Failed(String),
+}
+
+impl std::fmt::Display for RouteFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RouteFailure::Stale => f.write_str("webhooks changed on another instance; synced, routing again"),
+            RouteFailure::Failed(why) => f.write_str(why),
+        }
+    }
+}
 
 impl Supervisor {
     /// Matches a batch: what the fan-out script must do, and who gets what afterwards.
@@ -64,59 +90,84 @@ impl Supervisor {
         let mut targets: Vec<WebhookId> = routed.iter().flat_map(|(_, targets)| targets.iter().copied()).collect();
         targets.sort_unstable();
         targets.dedup();
-        for target in targets {
-            if !self.roster.send(&target, CheckQueue) {
-                if let Some(webhook) = self.webhooks.get(&target).cloned() {
-                    self.activate(&webhook, StartState::queued(), ctx);
-                }
-            }
-        }
+        // The lost batch's entries were appended after everything this instance handed over.
+        self.nudge(targets.into_iter().map(|target| (target, None)).collect(), true, ctx);
     }
 }
 
 impl Handler<RouteBatch> for Supervisor {
-    type Result = AtomicResponse<Self, Result<usize, String>>;
+    type Result = AtomicResponse<Self, Result<usize, RouteFailure>>;
 
-    fn handle(&mut self, RouteBatch(entries): RouteBatch, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, RouteBatch { entries, consumer }: RouteBatch, _: &mut Context<Self>) -> Self::Result {
         if !self.ready {
-            return AtomicResponse::new(Box::pin(fut::ready(Err("webhooks are not loaded yet".to_string()))));
+            let not_yet = Err(RouteFailure::Failed("webhooks are not loaded yet".into()));
+            return AtomicResponse::new(Box::pin(fut::ready(not_yet)));
         }
         let (batch, routed) = self.route(entries);
         let events = self.store.events();
-        let rejected_max_len = self.rejected_max_len;
-        let write = async move { events.fanout(&batch, rejected_max_len).await };
-        AtomicResponse::new(Box::pin(write.into_actor(self).map(move |result, act, ctx| {
-            let queued = match result {
-                Ok(queued) => queued,
+        let (rejected_max_len, version) = (self.rejected_max_len, self.versions.applied());
+        let write = async move {
+            let router = FanoutRouter {
+                version,
+                consumer: &consumer,
+            };
+            events.fanout(&batch, rejected_max_len, &router).await
+        };
+        AtomicResponse::new(Box::pin(write.into_actor(self).then(move |result, act, ctx| {
+            let done = match result {
+                Ok(Fanout::Queued(queued)) => Ok(act.hand_over_queued(queued, routed, ctx)),
+                Ok(Fanout::Stale) => {
+                    // Still inside this handler: the retry is routed with the changes applied.
+                    let synced = act.sync_changes().map(|_, _, _| Err(RouteFailure::Stale));
+                    return Box::pin(synced) as Pin<Box<dyn ActorFuture<Self, Output = _>>>;
+                }
+                Ok(Fanout::Claimed) => {
+                    tracing::info!("another instance reclaimed this batch while this one was held up; it routes it");
+                    Ok(0)
+                }
                 Err(error) => {
                     act.recheck_targets(&routed, ctx);
-                    return Err(error.to_string());
+                    Err(RouteFailure::Failed(error.to_string()))
                 }
             };
-            let mut entries = queued.into_iter();
-            let mut count = 0;
-            // One message per actor per batch: a cross-thread wake-up per actor, not per event.
-            let mut handed: HashMap<WebhookId, Vec<(StreamId, Arc<PreparedEvent>)>> = HashMap::new();
-            for (event, targets) in routed {
-                for target in targets {
-                    let Some(entry) = entries.next().flatten() else {
-                        continue;
-                    };
-                    count += 1;
-                    handed.entry(target).or_default().push((entry, event.clone()));
-                }
-            }
-            for (target, entries) in handed {
-                if !act.roster.is_running(&target) {
-                    // Idle until now: its actor reads the queue from the start (which holds
-                    // these entries, and anything queued before).
-                    if let Some(webhook) = act.webhooks.get(&target).cloned() {
-                        act.activate(&webhook, StartState::queued(), ctx);
-                    }
-                }
-                act.roster.send(&target, Enqueued(entries));
-            }
-            Ok(count)
+            Box::pin(fut::ready(done))
         })))
+    }
+}
+
+impl Supervisor {
+    /// After a fan-out: hands each queued entry to its actor (one message per actor per batch:
+    /// a cross-thread wake-up per actor, not per event), starts owned webhooks' actors, tells
+    /// the owners of the others. Returns how many deliveries were queued.
+    fn hand_over_queued(&mut self, queued: Vec<Option<StreamId>>, routed: Routed, ctx: &mut Context<Self>) -> usize {
+        let mut entries = queued.into_iter();
+        let mut count = 0;
+        let mut handed: HashMap<WebhookId, Vec<(StreamId, Arc<PreparedEvent>)>> = HashMap::new();
+        for (event, targets) in routed {
+            for target in targets {
+                let Some(entry) = entries.next().flatten() else {
+                    continue;
+                };
+                count += 1;
+                handed.entry(target).or_default().push((entry, event.clone()));
+            }
+        }
+        let mut elsewhere = Vec::new();
+        for (target, entries) in handed {
+            if !self.roster.is_running(&target) {
+                if !self.ownership.owns(&target) {
+                    elsewhere.push((target, entries.first().map(|(entry, _)| *entry)));
+                    continue;
+                }
+                // Idle until now: its actor reads the queue from the start (which holds these
+                // entries, and anything queued before).
+                if let Some(webhook) = self.webhooks.get(&target).cloned() {
+                    self.activate(&webhook, StartState::queued(), ctx);
+                }
+            }
+            self.roster.send(&target, Enqueued(entries));
+        }
+        self.tell_owners(elsewhere, ctx);
+        count
     }
 }

@@ -40,6 +40,11 @@ impl VersionTracker {
         self.advance();
     }
 
+    /// Every version up to this one is applied (what the fan-out checks against).
+    pub fn applied(&self) -> u64 {
+        self.applied
+    }
+
     /// One change applied.
     pub fn saw(&mut self, version: u64) {
         if version > self.applied {

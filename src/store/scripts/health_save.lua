@@ -1,5 +1,6 @@
--- Stores a delivery actor's health report, unless the webhook was deleted meanwhile.
--- KEYS[1] the webhook's hash, KEYS[2] the health key; ARGV[1] the report
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('SET', KEYS[2], ARGV[1])
+-- Stores a delivery actor's health report, if its instance still holds the webhook's lease
+-- (so a deleted webhook, or one another instance delivers now, gets no stale report).
+-- KEYS[1] lease, KEYS[2] the health key; ARGV[1] lease value, ARGV[2] the report
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+redis.call('SET', KEYS[2], ARGV[2])
 return 1

@@ -1,16 +1,18 @@
 -- Run when a webhook's delivery actor starts: every entry with retry state that is not in the
 -- due set was in flight when its previous actor stopped (a crash, or another instance owned
 -- it); put it back, due at the time its state records. Then report the due set.
--- KEYS[1] retry hash  KEYS[2] due set
+-- Fenced: only the holder of the lease (ARGV[1]) does this; otherwise returns -1.
+-- KEYS[1] lease  KEYS[2] retry hash  KEYS[3] due set
 -- Returns {entries in the due set, earliest due or false}.
-if redis.call('HLEN', KEYS[1]) > redis.call('ZCARD', KEYS[2]) then
-  local states = redis.call('HGETALL', KEYS[1])
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+if redis.call('HLEN', KEYS[2]) > redis.call('ZCARD', KEYS[3]) then
+  local states = redis.call('HGETALL', KEYS[2])
   for i = 1, #states, 2 do
-    if not redis.call('ZSCORE', KEYS[2], states[i]) then
+    if not redis.call('ZSCORE', KEYS[3], states[i]) then
       local due = string.match(states[i + 1], '^%d+:(%d+)') or '0'
-      redis.call('ZADD', KEYS[2], due, states[i])
+      redis.call('ZADD', KEYS[3], due, states[i])
     end
   end
 end
-local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
-return {redis.call('ZCARD', KEYS[2]), first[2] or false}
+local first = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+return {redis.call('ZCARD', KEYS[3]), first[2] or false}

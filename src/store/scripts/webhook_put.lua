@@ -1,7 +1,8 @@
 -- Writes one webhook record and moves it between index sets, if its revision is as expected.
 -- KEYS[1]   the webhook's hash
 -- KEYS[2]   the webhooks version counter
--- KEYS[3..] index sets to leave (ARGV[5] of them), then index sets to join
+-- KEYS[3]   the change log (entry `<version>-0`: the webhook this version changed)
+-- KEYS[4..] index sets to leave (ARGV[4] of them), then index sets to join
 -- ARGV[1]   webhook id
 -- ARGV[2]   expected current revision ('' = the webhook must not exist yet)
 -- ARGV[3]   change notification channel
@@ -16,14 +17,15 @@ elseif rev ~= ARGV[2] then
   return 0
 end
 local leave = tonumber(ARGV[4])
-for i = 3, 2 + leave do
+for i = 4, 3 + leave do
   redis.call('ZREM', KEYS[i], ARGV[1])
 end
-for i = 3 + leave, #KEYS do
+for i = 4 + leave, #KEYS do
   redis.call('ZADD', KEYS[i], 0, ARGV[1])
 end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], unpack(ARGV, 5))
 local version = redis.call('INCR', KEYS[2])
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', 10000, version .. '-0', 'id', ARGV[1])
 redis.call('PUBLISH', ARGV[3], ARGV[1] .. ':' .. version)
 return version

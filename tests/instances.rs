@@ -1,0 +1,399 @@
+//! Several instances on one Redis prefix, with the real binary: one owner per webhook through
+//! leases, surviving the loss of any instance, rolling restarts, and fencing of an instance
+//! that lost its leases while paused. Each test prints its figures and asserts them.
+
+mod support;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use support::process::ServiceProcess;
+use support::{eventually, publish_many, unique_prefix, Receiver, Reply, REDIS_URL};
+
+const MAX_IN_FLIGHT: usize = 16;
+
+/// Requests a receiver got, per delivery id (`<webhook>:<event>`).
+fn per_delivery(receiver: &Receiver) -> HashMap<String, usize> {
+    let mut counts = HashMap::new();
+    for request in receiver.received() {
+        *counts
+            .entry(request.header("webhook-id").unwrap_or_default().to_string())
+            .or_insert(0) += 1;
+    }
+    counts
+}
+
+fn duplicates(counts: &HashMap<String, usize>) -> usize {
+    counts.values().map(|c| c - 1).sum()
+}
+
+/// Starts `n` instances on `prefix` with the same settings, each serving when it returns.
+async fn instances(n: usize, prefix: &str, env: &[(&str, &str)]) -> Vec<ServiceProcess> {
+    let mut started = Vec::new();
+    for _ in 0..n {
+        started.push(ServiceProcess::start(REDIS_URL, prefix, env));
+    }
+    for service in &started {
+        service.wait_until_reading().await;
+    }
+    started
+}
+
+/// `/instances` as one instance sees it: name → webhooks owned, once `n` delivering
+/// instances are live.
+async fn owners(service: &ServiceProcess, n: usize) -> HashMap<String, u64> {
+    eventually(&format!("{n} live instances"), Duration::from_secs(30), || async {
+        let (_, list) = service.call("GET", "/instances", None).await?;
+        let results = list["results"].as_array()?;
+        let delivering: HashMap<String, u64> = results
+            .iter()
+            .filter(|i| i["delivering"] == true)
+            .map(|i| (i["name"].as_str().unwrap().to_string(), i["webhooks"].as_u64().unwrap()))
+            .collect();
+        (delivering.len() == n).then_some(delivering)
+    })
+    .await
+}
+
+fn events(count: usize) -> Vec<Vec<u8>> {
+    (0..count)
+        .map(|n| json!({"ev": "message.new", "n": n}).to_string().into_bytes())
+        .collect()
+}
+
+#[actix_web::test]
+async fn two_instances_with_default_settings_deliver_everything_almost_once() {
+    const EVENTS: usize = 2_000;
+    const WEBHOOKS: usize = 4;
+    let prefix = unique_prefix();
+    let services = instances(2, &prefix, &[]).await;
+    let receiver = Receiver::ok();
+    for n in 0..WEBHOOKS {
+        services[n % 2]
+            .create_webhook(&format!("{}/{n}", receiver.url()), &["*"])
+            .await;
+    }
+    let owned = eventually("4 webhooks owned", Duration::from_secs(15), || async {
+        let owned = owners(&services[0], 2).await;
+        (owned.values().sum::<u64>() == WEBHOOKS as u64).then_some(owned)
+    })
+    .await;
+    publish_many(&prefix, &events(EVENTS)).await;
+    let total = EVENTS * WEBHOOKS;
+    eventually("every pair delivered", Duration::from_secs(60), || async {
+        (per_delivery(&receiver).len() == total).then_some(())
+    })
+    .await;
+    // Anything still under way has arrived once the queues are empty.
+    for service in &services {
+        let (_, list) = service.call("GET", "/webhooks?limit=10", None).await.unwrap();
+        for webhook in list["results"].as_array().unwrap() {
+            let id = webhook["id"].as_str().unwrap();
+            eventually("an empty queue", Duration::from_secs(10), || async {
+                let (_, health) = service.call("GET", &format!("/webhooks/{id}/health"), None).await?;
+                (health["backlog"] == 0).then_some(())
+            })
+            .await;
+        }
+    }
+    let counts = per_delivery(&receiver);
+    let dupes = duplicates(&counts);
+    println!(
+        "2 instances, default settings: {EVENTS} events x {WEBHOOKS} webhooks = {total} pairs, all delivered; \
+         {dupes} duplicates ({:.2}%); webhooks owned: {owned:?}",
+        100.0 * dupes as f64 / total as f64
+    );
+    assert_eq!(counts.len(), total);
+    assert!(dupes * 100 <= total, "{dupes} duplicates is more than 1%");
+    assert_eq!(owned.values().sum::<u64>(), WEBHOOKS as u64);
+    support::delete_prefix(&prefix);
+}
+
+#[actix_web::test]
+async fn killing_the_busiest_of_three_loses_nothing_and_its_webhooks_resume_within_the_ttl() {
+    const EVENTS: usize = 6_000;
+    const WEBHOOKS: usize = 6;
+    const TTL_MS: u64 = 10_000;
+    let prefix = unique_prefix();
+    let mut services = instances(3, &prefix, &[]).await;
+    let receiver = Receiver::scripted(|_, _| Reply::Delay(Duration::from_millis(2), 200));
+    let mut ids = Vec::new();
+    for n in 0..WEBHOOKS {
+        ids.push(
+            services[0]
+                .create_webhook(&format!("{}/{n}", receiver.url()), &["*"])
+                .await,
+        );
+    }
+    owners(&services[0], 3).await;
+    publish_many(&prefix, &events(EVENTS)).await;
+    let total = EVENTS * WEBHOOKS;
+    // A moment of the run, somewhere between 20% and 50% delivered.
+    let at = total * (20 + rand::random::<u64>() as usize % 30) / 100;
+    eventually("part of the load delivered", Duration::from_secs(60), || async {
+        (per_delivery(&receiver).len() >= at).then_some(())
+    })
+    .await;
+    // Who delivers what, right now.
+    let mut owner_of = HashMap::new();
+    for id in &ids {
+        let (_, health) = services[0]
+            .call("GET", &format!("/webhooks/{id}/health"), None)
+            .await
+            .unwrap();
+        owner_of.insert(id.clone(), health["instance"].as_str().unwrap_or("").to_string());
+    }
+    let mut names = Vec::new();
+    for service in &services {
+        names.push(service.instance().await);
+    }
+    let busiest = (0..3)
+        .max_by_key(|i| owner_of.values().filter(|o| **o == names[*i]).count())
+        .unwrap();
+    let moved: Vec<String> = owner_of
+        .iter()
+        .filter(|(_, owner)| **owner == names[busiest])
+        .map(|(id, _)| id.clone())
+        .collect();
+    services[busiest].kill9();
+    let killed = Instant::now();
+    let delivered_at_kill = per_delivery(&receiver).len();
+    let requests_at_kill = receiver.count();
+    let survivor = &services[(busiest + 1) % 3];
+
+    // Each moved webhook delivers again from another instance within the ttl and 2 s: the
+    // first request for it after the kill, by the receiver's clock.
+    let mut resumed_after = Vec::new();
+    for id in &moved {
+        let after = eventually(
+            &format!("{id} to resume"),
+            Duration::from_millis(TTL_MS + 10_000),
+            || async {
+                let received = receiver.received();
+                received[requests_at_kill..]
+                    .iter()
+                    .find(|r| r.header("webhook-id").is_some_and(|w| w.starts_with(id.as_str())))
+                    .map(|r| r.at.duration_since(killed))
+            },
+        )
+        .await;
+        let (_, health) = survivor
+            .call("GET", &format!("/webhooks/{id}/health"), None)
+            .await
+            .unwrap();
+        assert_ne!(health["instance"], names[busiest].as_str(), "{health}");
+        resumed_after.push(after);
+    }
+    eventually("every pair delivered", Duration::from_secs(120), || async {
+        (per_delivery(&receiver).len() == total).then_some(())
+    })
+    .await;
+    let counts = per_delivery(&receiver);
+    let dupes = duplicates(&counts);
+    let slowest = resumed_after.iter().max().copied().unwrap_or_default();
+    println!(
+        "3 instances, kill -9 of the one owning {} of {WEBHOOKS} webhooks after {delivered_at_kill} of {total} pairs: \
+         its webhooks resumed elsewhere after {resumed_after:.1?} (bound {TTL_MS} ms + 2 s); all {total} pairs \
+         delivered; {dupes} duplicates (bound max_in_flight {MAX_IN_FLIGHT} x {} moved = {})",
+        moved.len(),
+        moved.len(),
+        MAX_IN_FLIGHT * moved.len()
+    );
+    assert!(!moved.is_empty());
+    assert!(
+        slowest <= Duration::from_millis(TTL_MS + 2_000),
+        "resumed after {slowest:?}"
+    );
+    assert_eq!(counts.len(), total);
+    assert!(dupes <= MAX_IN_FLIGHT * moved.len(), "{dupes} duplicates");
+    drop(services);
+    support::delete_prefix(&prefix);
+}
+
+#[actix_web::test]
+async fn webhooks_are_spread_over_three_and_re_spread_when_one_leaves() {
+    const WEBHOOKS: usize = 30;
+    let prefix = unique_prefix();
+    let mut services = instances(3, &prefix, &[]).await;
+    for n in 0..WEBHOOKS {
+        services[0]
+            .create_webhook(&format!("http://127.0.0.1:9/hook/{n}"), &["*"])
+            .await;
+    }
+    let spread = eventually("30 webhooks owned", Duration::from_secs(15), || async {
+        let owned = owners(&services[1], 3).await;
+        (owned.values().sum::<u64>() == WEBHOOKS as u64).then_some(owned)
+    })
+    .await;
+    println!("30 webhooks over 3 instances: {spread:?}");
+    assert!(spread.values().all(|n| *n > 0), "every instance owns some: {spread:?}");
+
+    let leaving = services[2].instance().await;
+    let status = services[2].terminate();
+    assert!(status.success(), "{status:?}");
+    let respread = eventually("30 webhooks over the other two", Duration::from_secs(15), || async {
+        let owned = owners(&services[0], 2).await;
+        (owned.values().sum::<u64>() == WEBHOOKS as u64).then_some(owned)
+    })
+    .await;
+    println!("after {leaving} left: {respread:?}");
+    assert!(!respread.contains_key(&leaving));
+    assert!(respread.values().all(|n| *n > 0), "{respread:?}");
+    // Those that stayed kept what they had: only the leaver's webhooks moved.
+    for (name, owned) in &respread {
+        assert!(
+            *owned >= spread[name],
+            "{name} lost webhooks: {spread:?} -> {respread:?}"
+        );
+    }
+    services.clear();
+    support::delete_prefix(&prefix);
+}
+
+#[actix_web::test]
+async fn a_rolling_restart_of_three_under_load_loses_nothing() {
+    const WEBHOOKS: usize = 3;
+    let prefix = unique_prefix();
+    let mut services = instances(3, &prefix, &[]).await;
+    let receiver = Receiver::ok();
+    for n in 0..WEBHOOKS {
+        services[0]
+            .create_webhook(&format!("{}/{n}", receiver.url()), &["*"])
+            .await;
+    }
+    owners(&services[0], 3).await;
+    // Load keeps coming during the whole restart: 100 events every 100 ms.
+    let publishing = {
+        let prefix = prefix.clone();
+        actix_rt::spawn(async move {
+            let mut published = 0;
+            let started = Instant::now();
+            while started.elapsed() < Duration::from_secs(12) {
+                let batch: Vec<Vec<u8>> = (published..published + 100)
+                    .map(|n| json!({"ev": "message.new", "n": n}).to_string().into_bytes())
+                    .collect();
+                publish_many(&prefix, &batch).await;
+                published += 100;
+                actix_rt::time::sleep(Duration::from_millis(100)).await;
+            }
+            published
+        })
+    };
+    for (i, service) in services.iter_mut().enumerate() {
+        let status = service.terminate();
+        assert!(status.success(), "instance {i} stopped with {status:?}");
+        *service = ServiceProcess::start(REDIS_URL, &prefix, &[]);
+        service.wait_until_reading().await;
+        owners(service, 3).await;
+    }
+    let published = publishing.await.unwrap();
+    let total = published * WEBHOOKS;
+    eventually("every pair delivered", Duration::from_secs(60), || async {
+        (per_delivery(&receiver).len() == total).then_some(())
+    })
+    .await;
+    let counts = per_delivery(&receiver);
+    println!(
+        "rolling restart of 3 under load: {published} events x {WEBHOOKS} webhooks = {total} pairs, all delivered; \
+         {} duplicates",
+        duplicates(&counts)
+    );
+    assert_eq!(counts.len(), total);
+    services.clear();
+    support::delete_prefix(&prefix);
+}
+
+#[actix_web::test]
+async fn an_instance_paused_past_its_leases_writes_nothing_for_webhooks_it_lost() {
+    let env = [
+        ("HOOKROUTER__LEASES__TTL_MS", "2000"),
+        ("HOOKROUTER__REDIS__TIMEOUT_MS", "1000"),
+        ("HOOKROUTER__DELIVERY__MAX_IN_FLIGHT", "4"),
+    ];
+    let prefix = unique_prefix();
+    let services = instances(2, &prefix, &env).await;
+    // The first four requests are held until the test opens the gate: they are under way when
+    // their sender is paused, and answered while it cannot read the answers.
+    let gate = Arc::new(AtomicBool::new(false));
+    let held = gate.clone();
+    let receiver = Receiver::scripted(move |n, _| {
+        if n < 4 {
+            Reply::Gate(held.clone(), 200)
+        } else {
+            Reply::Status(200)
+        }
+    });
+    let id = services[0].create_webhook(&receiver.url(), &["*"]).await;
+    owners(&services[0], 2).await;
+    publish_many(&prefix, &events(40)).await;
+    let under_way: HashSet<String> = receiver
+        .wait_for(4, Duration::from_secs(15))
+        .await
+        .iter()
+        .map(|r| r.header("webhook-id").unwrap().to_string())
+        .collect();
+    let (_, health) = services[0]
+        .call("GET", &format!("/webhooks/{id}/health"), None)
+        .await
+        .unwrap();
+    let paused_name = health["instance"].as_str().unwrap().to_string();
+    let (paused, other) = if services[0].instance().await == paused_name {
+        (0, 1)
+    } else {
+        (1, 0)
+    };
+
+    services[paused].signal("STOP");
+    let stopped = Instant::now();
+    gate.store(true, Ordering::SeqCst);
+    let taken_over = eventually("the other instance to take over", Duration::from_secs(20), || async {
+        let (_, health) = services[other]
+            .call("GET", &format!("/webhooks/{id}/health"), None)
+            .await?;
+        (health["instance"].is_string() && health["instance"] != paused_name.as_str()).then_some(health)
+    })
+    .await;
+    eventually(
+        "every event delivered by the other",
+        Duration::from_secs(30),
+        || async { (per_delivery(&receiver).len() == 40).then_some(()) },
+    )
+    .await;
+    let paused_for = stopped.elapsed();
+    services[paused].signal("CONT");
+    // It wakes with four answers to read and a heartbeat to send: give it time to write
+    // whatever it would write, and to take the webhook back if it is the owner again.
+    actix_rt::time::sleep(Duration::from_secs(4)).await;
+
+    let (_, attempts) = services[other]
+        .call("GET", &format!("/webhooks/{id}/attempts?limit=250"), None)
+        .await
+        .unwrap();
+    let records = attempts["results"].as_array().unwrap();
+    let stale: Vec<&Value> = records
+        .iter()
+        .filter(|a| a["instance"] == paused_name.as_str() && under_way.contains(a["id"].as_str().unwrap()))
+        .collect();
+    let resent: usize = under_way.iter().map(|id| per_delivery(&receiver)[id] - 1).sum();
+    println!(
+        "paused {paused_for:.1?} past a 2000 ms lease with 4 requests under way; {} took over; the 4 were sent \
+         again by it ({resent} repeats); after waking, the paused instance recorded {} of them (must be 0)",
+        taken_over["instance"],
+        stale.len()
+    );
+    assert!(stale.is_empty(), "the fenced instance recorded {stale:?}");
+    for id in &under_way {
+        assert!(
+            records
+                .iter()
+                .any(|a| a["id"] == id.as_str() && a["outcome"] == "delivered"),
+            "{id} is recorded as delivered by the new owner"
+        );
+    }
+    assert_eq!(resent, 4, "each of the 4 was sent again by the new owner");
+    drop(services);
+    support::delete_prefix(&prefix);
+}
