@@ -1,14 +1,19 @@
 //! The delivery actor's side of its due set: entries that failed wait in Redis, ordered by
 //! due time (`store::retries`), not in the window, so a few refused events never hold up the
 //! entries behind them. The actor keeps only what it needs to know when to look again: how
-//! many wait, when the earliest is due, and one timer for that moment.
+//! many wait, when the earliest is due, and one timer for that moment. Due entries are taken
+//! once the earliest has been due for [`GATHER`], so retries falling due close together go in
+//! one call (never before their time: a receiver's `Retry-After` is a minimum).
 
 use actix::prelude::*;
 
 use super::{DeliveryActor, REDIS_RETRY};
 use crate::clock::{now_ms, wait_until};
 use crate::domain::StreamId;
-use crate::store::{Due, DueSet, StoreError};
+use crate::store::{AfterAttempt, Due, DueSet, StoreError};
+
+/// How long the earliest due entry waits for others to fall due, so they are taken together.
+const GATHER_MS: u64 = 20;
 
 /// What the actor knows of its due set.
 #[derive(Debug, Default)]
@@ -37,9 +42,9 @@ impl Retries {
         }
     }
 
-    /// Whether entries are due at `now` and may be taken.
+    /// Whether entries are due at `now` and may be taken (the earliest for [`GATHER_MS`]).
     pub fn due(&self, now: u64) -> bool {
-        self.ready && self.reading.is_none() && self.next_due.is_some_and(|due| due <= now)
+        self.ready && self.reading.is_none() && self.next_due.is_some_and(|due| due + GATHER_MS <= now)
     }
 
     pub fn reading(&self) -> bool {
@@ -92,9 +97,19 @@ impl DeliveryActor {
 
     /// Takes up to `count` entries out of the due set into the window.
     pub(super) fn take_retries(&mut self, due: Due, count: usize, ctx: &mut Context<Self>) {
-        // Failures waiting to be written are in Redis before the take reads the set (one
-        // connection: commands run in the order they are sent).
-        self.flush(ctx);
+        // A failure waiting to be written that is due by then must be in Redis before the take
+        // reads the set (one connection: commands run in the order they are sent).
+        let bound = match due {
+            Due::By(ms) => ms,
+            Due::Earliest => u64::MAX,
+        };
+        let pending_due = self.settled.iter().any(|settled| match settled.after {
+            AfterAttempt::Retry { due_ms, .. } => due_ms <= bound,
+            _ => false,
+        });
+        if pending_due {
+            self.flush(ctx);
+        }
         self.retries.begin_read();
         let (queue, webhook, lease) = (self.queue.clone(), self.webhook.id, self.lease.clone());
         let take = async move { queue.take_due(&webhook, &lease, due, count).await };
@@ -173,11 +188,12 @@ impl DeliveryActor {
     /// Arms the one timer for the earliest due entry (while the circuit is closed: an open
     /// circuit sends probes only). Due entries themselves are taken by `fill`.
     pub(super) fn arm_retry_timer(&mut self, ctx: &mut Context<Self>) {
-        // Entries already due are taken by `fill` as soon as there is room.
+        // Entries already gathered are taken by `fill` as soon as there is room.
         let now = now_ms();
         let wanted = self
             .retries
             .next_due
+            .map(|due| due + GATHER_MS)
             .filter(|due| *due > now && self.active() && !self.circuit.open && self.retries.ready);
         let armed = self.retries.timer.as_ref().map(|(due, _)| *due);
         if wanted == armed {
