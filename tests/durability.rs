@@ -178,3 +178,38 @@ async fn a_fan_out_whose_reply_is_lost_is_still_delivered_without_a_restart() {
     assert_eq!(received.len(), 2);
     app.settled(&[&id]).await;
 }
+
+#[actix_web::test]
+async fn an_event_published_after_a_change_on_another_instance_is_routed_with_it() {
+    // The API-only instance answers before the delivering one has heard of the change (its
+    // notifications arrive 300 ms late, through a slow link); the event is published the
+    // moment the answer arrives. The fan-out must route it with the change anyway (it syncs the
+    // changed webhooks when it finds its index behind).
+    let proxy = RedisProxy::start_slowing_subscribers("127.0.0.1:6379", Duration::from_millis(300)).await;
+    let proxied = proxy.url();
+    let app = TestApp::spawn_with(move |s| s.redis.url = proxied).await;
+    let api = app.sibling(|s| s.webhooks.enabled = false).await;
+    let receiver = Receiver::ok();
+    let mut ids = Vec::new();
+    for n in 0..20 {
+        let id = api
+            .create_webhook(&format!("{}/{n}", receiver.url()), &[&format!("created.{n}")], None)
+            .await;
+        app.publish(json!({"ev": format!("created.{n}"), "n": n})).await;
+        ids.push(id);
+    }
+    receiver.wait_for(20, WAIT).await;
+    // A change, not only a creation: webhook 0 now wants another type. (Once its first event
+    // arrived: an event is routed with the webhook as it is when the event is routed.)
+    let (status, _) = api.update_webhook(&ids[0], json!({"type": ["changed.0"]})).await;
+    assert_eq!(status, 200);
+    app.publish(json!({"ev": "changed.0", "n": 100})).await;
+    let received = receiver.wait_for(21, WAIT).await;
+    let mut numbers: Vec<i64> = received.iter().map(|r| r.json()["n"].as_i64().unwrap()).collect();
+    numbers.sort_unstable();
+    let expected: Vec<i64> = (0..20).chain([100]).collect();
+    assert_eq!(
+        numbers, expected,
+        "every event reached the webhook changed just before it"
+    );
+}

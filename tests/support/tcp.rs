@@ -170,7 +170,8 @@ async fn read_request(socket: &mut TcpStream) -> Option<String> {
 /// A TCP proxy in front of Redis that can lose one reply: once armed with a needle, the first
 /// command whose bytes contain it is forwarded to Redis (which runs it), and then the client's
 /// connection is cut before the reply comes back — what a timeout or a dropped connection does
-/// to a command that committed.
+/// to a command that committed. It can also slow the connections that subscribe to pub/sub
+/// channels, as a congested link delays notifications.
 pub struct RedisProxy {
     pub port: u16,
     needle: Arc<Mutex<Option<Vec<u8>>>>,
@@ -178,19 +179,29 @@ pub struct RedisProxy {
     task: actix_rt::task::JoinHandle<()>,
 }
 
+/// How long what Redis sends to a subscribed connection is held back, per proxy.
+type Slow = Arc<Mutex<Duration>>;
+
 impl RedisProxy {
     pub async fn start(upstream: &'static str) -> RedisProxy {
+        RedisProxy::start_slowing_subscribers(upstream, Duration::ZERO).await
+    }
+
+    /// Like [`RedisProxy::start`], holding back everything Redis sends to a connection that
+    /// subscribed to a channel by `slow` (notifications arrive that much later).
+    pub async fn start_slowing_subscribers(upstream: &'static str, slow: Duration) -> RedisProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the proxy");
         let port = listener.local_addr().unwrap().port();
         let needle: Arc<Mutex<Option<Vec<u8>>>> = Arc::new(Mutex::new(None));
         let cuts = Arc::new(AtomicUsize::new(0));
         let (armed, counter) = (needle.clone(), cuts.clone());
+        let slow: Slow = Arc::new(Mutex::new(slow));
         let task = actix_rt::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let Ok(server) = TcpStream::connect(upstream).await else {
                     continue;
                 };
-                actix_rt::spawn(relay(client, server, armed.clone(), counter.clone()));
+                actix_rt::spawn(relay(client, server, armed.clone(), counter.clone(), slow.clone()));
             }
         });
         RedisProxy {
@@ -222,16 +233,28 @@ impl Drop for RedisProxy {
     }
 }
 
-async fn relay(client: TcpStream, server: TcpStream, needle: Arc<Mutex<Option<Vec<u8>>>>, cuts: Arc<AtomicUsize>) {
+async fn relay(
+    client: TcpStream,
+    server: TcpStream,
+    needle: Arc<Mutex<Option<Vec<u8>>>>,
+    cuts: Arc<AtomicUsize>,
+    slow: Slow,
+) {
     let (mut client_read, mut client_write) = client.into_split();
     let (mut server_read, mut server_write) = server.into_split();
     let cut = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let subscribed = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let replies_cut = cut.clone();
+    let replies_subscribed = subscribed.clone();
     let replies = actix_rt::spawn(async move {
         let mut buffer = vec![0u8; 64 * 1024];
         while let Ok(n) = server_read.read(&mut buffer).await {
             if n == 0 || replies_cut.load(Ordering::SeqCst) {
                 break;
+            }
+            let hold = *slow.lock().unwrap();
+            if replies_subscribed.load(Ordering::SeqCst) && !hold.is_zero() {
+                actix_rt::time::sleep(hold).await;
             }
             if client_write.write_all(&buffer[..n]).await.is_err() {
                 break;
@@ -246,6 +269,9 @@ async fn relay(client: TcpStream, server: TcpStream, needle: Arc<Mutex<Option<Ve
     while let Ok(n) = client_read.read(&mut buffer).await {
         if n == 0 {
             break;
+        }
+        if buffer[..n].windows(9).any(|w| w.eq_ignore_ascii_case(b"SUBSCRIBE")) {
+            subscribed.store(true, Ordering::SeqCst);
         }
         let hit = {
             let mut armed = needle.lock().unwrap();
