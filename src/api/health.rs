@@ -109,8 +109,10 @@ async fn stored_report(state: &ApiState, webhook: &Webhook, delivering: bool) ->
             delivered: 0,
             failed: 0,
             dead_lettered: 0,
+            rates: Default::default(),
             reported_at: iso8601(now_ms()),
-        });
+        })
+        .aged(now_ms());
     report.backlog = backlog;
     // The record is newer than any report on these two.
     if !webhook.enabled {

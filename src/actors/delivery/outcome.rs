@@ -43,6 +43,7 @@ impl DeliveryActor {
         if let Some(metrics) = &self.attempt_metrics {
             metrics.record(outcome, attempt.latency);
         }
+        self.rates.record(now, outcome == 0, attempt.latency);
         match attempt.verdict {
             Verdict::Delivered => {
                 let record = record(AttemptOutcome::Delivered);
