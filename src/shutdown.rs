@@ -6,7 +6,7 @@
 //! 2. Every delivery actor drains: it takes nothing new, drops what waits for a retry (its retry
 //!    state is in Redis), and lets the attempts under way finish and their results reach Redis,
 //!    for at most `[shutdown] grace_ms`.
-//! 3. The API stops.
+//! 3. Long-lived responses (dashboard streams) end, the board is withdrawn, and the API stops.
 //!
 //! Everything not delivered stays queued in Redis; the next start resumes it. An attempt still
 //! under way when the grace period ends is abandoned and, being still queued, sent again
@@ -21,6 +21,9 @@ use crate::actors::supervisor::{Shutdown as DrainAll, Supervisor};
 
 pub struct Shutdown {
     pub grace: Duration,
+    /// Set to true before the API stops: dashboard streams end (instead of holding the API's
+    /// stop for its whole timeout) and the board writer withdraws this instance's board.
+    pub stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl Shutdown {
@@ -59,6 +62,7 @@ impl Shutdown {
             );
             let _ = supervisor.send(DrainAll { grace: self.grace }).await;
         }
+        self.stopping.send_replace(true);
         api.stop(true).await;
     }
 }

@@ -36,6 +36,8 @@ pub struct Application {
     server: actix_web::dev::Server,
     router: Option<Router>,
     grace: Duration,
+    /// Turns true when the service stops (see [`Shutdown`]).
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl Application {
@@ -69,10 +71,15 @@ impl Application {
         let destinations = Arc::new(Destinations::new(&settings.security.allow_cidrs));
         let store = Store::new(&settings.redis)?;
         watch_redis(store.clone(), settings.redis.url_for_logs());
+        let (stopping, stopping_seen) = tokio::sync::watch::channel(false);
         let router = settings
             .webhooks
             .enabled
             .then(|| start_router(&settings, &store, &destinations, tls));
+        if let Some(router) = &router {
+            let actors = router.handle.actors.clone();
+            crate::actors::board::start(store.clone(), instance.clone(), actors, stopping_seen.clone());
+        }
         let state = web::Data::new(ApiState {
             instance: instance.clone(),
             store,
@@ -80,6 +87,7 @@ impl Application {
             router: router.as_ref().map(|r| r.handle.clone()),
             destinations,
             access,
+            dashboard: api::dashboard::Dashboard::new(stopping_seen),
         });
         let server = HttpServer::new(move || {
             App::new()
@@ -106,6 +114,7 @@ impl Application {
             server,
             router,
             grace: Duration::from_millis(settings.shutdown.grace_ms),
+            stopping,
         })
     }
 
@@ -127,7 +136,11 @@ impl Application {
             _ = Shutdown::requested() => tracing::info!("shutdown requested"),
         }
         let delivery = self.router.as_ref().map(|r| (&r.reader, &r.handle.supervisor));
-        Shutdown { grace: self.grace }.run(delivery, handle).await;
+        let shutdown = Shutdown {
+            grace: self.grace,
+            stopping: self.stopping,
+        };
+        shutdown.run(delivery, handle).await;
         if let Some(router) = self.router {
             for arbiter in router.arbiters {
                 arbiter.stop();

@@ -10,8 +10,10 @@
 //!                                 └─ Enqueued ──▶ DeliveryActor (webhook B) ──POST──▶ endpoint B
 //! ```
 //!
-//! The change feed (pub/sub) and the API tell the supervisor about webhook changes.
+//! The change feed (pub/sub) and the API tell the supervisor about webhook changes. The board
+//! writer publishes what the running delivery actors look like, for the dashboard.
 
+pub mod board;
 pub mod change_feed;
 pub mod delivery;
 pub mod ownership;

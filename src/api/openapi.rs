@@ -8,6 +8,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+use super::dashboard::{page, stream, tickets, view};
 use super::{controls, events, health, history, metrics, webhooks};
 
 #[derive(OpenApi)]
@@ -37,6 +38,12 @@ use super::{controls, events, health, history, metrics, webhooks};
         history::replay,
         history::purge_dead,
         history::rejected,
+        page::page,
+        page::script,
+        page::style,
+        view::webhooks,
+        tickets::ticket,
+        stream::stream,
     ),
     modifiers(&AccessTokens),
     security((), ("accessToken" = []), ("bearer" = []), ("accessTokenQuery" = [])),

@@ -12,6 +12,9 @@
 //! | `P:webhooks:global` | zset | ids of webhooks without a user |
 //! | `P:webhooks:user:<user>` | zset | ids of that user's webhooks |
 //! | `P:webhooks:type:<pattern>` | zset | ids of webhooks listing that exact pattern |
+//! | `P:webhooks:paused` | zset | ids of paused webhooks |
+//! | `P:webhooks:disabled` | zset | ids of disabled webhooks |
+//! | `P:webhooks:indexed` | string | set once the paused/disabled sets hold every webhook made before them |
 //! | `P:webhooks:version` | string | counter incremented by every webhook change (resync check) |
 //! | `P:changes` | pub/sub channel | `<id>:<version>` of each webhook change |
 //! | `P:queue:<id>` | stream | the webhook's pending deliveries: e (event id), ev, b (body) |
@@ -21,6 +24,9 @@
 //! | `P:attempts:<id>` | stream | the webhook's attempt log, newest last (capped; expires when idle) |
 //! | `P:circuit:<id>` | hash | consecutive failures and since when (absent while healthy) |
 //! | `P:health:<id>` | string | the delivery actor's last health report (JSON) |
+//! | `P:board:<instance>` | string | a delivering instance's board: its running actors' states (JSON; expires) |
+//! | `P:boards` | zset | instance name → when its board was last written (ms) |
+//! | `P:ticket:<sha256>` | string | a dashboard stream ticket (by the digest of the ticket; single use, expires) |
 //! | `P:scratch:list` | zset | scratch space of the listing script, deleted before it returns |
 
 use std::sync::Arc;
@@ -78,6 +84,18 @@ impl Keys {
         self.key(format_args!("webhooks:type:{pattern}"))
     }
 
+    pub fn webhooks_paused(&self) -> String {
+        self.key(format_args!("webhooks:paused"))
+    }
+
+    pub fn webhooks_disabled(&self) -> String {
+        self.key(format_args!("webhooks:disabled"))
+    }
+
+    pub fn webhooks_indexed(&self) -> String {
+        self.key(format_args!("webhooks:indexed"))
+    }
+
     pub fn webhooks_version(&self) -> String {
         self.key(format_args!("webhooks:version"))
     }
@@ -112,6 +130,19 @@ impl Keys {
 
     pub fn health(&self, id: &WebhookId) -> String {
         self.key(format_args!("health:{id}"))
+    }
+
+    pub fn board(&self, instance: &str) -> String {
+        self.key(format_args!("board:{instance}"))
+    }
+
+    pub fn boards(&self) -> String {
+        self.key(format_args!("boards"))
+    }
+
+    /// `digest`: the hex SHA-256 of the ticket.
+    pub fn ticket(&self, digest: &str) -> String {
+        self.key(format_args!("ticket:{digest}"))
     }
 
     pub fn list_scratch(&self) -> String {

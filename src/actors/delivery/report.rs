@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 
-use super::health::{HealthReport, HealthState};
+use super::health::{HealthReport, HealthState, LastFailure};
 use super::{DeliveryActor, REPORT_EVERY};
 use crate::clock::{iso8601, now_ms};
 use crate::domain::Webhook;
@@ -27,19 +27,31 @@ pub struct Glance {
     pub consecutive_failures: u32,
     /// Attempts per second, (delivered, failed), over the last 10 to 20 seconds.
     pub per_second: (f64, f64),
+    /// The latest failure, while it matters (retrying or failing), so the dashboard shows the
+    /// error with the state instead of a second later.
+    pub last_failure: Option<LastFailure>,
+    /// When the next retry and the next probe are due (ms).
+    pub next_retry_ms: Option<u64>,
+    pub next_probe_ms: Option<u64>,
 }
 
 impl Handler<GetGlance> for DeliveryActor {
     type Result = MessageResult<GetGlance>;
 
     fn handle(&mut self, _: GetGlance, _: &mut Context<Self>) -> Self::Result {
+        let state = self.state();
+        let (next_retry_ms, next_probe_ms) = self.next_times();
+        let troubled = matches!(state, HealthState::Retrying | HealthState::Failing);
         MessageResult(Glance {
             webhook: self.webhook.clone(),
-            state: self.state(),
+            state,
             in_flight: self.window.len(),
             waiting: self.retries.waiting,
             consecutive_failures: self.circuit.failures,
             per_second: self.rates.per_second(now_ms()),
+            last_failure: self.stats.last_failure.clone().filter(|_| troubled),
+            next_retry_ms,
+            next_probe_ms,
         })
     }
 }
@@ -59,13 +71,19 @@ impl DeliveryActor {
         }
     }
 
-    pub(super) fn report(&self, backlog: u64) -> HealthReport {
-        // While the circuit is open only probes go; otherwise the earliest waiting entry.
+    /// When the next retry and the next probe are due (ms): while the circuit is open only
+    /// probes go; otherwise the earliest waiting entry.
+    fn next_times(&self) -> (Option<u64>, Option<u64>) {
         let next_probe = self.circuit.probe_timer.as_ref().map(|(due, _)| *due);
         let next_retry = self
             .retries
             .next_due
             .filter(|_| !self.circuit.open && self.retries.waiting > 0);
+        (next_retry, next_probe)
+    }
+
+    pub(super) fn report(&self, backlog: u64) -> HealthReport {
+        let (next_retry, next_probe) = self.next_times();
         let now = now_ms();
         HealthReport {
             id: self.webhook.id.to_string(),
