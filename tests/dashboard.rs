@@ -431,8 +431,9 @@ async fn with_tokens_the_stream_takes_a_single_use_ticket_and_the_page_is_open()
     // The page, script and style hold no data and are open, with a strict policy.
     for (path, kind) in [
         ("/dashboard", "text/html"),
-        ("/dashboard/app.js", "text/javascript"),
-        ("/dashboard/app.css", "text/css"),
+        ("/dashboard/assets/app.js", "text/javascript"),
+        ("/dashboard/assets/detail.js", "text/javascript"),
+        ("/dashboard/assets/app.css", "text/css"),
     ] {
         let response = anonymous.get(app.url(path)).send().await.unwrap();
         assert_eq!(response.status(), 200, "{path}");
@@ -443,6 +444,12 @@ async fn with_tokens_the_stream_takes_a_single_use_ticket_and_the_page_is_open()
             "{path}"
         );
     }
+    let missing = anonymous
+        .get(app.url("/dashboard/assets/secrets.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
     // Data needs the token.
     for (method, path) in [("GET", "/dashboard/webhooks"), ("POST", "/dashboard/ticket")] {
         let response = anonymous

@@ -31,7 +31,7 @@ pub async fn require_token(
         _ => true,
     };
     request.extensions_mut().insert(Authenticated(granted));
-    let open = OPEN_PATHS.contains(&request.path()) || super::dashboard::OPEN_PATHS.contains(&request.path());
+    let open = OPEN_PATHS.contains(&request.path()) || super::dashboard::is_open(request.path());
     if granted || open {
         return Ok(next.call(request).await?.map_into_left_body());
     }

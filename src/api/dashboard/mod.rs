@@ -2,7 +2,7 @@
 //!
 //! | route | handler |
 //! |---|---|
-//! | `GET /dashboard`, `/dashboard/app.js`, `/dashboard/app.css` | [`page`]: the page, compiled in (open) |
+//! | `GET /dashboard`, `/dashboard/assets/{name}` | [`page`]: the page and its files, compiled in (open) |
 //! | `GET /dashboard/webhooks` | [`view`]: a page of the table with the summary (JSON) |
 //! | `POST /dashboard/ticket` | [`tickets`]: a single-use ticket for the stream |
 //! | `GET /dashboard/stream` | [`stream`]: the same view pushed twice a second (Server-Sent Events) |
@@ -50,18 +50,14 @@ impl Dashboard {
 /// Registers the dashboard's routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/dashboard").route(web::get().to(page::page)))
-        .service(resource("/dashboard/app.js").route(web::get().to(page::script)))
-        .service(resource("/dashboard/app.css").route(web::get().to(page::style)))
+        .service(resource("/dashboard/assets/{name}").route(web::get().to(page::asset)))
         .service(resource("/dashboard/webhooks").route(web::get().to(view::webhooks)))
         .service(resource("/dashboard/ticket").route(web::post().to(tickets::ticket)))
         .service(resource("/dashboard/stream").route(web::get().to(stream::stream)));
 }
 
-/// Paths the auth middleware lets through without a token: the page holds no data, and the
-/// stream checks its ticket itself.
-pub const OPEN_PATHS: &[&str] = &[
-    "/dashboard",
-    "/dashboard/app.js",
-    "/dashboard/app.css",
-    "/dashboard/stream",
-];
+/// Whether the auth middleware lets a path through without a token: the page and its files
+/// hold no data, and the stream checks its ticket itself.
+pub fn is_open(path: &str) -> bool {
+    matches!(path, "/dashboard" | "/dashboard/stream") || path.starts_with("/dashboard/assets/")
+}

@@ -1,16 +1,31 @@
-//! `GET /dashboard` and its script and style sheet, compiled into the binary: no CDN, no web
-//! fonts, nothing fetched from another host, so it works offline and behind any firewall.
+//! `GET /dashboard` and its script modules and style sheet (`/dashboard/assets/{name}`),
+//! compiled into the binary: no CDN, no web fonts, nothing fetched from another host, so it
+//! works offline and behind any firewall.
 //!
-//! These three are open (they hold no data); the page asks for an access token when the API
-//! needs one and shows nothing until it has a valid one. A strict Content-Security-Policy
-//! lets the page talk to this service only.
+//! These are open (they hold no data); the page asks for an access token when the API needs
+//! one and shows nothing until it has a valid one. A strict Content-Security-Policy lets the
+//! page talk to this service only.
 
 use actix_web::http::header;
-use actix_web::HttpResponse;
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use crate::api::errors::ApiError;
+use crate::api::responses::ErrorBody;
 
 const INDEX: &str = include_str!("static/index.html");
-const SCRIPT: &str = include_str!("static/app.js");
-const STYLE: &str = include_str!("static/app.css");
+
+const JAVASCRIPT: &str = "text/javascript; charset=utf-8";
+/// The page's files: name, content type, contents.
+const ASSETS: &[(&str, &str, &str)] = &[
+    ("app.js", JAVASCRIPT, include_str!("static/app.js")),
+    ("api.js", JAVASCRIPT, include_str!("static/api.js")),
+    ("format.js", JAVASCRIPT, include_str!("static/format.js")),
+    ("table.js", JAVASCRIPT, include_str!("static/table.js")),
+    ("detail.js", JAVASCRIPT, include_str!("static/detail.js")),
+    ("app.css", "text/css; charset=utf-8", include_str!("static/app.css")),
+];
 
 /// Scripts, styles and connections from this origin only; no frames, no plugins.
 const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
@@ -23,18 +38,27 @@ pub async fn page() -> HttpResponse {
     file("text/html; charset=utf-8", INDEX)
 }
 
-/// The dashboard's script.
-#[utoipa::path(get, path = "/dashboard/app.js", tag = "dashboard", security(()),
-    responses((status = 200, content_type = "text/javascript", body = String)))]
-pub async fn script() -> HttpResponse {
-    file("text/javascript; charset=utf-8", SCRIPT)
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub struct AssetParams {
+    /// One of the page's files: `app.js`, `api.js`, `format.js`, `table.js`, `detail.js`,
+    /// `app.css`.
+    #[param(pattern = r"^((app|api|format|table|detail)\.js|app\.css)$")]
+    name: String,
 }
 
-/// The dashboard's style sheet.
-#[utoipa::path(get, path = "/dashboard/app.css", tag = "dashboard", security(()),
-    responses((status = 200, content_type = "text/css", body = String)))]
-pub async fn style() -> HttpResponse {
-    file("text/css; charset=utf-8", STYLE)
+/// One of the dashboard's script modules or its style sheet.
+#[utoipa::path(get, path = "/dashboard/assets/{name}", tag = "dashboard", security(()), params(AssetParams),
+    responses(
+        (status = 200, description = "The file", content((String = "text/javascript"), (String = "text/css"))),
+        (status = 404, body = ErrorBody, description = "`RouteNotFound`: no such file")))]
+pub async fn asset(name: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    ASSETS
+        .iter()
+        .find(|(file, ..)| *file == name.as_str())
+        .map(|(_, content_type, body)| file(content_type, body))
+        .ok_or_else(|| ApiError::RouteNotFound(format!("/dashboard/assets/{name}")))
 }
 
 fn file(content_type: &str, body: &'static str) -> HttpResponse {
