@@ -71,26 +71,48 @@ pub struct BoardRow {
     pub next_probe_at: Option<u64>,
 }
 
+/// A board as written: the same shape as [`Board`], borrowing the rows.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct BoardOut<'a> {
+    instance: &'a str,
+    at: u64,
+    delivered_per_s: f64,
+    failed_per_s: f64,
+    rows: Vec<&'a BoardRow>,
+}
+
 /// Starts writing this instance's board, until `stopping` turns true.
 pub fn start(store: Store, instance: InstanceName, actors: ActorDirectory, stopping: watch::Receiver<bool>) {
     let writer = BoardWriter {
         store,
         instance: instance.to_string(),
         actors,
-        urls: HashMap::new(),
         rows: HashMap::new(),
+        tick: 0,
+        size: 0,
     };
     actix_rt::spawn(writer.run(stopping));
+}
+
+/// A running actor's row, with the webhook record it was made from.
+struct Kept {
+    webhook: Arc<Webhook>,
+    row: BoardRow,
+    /// The last tick that saw the actor running.
+    tick: u64,
 }
 
 struct BoardWriter {
     store: Store,
     instance: String,
     actors: ActorDirectory,
-    /// Redacted URLs, made again only when an actor's webhook record changes.
-    urls: HashMap<WebhookId, (Arc<Webhook>, String)>,
-    /// The rows of the last board, for actors that do not answer in time.
-    rows: HashMap<WebhookId, BoardRow>,
+    /// The rows of the last board, updated in place: a row's id, URL and user are made again
+    /// only when its webhook record changes; an actor that does not answer keeps its row.
+    rows: HashMap<WebhookId, Kept>,
+    tick: u64,
+    /// The last board's size, to allocate the next one at once.
+    size: usize,
 }
 
 impl BoardWriter {
@@ -109,6 +131,7 @@ impl BoardWriter {
     }
 
     async fn write(&mut self) {
+        self.tick += 1;
         let running: Vec<_> = self
             .actors
             .iter()
@@ -121,65 +144,76 @@ impl BoardWriter {
             Ok(backlogs) => backlogs,
             Err(error) => return tracing::debug!(%error, "could not read backlogs for the board"),
         };
-        let mut rows = HashMap::with_capacity(ids.len());
         let (mut delivered_per_s, mut failed_per_s) = (0.0, 0.0);
         for ((id, glance), backlog) in ids.iter().zip(glances).zip(backlogs) {
-            let row = match glance {
+            match glance {
                 Ok(glance) => {
                     delivered_per_s += glance.per_second.0;
                     failed_per_s += glance.per_second.1;
-                    self.row(glance, backlog)
+                    self.update(glance, backlog);
                 }
-                Err(_) => match self.rows.remove(id) {
-                    Some(previous) => BoardRow { backlog, ..previous },
-                    // Stopped meanwhile, or too busy to answer its first question.
-                    None => continue,
-                },
-            };
-            rows.insert(*id, row);
+                // Too busy to answer: its previous row, with the backlog read now (an actor
+                // too busy for its first question is left out this time).
+                Err(_) => {
+                    if let Some(kept) = self.rows.get_mut(id) {
+                        kept.row.backlog = backlog;
+                        kept.tick = self.tick;
+                    }
+                }
+            }
         }
-        self.urls.retain(|id, _| rows.contains_key(id));
-        self.rows = rows;
-        let board = Board {
-            instance: self.instance.clone(),
+        let tick = self.tick;
+        self.rows.retain(|_, kept| kept.tick == tick);
+        let board = BoardOut {
+            instance: &self.instance,
             at: now_ms(),
             delivered_per_s,
             failed_per_s,
-            rows: self.rows.values().cloned().collect(),
+            rows: self.rows.values().map(|kept| &kept.row).collect(),
         };
-        let json = serde_json::to_string(&board).unwrap_or_default();
-        if let Err(error) = self
-            .store
-            .boards()
-            .publish(&self.instance, &json, board.at, BOARD_TTL)
-            .await
-        {
+        let mut json = Vec::with_capacity(self.size + 1024);
+        if serde_json::to_writer(&mut json, &board).is_err() {
+            return;
+        }
+        self.size = json.len();
+        let at = board.at;
+        if let Err(error) = self.store.boards().publish(&self.instance, &json, at, BOARD_TTL).await {
             tracing::debug!(%error, "could not write the board");
         }
     }
 
-    fn row(&mut self, glance: Glance, backlog: u64) -> BoardRow {
-        let webhook = glance.webhook;
-        let url = match self.urls.get(&webhook.id) {
-            Some((seen, url)) if Arc::ptr_eq(seen, &webhook) => url.clone(),
+    fn update(&mut self, glance: Glance, backlog: u64) {
+        let tick = self.tick;
+        let kept = match self.rows.get_mut(&glance.webhook.id) {
+            Some(kept) if Arc::ptr_eq(&kept.webhook, &glance.webhook) => kept,
             _ => {
-                let url = webhook.url.redacted();
-                self.urls.insert(webhook.id, (webhook.clone(), url.clone()));
-                url
+                let webhook = glance.webhook.clone();
+                let row = BoardRow {
+                    id: webhook.id.to_string(),
+                    state: glance.state,
+                    url: webhook.url.redacted(),
+                    user: webhook.user.as_ref().map(ToString::to_string),
+                    backlog,
+                    in_flight: 0,
+                    waiting: 0,
+                    failures: 0,
+                    last_failure: None,
+                    next_retry_at: None,
+                    next_probe_at: None,
+                };
+                let kept = Kept { webhook, row, tick };
+                self.rows.entry(glance.webhook.id).insert_entry(kept).into_mut()
             }
         };
-        BoardRow {
-            id: webhook.id.to_string(),
-            state: glance.state,
-            url,
-            user: webhook.user.as_ref().map(ToString::to_string),
-            backlog,
-            in_flight: glance.in_flight,
-            waiting: glance.waiting,
-            failures: glance.consecutive_failures,
-            last_failure: glance.last_failure,
-            next_retry_at: glance.next_retry_ms,
-            next_probe_at: glance.next_probe_ms,
-        }
+        kept.tick = tick;
+        let row = &mut kept.row;
+        row.state = glance.state;
+        row.backlog = backlog;
+        row.in_flight = glance.in_flight;
+        row.waiting = glance.waiting;
+        row.failures = glance.consecutive_failures;
+        row.last_failure = glance.last_failure;
+        row.next_retry_at = glance.next_retry_ms;
+        row.next_probe_at = glance.next_probe_ms;
     }
 }

@@ -26,7 +26,7 @@ impl BoardStore {
     }
 
     /// Writes this instance's board, to expire after `ttl` unless written again.
-    pub async fn publish(&self, instance: &str, board: &str, now_ms: u64, ttl: Duration) -> StoreResult<()> {
+    pub async fn publish(&self, instance: &str, board: &[u8], now_ms: u64, ttl: Duration) -> StoreResult<()> {
         let registry = self.keys.boards();
         let keep = REGISTRY_KEEP.as_millis() as u64;
         let mut conn = self.conn.clone();
