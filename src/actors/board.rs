@@ -8,8 +8,9 @@
 //! and not on any board: they cost the board nothing. An actor that does not answer within
 //! [`ASK_WITHIN`] keeps its previous row. On a graceful stop the board is withdrawn at once.
 //!
-//! Cost: one message per running actor and one `XLEN` per running actor per half second, and a
-//! board of about 200 bytes per running actor.
+//! Cost: one message and one `XLEN` per running actor per half second, and a board of 200 to
+//! 350 bytes per running actor; measured, about 8 µs of CPU per actor per tick (16 ms a second
+//! for 1,000 running actors).
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -31,6 +31,8 @@ pub struct Census {
     pub disabled: Vec<WebhookId>,
     /// Entries in the event stream not yet routed (the readers' lag).
     pub lag: u64,
+    /// The webhooks version counter: records read at the same version are still current.
+    pub version: Option<u64>,
 }
 
 /// The parts of a webhook record a list of webhooks shows.
@@ -57,7 +59,8 @@ impl OverviewStore {
 
     pub async fn census(&self) -> StoreResult<Census> {
         let mut conn = self.conn.clone();
-        let (webhooks, paused, disabled, lag): (u64, Vec<String>, Vec<String>, u64) = redis::pipe()
+        type Reply = (u64, Vec<String>, Vec<String>, u64, Option<u64>);
+        let (webhooks, paused, disabled, lag, version): Reply = redis::pipe()
             .cmd("ZCARD")
             .arg(self.keys.webhooks_all())
             .cmd("ZRANGE")
@@ -70,6 +73,8 @@ impl OverviewStore {
             .arg(-1)
             .cmd("XLEN")
             .arg(self.keys.events())
+            .cmd("GET")
+            .arg(self.keys.webhooks_version())
             .query_async(&mut conn)
             .await?;
         let ids = |list: Vec<String>| list.iter().filter_map(|id| WebhookId::parse(id)).collect();
@@ -78,6 +83,7 @@ impl OverviewStore {
             paused: ids(paused),
             disabled: ids(disabled),
             lag,
+            version,
         })
     }
 

@@ -135,10 +135,25 @@ struct EventsIn {
     rate: Option<f64>,
 }
 
+/// Rows of paused and disabled webhooks without an actor (backlog aside), as of a webhooks
+/// version: records change only with the version, so they are read and parsed again only then.
+#[derive(Default)]
+struct Resting {
+    version: Option<u64>,
+    rows: HashMap<WebhookId, Row>,
+}
+
+/// What the one builder at a time keeps: the latest snapshot and the resting rows.
+#[derive(Default)]
+struct Memory {
+    latest: Option<(Instant, Arc<Snapshot>)>,
+    resting: Resting,
+}
+
 /// The snapshot shared by this instance's viewers, and what it needs to remember between them.
 #[derive(Default)]
 pub struct SnapshotCache {
-    latest: tokio::sync::Mutex<Option<(Instant, Arc<Snapshot>)>>,
+    memory: tokio::sync::Mutex<Memory>,
     events_in: std::sync::Mutex<EventsIn>,
     /// The paused/disabled index sets were checked complete.
     indexed: std::sync::atomic::AtomicBool,
@@ -148,18 +163,18 @@ impl SnapshotCache {
     /// The current snapshot: the shared one if fresh, else a new one (one builder at a time;
     /// the others wait for it).
     pub async fn get(&self, store: &Store) -> StoreResult<Arc<Snapshot>> {
-        let mut latest = self.latest.lock().await;
-        if let Some((made, snapshot)) = latest.as_ref() {
+        let mut memory = self.memory.lock().await;
+        if let Some((made, snapshot)) = memory.latest.as_ref() {
             if made.elapsed() < FRESH_FOR {
                 return Ok(snapshot.clone());
             }
         }
-        let snapshot = Arc::new(self.build(store).await?);
-        *latest = Some((Instant::now(), snapshot.clone()));
+        let snapshot = Arc::new(self.build(store, &mut memory.resting).await?);
+        memory.latest = Some((Instant::now(), snapshot.clone()));
         Ok(snapshot)
     }
 
-    async fn build(&self, store: &Store) -> StoreResult<Snapshot> {
+    async fn build(&self, store: &Store, resting_rows: &mut Resting) -> StoreResult<Snapshot> {
         use std::sync::atomic::Ordering;
         let overview = store.overview();
         if !self.indexed.load(Ordering::Relaxed) {
@@ -217,11 +232,20 @@ impl SnapshotCache {
             .collect();
         let active_count = active.len() as u64;
         let mut rows: Vec<Row> = active.into_values().map(|(_, row)| row).collect();
-        let (lines, backlogs) = (overview.lines(&resting).await?, overview.backlogs(&resting).await?);
-        for (line, backlog) in lines.into_iter().zip(backlogs) {
-            let Some(line) = line else { continue };
+        if resting_rows.version != census.version || census.version.is_none() {
+            *resting_rows = Resting {
+                version: census.version,
+                rows: HashMap::new(),
+            };
+        }
+        let unread: Vec<WebhookId> = resting
+            .iter()
+            .filter(|id| !resting_rows.rows.contains_key(id))
+            .copied()
+            .collect();
+        for line in overview.lines(&unread).await?.into_iter().flatten() {
             let url = line.url.redacted();
-            rows.push(Row {
+            let row = Row {
                 id: line.id,
                 state: if disabled.contains(&line.id) || !line.enabled {
                     HealthState::Disabled
@@ -231,7 +255,7 @@ impl SnapshotCache {
                 url_lower: url.to_lowercase(),
                 url,
                 user: line.user.map(|user| user.to_string()),
-                backlog,
+                backlog: 0,
                 in_flight: 0,
                 waiting: 0,
                 failures: 0,
@@ -239,7 +263,15 @@ impl SnapshotCache {
                 next_retry_at: None,
                 next_probe_at: None,
                 instance: None,
-            });
+            };
+            resting_rows.rows.insert(line.id, row);
+        }
+        let backlogs = overview.backlogs(&resting).await?;
+        for (id, backlog) in resting.iter().zip(backlogs) {
+            // A webhook without a record (deleted meanwhile) has no row.
+            if let Some(row) = resting_rows.rows.get(id) {
+                rows.push(Row { backlog, ..row.clone() });
+            }
         }
 
         // Drop webhooks deleted since a board was written; note where the rest sit in the index.
