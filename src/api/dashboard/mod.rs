@@ -12,14 +12,15 @@
 //!
 //! Where the data comes from, with any number of instances on one prefix: each delivering
 //! instance writes a *board* of its running delivery actors twice a second
-//! (`actors::board`); the serving instance merges the live boards into a [`snapshot`], adds the
-//! paused and disabled webhooks from their index sets, and pages idle webhooks from the webhook
-//! index ([`idle`]). Only the rows on the page are read in full.
+//! (`actors::board`); the serving instance merges the live boards into a [`snapshot`] (with its
+//! [`summary`]), adds the paused and disabled webhooks from their index sets, and pages idle
+//! webhooks from the webhook index ([`idle`]). Only the rows on the page are read in full.
 
 pub(super) mod idle;
 pub(super) mod page;
 pub(super) mod snapshot;
 pub(super) mod stream;
+pub(super) mod summary;
 pub(super) mod tickets;
 pub(super) mod view;
 

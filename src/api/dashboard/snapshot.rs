@@ -11,9 +11,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-use utoipa::ToSchema;
-
+use super::summary::{round, EventsIn, StateCounts, Summary};
 use crate::actors::board::{Board, BOARD_TTL};
 use crate::actors::delivery::{HealthState, LastFailure};
 use crate::clock::now_ms;
@@ -74,48 +72,6 @@ impl Row {
     }
 }
 
-/// Webhooks by state, for the filter's choices.
-#[derive(Debug, Clone, Default, Serialize, ToSchema)]
-pub struct StateCounts {
-    pub failing: u64,
-    pub retrying: u64,
-    pub healthy: u64,
-    pub paused: u64,
-    pub disabled: u64,
-    /// Webhooks no delivering instance reports on (none is running).
-    pub unknown: u64,
-}
-
-/// The summary strip.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Summary {
-    /// Events published per second (the event stream's entries added; null until two readings
-    /// a second apart exist).
-    pub events_in_per_s: Option<f64>,
-    /// Successful delivery attempts per second over the last 10 to 20 seconds, all instances.
-    pub deliveries_per_s: f64,
-    /// Failed attempts per second, likewise.
-    pub failures_per_s: f64,
-    /// Deliveries queued for active, paused and disabled webhooks (idle ones have none).
-    pub backlog: u64,
-    /// Webhooks whose circuit is open (state `failing`).
-    pub open_circuits: u64,
-    pub paused: u64,
-    pub disabled: u64,
-    /// Delivering instances with a live board.
-    pub instances: u64,
-    /// Always `up` here: without Redis there is no summary (the stream says so instead).
-    pub redis: String,
-    /// Events in the stream not yet routed.
-    pub reader_lag: u64,
-    /// Webhooks registered.
-    pub webhooks: u64,
-    /// Webhooks with a running delivery actor.
-    pub active: u64,
-    pub states: StateCounts,
-}
-
 /// Every non-idle webhook, sorted worst first, and what the summary says.
 pub struct Snapshot {
     pub rows: Vec<Row>,
@@ -126,13 +82,6 @@ pub struct Snapshot {
     pub summary: Summary,
     /// The state idle webhooks are shown in: healthy, or unknown while no instance delivers.
     pub idle_state: HealthState,
-}
-
-/// The last reading of the event stream's `entries-added` (ms, count), and the rate it gave.
-#[derive(Default)]
-struct EventsIn {
-    reading: Option<(u64, u64)>,
-    rate: Option<f64>,
 }
 
 /// Rows of paused and disabled webhooks without an actor (backlog aside), as of a webhooks
@@ -154,6 +103,7 @@ struct Memory {
 #[derive(Default)]
 pub struct SnapshotCache {
     memory: tokio::sync::Mutex<Memory>,
+    /// The events-in rate, from readings of the event stream.
     events_in: std::sync::Mutex<EventsIn>,
     /// The paused/disabled index sets were checked complete.
     indexed: std::sync::atomic::AtomicBool,
@@ -192,7 +142,8 @@ impl SnapshotCache {
             .filter_map(|json| serde_json::from_str(&json).ok())
             .collect();
         let census = overview.census().await?;
-        let events_in = self.events_in(overview.events_added().await?, now);
+        let added = overview.events_added().await?;
+        let events_in = self.events_in.lock().ok().and_then(|mut rate| rate.observe(added, now));
 
         // Active webhooks: the newest board's row of each.
         let mut active: HashMap<WebhookId, (u64, Row)> = HashMap::new();
@@ -330,25 +281,6 @@ impl SnapshotCache {
             idle_state,
         })
     }
-
-    /// Events in per second, from two readings of `entries-added` at least a second apart.
-    fn events_in(&self, added: Option<u64>, now: u64) -> Option<f64> {
-        let Ok(mut memory) = self.events_in.lock() else {
-            return None;
-        };
-        let EventsIn { reading, rate } = &mut *memory;
-        match (added, *reading) {
-            (None, _) => *rate = Some(0.0),
-            (Some(added), None) => *reading = Some((now, added)),
-            (Some(added), Some((then, before))) if now >= then + 1000 => {
-                let seconds = (now - then) as f64 / 1000.0;
-                *rate = Some(round(added.saturating_sub(before) as f64 / seconds));
-                *reading = Some((now, added));
-            }
-            _ => {}
-        }
-        *rate
-    }
 }
 
 /// The delivering instances sharing this prefix, by name: today those whose board was written
@@ -356,9 +288,4 @@ impl SnapshotCache {
 /// the one place to read it instead; the boards are then read for those names.
 pub async fn live_instances(store: &Store, now: u64) -> StoreResult<Vec<String>> {
     store.boards().recent_writers(now, BOARD_TTL).await
-}
-
-/// Two decimals are plenty for a rate on a dashboard.
-fn round(value: f64) -> f64 {
-    (value * 100.0).round() / 100.0
 }

@@ -15,7 +15,8 @@ use serde::Serialize;
 use utoipa::{IntoParams, ToSchema};
 
 use super::idle::{self, IdlePage};
-use super::snapshot::{Row, Summary};
+use super::snapshot::Row;
+use super::summary::Summary;
 use crate::actors::delivery::{HealthReport, HealthState, LastFailure, LastSuccess, RecentRates};
 use crate::api::errors::{ApiError, BodyErrors, CommonErrors};
 use crate::api::input::Query;
