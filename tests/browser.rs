@@ -1,9 +1,10 @@
 //! The dashboard in a real browser: headless Chromium (Debian's package) driven by Playwright
 //! for Python (`tests/python/dashboard_browser.py`), against hookrouter with real receivers.
 //! The page loads with no console error and no request to another host; states change on
-//! screen within 2 s; pause, resume, retry and replay work from the page; with access tokens
-//! nothing shows until a valid one is given; 1,000 webhooks filter and page quickly; the page
-//! reconnects after a restart. One scenario also makes the README's screenshot.
+//! screen within 2 s; pause, resume, retry now, enable and replay work from the page; with
+//! access tokens nothing shows until a valid one is given; 1,000 webhooks filter and page
+//! quickly; the page reconnects after a restart. One scenario also makes the README's
+//! screenshot.
 //!
 //! These run one at a time (`.config/nextest.toml`): their timings are part of what they check.
 
@@ -152,6 +153,48 @@ async fn replay_from_the_page_empties_the_dead_letters() {
     assert!(page["results"].as_array().unwrap().is_empty(), "{page}");
     app.health_until(&webhook, "the replayed letters delivered", |h| h["delivered"] == 3)
         .await;
+    assert_clean(&result, &host(&app), &[]);
+}
+
+#[actix_web::test]
+async fn retry_now_and_enable_from_the_page_bring_webhooks_back() {
+    // Nothing would come back by itself within the test: the next probe and retry are a minute away.
+    let app = TestApp::spawn_with(|s| {
+        s.circuit.failure_threshold = 2;
+        s.circuit.probe_initial_ms = 60_000;
+        s.circuit.probe_max_ms = 60_000;
+        s.retry.initial_delay_ms = 60_000;
+        s.retry.max_delay_ms = 60_000;
+    })
+    .await;
+    let (down, down_healed) = Receiver::failing_until_healed(Reply::Status(503));
+    let (gone, gone_healed) = Receiver::failing_until_healed(Reply::Status(410));
+    let failing = app.create_webhook(&down.url(), &["a"], None).await;
+    let disabled = app.create_webhook(&gone.url(), &["b"], None).await;
+    // Two failures a while apart open the circuit; one 410 disables.
+    app.publish(json!({"ev": "a", "n": 1})).await;
+    down.wait_for(1, WAIT).await;
+    app.publish(json!({"ev": "a", "n": 2})).await;
+    app.health_until(&failing, "the circuit to open", |h| h["state"] == "failing")
+        .await;
+    app.publish(json!({"ev": "b", "n": 1})).await;
+    app.health_until(&disabled, "disabled by 410", |h| h["state"] == "disabled")
+        .await;
+    down_healed.store(true, Ordering::SeqCst);
+    gone_healed.store(true, Ordering::SeqCst);
+
+    let params = json!({"retry": failing, "enable": disabled});
+    let result = Browser::start(&base(&app), "actions", params).finish().await;
+    println!("browser: healthy again {} ms after the click", result["healed_ms"]);
+    assert!(ms(&result["healed_ms"]["Retry now"]) < 5_000.0, "{result}");
+    assert!(ms(&result["healed_ms"]["Enable"]) < 5_000.0, "{result}");
+    // Both backlogs were delivered: the two events that had failed, and the one 410 refused.
+    app.health_until(&failing, "both delivered", |h| h["delivered"] == 2)
+        .await;
+    app.health_until(&disabled, "the refused one delivered", |h| h["delivered"] == 1)
+        .await;
+    let (_, record) = app.get_webhook(&disabled).await;
+    assert_eq!(record["enabled"], true);
     assert_clean(&result, &host(&app), &[]);
 }
 

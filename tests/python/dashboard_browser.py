@@ -78,7 +78,7 @@ class Session:
     def wait_rows(self, count=None):
         """Waits for the table to show rows (exactly `count` when given)."""
         if count is None:
-            self.page.wait_for_function("document.querySelectorAll('#rows tr[data-id]').length > 0")
+            self.page.wait_for_function("() => document.querySelectorAll('#rows tr[data-id]').length > 0")
         else:
             self.page.wait_for_function(
                 "n => document.querySelectorAll('#rows tr[data-id]').length === n", arg=count
@@ -190,6 +190,28 @@ def replay(session, params):
     emptied_ms = ms_since(clicked)
     status = session.page.text_content("#detail-status")
     session.report(listed=listed, attempt_outcomes=attempts, emptied_ms=emptied_ms, status=status)
+
+
+def actions(session, params):
+    """Retry now probes a failing webhook at once; Enable brings back a disabled one."""
+    session.open()
+    session.wait_rows()
+    figures = {}
+    for webhook, button, before in ((params["retry"], "Retry now", "failing"), (params["enable"], "Enable", "disabled")):
+        session.wait_row(webhook, f"row.dataset.state === '{before}'")
+        session.open_detail(webhook)
+        session.page.wait_for_function(
+            "s => document.querySelector('#detail').dataset.state === s", arg=before
+        )
+        clicked = time.monotonic()
+        session.page.get_by_role("button", name=button, exact=True).click()
+        session.wait_row(
+            webhook,
+            "row.dataset.state === 'healthy' && row.querySelector('td[data-label=\"Backlog\"]').textContent.trim() === '0'",
+        )
+        figures[button] = ms_since(clicked)
+        session.page.get_by_role("button", name="Close").click()
+    session.report(healed_ms=figures)
 
 
 def tokens(session, params):
@@ -354,6 +376,7 @@ SCENARIOS = {
     "live_states": live_states,
     "pause_resume": pause_resume,
     "replay": replay,
+    "actions": actions,
     "tokens": tokens,
     "many": many,
     "restart": restart,
