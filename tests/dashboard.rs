@@ -14,7 +14,7 @@ use hookrouter::actors::delivery::HealthState;
 use hookrouter::clock::now_ms;
 use hookrouter::config::AccessToken;
 use serde_json::{json, Value};
-use support::process::ServiceProcess;
+use support::process::{RedisProcess, ServiceProcess};
 use support::{eventually, Receiver, Reply, TestApp, REDIS_URL};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -502,6 +502,41 @@ async fn with_tokens_the_stream_takes_a_single_use_ticket_and_the_page_is_open()
     // Used up.
     assert_eq!(stream(format!("ticket={ticket}")).await.unwrap().status(), 401);
     assert_eq!(stream("ticket=made-up".into()).await.unwrap().status(), 401);
+}
+
+#[actix_web::test]
+async fn a_stream_says_when_redis_is_down_and_carries_on_when_it_is_back() {
+    let mut redis = RedisProcess::unstarted();
+    redis.start().await;
+    let app = TestApp::spawn_with(|s| {
+        s.redis.url = redis.url();
+        s.redis.timeout_ms = 500;
+    })
+    .await;
+    let (_, answer) = app.call_raw_json("POST", "/dashboard/ticket", json!({})).await;
+    let ticket = answer["ticket"].as_str().unwrap();
+    let client = awc::Client::builder().timeout(Duration::from_secs(60)).finish();
+    let mut events = client
+        .get(app.url(&format!("/dashboard/stream?ticket={ticket}")))
+        .send()
+        .await
+        .unwrap();
+    assert!(read_until(&mut events, "view").await.contains("event: view"));
+
+    redis.stop();
+    let text = read_until(&mut events, "problem").await;
+    let problem = text
+        .split("event: problem\ndata: ")
+        .nth(1)
+        .and_then(|rest| rest.lines().next())
+        .expect("a problem event");
+    let problem: Value = serde_json::from_str(problem).unwrap();
+    assert_eq!(problem["redis"], "down", "{problem}");
+
+    // The same stream goes on once Redis answers again.
+    redis.start().await;
+    let text = read_until(&mut events, "view").await;
+    assert!(text.contains("event: view"), "{text}");
 }
 
 #[actix_web::test]
