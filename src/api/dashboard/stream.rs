@@ -40,7 +40,7 @@ pub struct StreamParams {
 
 /// Live updates of the dashboard's table for a filter, as Server-Sent Events: `view` every
 /// half second, `problem` when Redis cannot be read, `closing` when the service stops.
-#[utoipa::path(get, path = "/dashboard/stream", tag = "dashboard", params(StreamParams, ViewParams),
+#[utoipa::path(get, path = "/dashboard/stream", tag = "dashboard", security(()), params(StreamParams, ViewParams),
     responses(
         (status = 200, content_type = "text/event-stream", body = StreamEvent,
             description = "`event: view` with a View as `data`, every half second"),
