@@ -28,6 +28,12 @@ pub fn iso8601(ms: u64) -> String {
         .unwrap_or_else(|| "1970-01-01T00:00:00.000Z".into())
 }
 
+/// Reads back a time written by [`iso8601`] (any RFC 3339 time, in fact): ms since the epoch.
+pub fn parse_iso8601(text: &str) -> Option<u64> {
+    let time = OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
+    u64::try_from(time.unix_timestamp_nanos() / 1_000_000).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -43,5 +49,14 @@ mod tests {
     fn formats_like_javascript() {
         assert_eq!(iso8601(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(iso8601(1_764_181_570_123), "2025-11-26T18:26:10.123Z");
+    }
+
+    #[test]
+    fn reads_back_what_it_writes() {
+        for ms in [0, 1_764_181_570_123, 1_764_181_570_000] {
+            assert_eq!(parse_iso8601(&iso8601(ms)), Some(ms));
+        }
+        assert_eq!(parse_iso8601("yesterday"), None);
+        assert_eq!(parse_iso8601("1969-12-31T23:59:59.000Z"), None);
     }
 }

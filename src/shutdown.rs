@@ -11,7 +11,7 @@
 //!    for at most `[shutdown] grace_ms`. Then the instance gives its leases up.
 //! 3. It leaves the instance list and says so, so the other instances take its webhooks over
 //!    at once (their leases are free) instead of after `[leases] ttl_ms`.
-//! 4. The API stops.
+//! 4. Long-lived responses (dashboard streams) end, the board is withdrawn, and the API stops.
 //!
 //! Everything not delivered stays queued in Redis; the next start resumes it. An attempt still
 //! under way when the grace period ends is abandoned and, being still queued, sent again
@@ -28,6 +28,9 @@ use crate::actors::supervisor::{Shutdown as DrainAll, Supervisor};
 
 pub struct Shutdown {
     pub grace: Duration,
+    /// Set to true before the API stops: dashboard streams end (instead of holding the API's
+    /// stop for its whole timeout) and the board writer withdraws this instance's board.
+    pub stopping: tokio::sync::watch::Sender<bool>,
 }
 
 /// The actors of a delivering instance that shutdown stops.
@@ -83,6 +86,7 @@ impl Shutdown {
             let _ = supervisor.send(DrainAll { grace: self.grace }).await;
         }
         let _ = membership.send(Leave).await;
+        self.stopping.send_replace(true);
         api.stop(true).await;
     }
 }

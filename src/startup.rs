@@ -44,6 +44,8 @@ pub struct Application {
     server: actix_web::dev::Server,
     router: Option<Router>,
     grace: Duration,
+    /// Turns true when the service stops (see [`Shutdown`]).
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl Application {
@@ -89,6 +91,7 @@ impl Application {
             settings.leases.ttl(),
         )
         .start();
+        let (stopping, stopping_seen) = tokio::sync::watch::channel(false);
         let router = if settings.webhooks.enabled {
             let parts = SupervisorSetup {
                 store: store.clone(),
@@ -104,6 +107,10 @@ impl Application {
         } else {
             None
         };
+        if let Some(router) = &router {
+            let actors = router.handle.actors.clone();
+            crate::actors::board::start(store.clone(), instance.clone(), actors, stopping_seen.clone());
+        }
         let state = web::Data::new(ApiState {
             instance: instance.clone(),
             store,
@@ -111,6 +118,7 @@ impl Application {
             router: router.as_ref().map(|r| r.handle.clone()),
             destinations,
             access,
+            dashboard: api::dashboard::Dashboard::new(stopping_seen, settings.leases.ttl()),
         });
         let server = HttpServer::new(move || {
             App::new()
@@ -138,6 +146,7 @@ impl Application {
             server,
             router,
             grace: Duration::from_millis(settings.shutdown.grace_ms),
+            stopping,
         })
     }
 
@@ -163,9 +172,11 @@ impl Application {
             reader: &r.reader,
             supervisor: &r.handle.supervisor,
         });
-        Shutdown { grace: self.grace }
-            .run(delivery, &self.membership, handle)
-            .await;
+        let shutdown = Shutdown {
+            grace: self.grace,
+            stopping: self.stopping,
+        };
+        shutdown.run(delivery, &self.membership, handle).await;
         if let Some(router) = self.router {
             for arbiter in router.arbiters {
                 arbiter.stop();

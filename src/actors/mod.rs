@@ -16,7 +16,11 @@
 //! ```text
 //! BullMQ queue wd:bull:webhooks ──BullMqSource── XADD ──▶ P:events (then as above)
 //! ```
+//!
+//! The board writer publishes what the running delivery actors look like, for the dashboard;
+//! membership keeps the list of live instances, from which ownership is decided.
 
+pub mod board;
 pub mod bullmq_source;
 pub mod change_feed;
 pub mod delivery;

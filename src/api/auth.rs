@@ -1,6 +1,8 @@
 //! Access control: every route needs a valid token once `[api] access_tokens` is set, except
-//! `GET /health` (which then hides its details from callers without one) and
-//! `GET /openapi.json`, which probes and tools read.
+//! `GET /health` (which then hides its details from callers without one),
+//! `GET /openapi.json`, which probes and tools read, the dashboard's page, script and style
+//! sheet (they hold no data) and its stream, which takes a ticket instead (see
+//! [`super::dashboard`]).
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -29,7 +31,8 @@ pub async fn require_token(
         _ => true,
     };
     request.extensions_mut().insert(Authenticated(granted));
-    if granted || OPEN_PATHS.contains(&request.path()) {
+    let open = OPEN_PATHS.contains(&request.path()) || super::dashboard::is_open(request.path());
+    if granted || open {
         return Ok(next.call(request).await?.map_into_left_body());
     }
     let (request, _) = request.into_parts();

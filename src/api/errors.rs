@@ -25,6 +25,9 @@ pub enum ApiError {
     /// 401: no access token, or not a valid one.
     #[error("A valid access token is required (X-Access-Token header, accessToken query parameter or Authorization: Bearer)")]
     InvalidToken,
+    /// 401: the dashboard stream's ticket is missing, used, expired or unknown.
+    #[error("A valid ticket is required: get one with POST /dashboard/ticket (each opens one stream, within 30 s)")]
+    InvalidTicket,
     #[error("No such route: {0}")]
     RouteNotFound(String),
     #[error("Method {0} is not allowed here")]
@@ -58,6 +61,7 @@ impl ApiError {
             ApiError::InputValidation(_) => "InputValidationError",
             ApiError::WebhookNotFound => "WebhookNotFound",
             ApiError::InvalidToken => "InvalidToken",
+            ApiError::InvalidTicket => "InvalidTicket",
             ApiError::RouteNotFound(_) => "RouteNotFound",
             ApiError::MethodNotAllowed(_) => "MethodNotAllowed",
             ApiError::PayloadTooLarge(_) => "PayloadTooLarge",
@@ -90,7 +94,7 @@ impl ResponseError for ApiError {
         match self {
             ApiError::InputValidation(_) => StatusCode::BAD_REQUEST,
             ApiError::WebhookNotFound | ApiError::RouteNotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::InvalidToken => StatusCode::UNAUTHORIZED,
+            ApiError::InvalidToken | ApiError::InvalidTicket => StatusCode::UNAUTHORIZED,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -139,8 +139,10 @@ async fn stored_report(state: &ApiState, webhook: &Webhook) -> Result<HealthRepo
             failed: 0,
             dead_lettered: 0,
             instance: None,
+            rates: Default::default(),
             reported_at: iso8601(now_ms()),
-        });
+        })
+        .aged(now_ms());
     report.backlog = backlog;
     report.instance = instance;
     // The record is newer than any report on these two.

@@ -16,6 +16,7 @@
 //! | `GET, DELETE /webhooks/{id}/dead` | [`history::dead_letters`], [`history::purge_dead`] |
 //! | `POST /webhooks/{id}/dead/replay` | [`history::replay`] |
 //! | `GET /rejected` | [`history::rejected`] |
+//! | `/dashboard`, `/dashboard/…` | [`dashboard`]: the live dashboard (page, view, ticket, stream) |
 //!
 //! Every error is JSON ([`errors::ApiError`]), including those actix would otherwise answer
 //! itself: malformed or oversized bodies, bad query strings, unknown routes, wrong methods.
@@ -23,6 +24,7 @@
 pub mod auth;
 mod controls;
 mod cursor;
+pub mod dashboard;
 pub mod errors;
 mod events;
 mod health;
@@ -73,6 +75,8 @@ pub struct ApiState {
     /// The SSRF guard's create/update check.
     pub destinations: Arc<Destinations>,
     pub access: AccessTokens,
+    /// The dashboard's shared snapshot, text index and stop signal.
+    pub dashboard: dashboard::Dashboard,
 }
 
 impl ApiState {
@@ -152,6 +156,7 @@ pub fn configure(state: web::Data<ApiState>) -> impl FnOnce(&mut web::ServiceCon
             )
             .service(resource("/webhooks/{id}/dead/replay").route(web::post().to(history::replay)))
             .service(resource("/rejected").route(web::get().to(history::rejected)))
+            .configure(dashboard::routes)
             .default_service(web::to(|request: HttpRequest| async move {
                 Err::<actix_web::HttpResponse, _>(ApiError::RouteNotFound(request.path().to_string()))
             }));

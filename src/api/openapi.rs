@@ -8,6 +8,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+use super::dashboard::{page, stream, tickets, view};
 use super::{controls, events, health, history, instances, metrics, webhooks};
 
 #[derive(OpenApi)]
@@ -38,6 +39,11 @@ use super::{controls, events, health, history, instances, metrics, webhooks};
         history::replay,
         history::purge_dead,
         history::rejected,
+        page::page,
+        page::asset,
+        view::webhooks,
+        tickets::ticket,
+        stream::stream,
     ),
     modifiers(&AccessTokens),
     security((), ("accessToken" = []), ("bearer" = []), ("accessTokenQuery" = [])),

@@ -58,8 +58,9 @@ impl ToSchema for Cursor {}
 #[derive(Serialize, ToSchema)]
 pub struct ErrorBody {
     pub error: String,
-    /// `InputValidationError`, `WebhookNotFound`, `InvalidToken`, `RouteNotFound`,
-    /// `MethodNotAllowed`, `PayloadTooLarge`, `InternalError`, `ServiceUnavailable`.
+    /// `InputValidationError`, `WebhookNotFound`, `InvalidToken`, `InvalidTicket`,
+    /// `RouteNotFound`, `MethodNotAllowed`, `PayloadTooLarge`, `InternalError`,
+    /// `ServiceUnavailable`.
     pub code: String,
     /// Field (or `body`, or query parameter) → the rule it broke.
     #[serde(skip_serializing_if = "Option::is_none")]

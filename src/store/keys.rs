@@ -12,6 +12,9 @@
 //! | `P:webhooks:global` | zset | ids of webhooks without a user |
 //! | `P:webhooks:user:<user>` | zset | ids of that user's webhooks |
 //! | `P:webhooks:type:<pattern>` | zset | ids of webhooks listing that exact pattern |
+//! | `P:webhooks:paused` | zset | ids of paused webhooks |
+//! | `P:webhooks:disabled` | zset | ids of disabled webhooks |
+//! | `P:webhooks:indexed` | string | set once the paused/disabled sets hold every webhook made before them |
 //! | `P:webhooks:version` | string | counter incremented by every webhook change (resync check) |
 //! | `P:webhooks:changes` | stream | the change log: entry `<version>-0` names the webhook that version changed (capped) |
 //! | `P:changes` | pub/sub channel | `<id>:<version>` of each webhook change; `<id>[,<id>…]` new work; `<id>:retry`; `instances` |
@@ -25,6 +28,8 @@
 //! | `P:attempts:<id>` | stream | the webhook's attempt log, newest last (capped; expires when idle) |
 //! | `P:circuit:<id>` | hash | consecutive failures and since when (absent while healthy) |
 //! | `P:health:<id>` | string | the delivery actor's last health report (JSON) |
+//! | `P:board:<instance>` | string | a delivering instance's board: its running actors' states (JSON; expires) |
+//! | `P:ticket:<sha256>` | string | a dashboard stream ticket (by the digest of the ticket; single use, expires) |
 //! | `P:scratch:list` | zset | scratch space of the listing script, deleted before it returns |
 //!
 //! The BullMQ source also uses BullMQ's own keys for one queue, `B:<queue>:…` where `B` is
@@ -148,6 +153,18 @@ impl Keys {
         self.key(format_args!("webhooks:type:{pattern}"))
     }
 
+    pub fn webhooks_paused(&self) -> String {
+        self.key(format_args!("webhooks:paused"))
+    }
+
+    pub fn webhooks_disabled(&self) -> String {
+        self.key(format_args!("webhooks:disabled"))
+    }
+
+    pub fn webhooks_indexed(&self) -> String {
+        self.key(format_args!("webhooks:indexed"))
+    }
+
     pub fn webhooks_version(&self) -> String {
         self.key(format_args!("webhooks:version"))
     }
@@ -198,6 +215,15 @@ impl Keys {
 
     pub fn health(&self, id: &WebhookId) -> String {
         self.key(format_args!("health:{id}"))
+    }
+
+    pub fn board(&self, instance: &str) -> String {
+        self.key(format_args!("board:{instance}"))
+    }
+
+    /// `digest`: the hex SHA-256 of the ticket.
+    pub fn ticket(&self, digest: &str) -> String {
+        self.key(format_args!("ticket:{digest}"))
     }
 
     pub fn list_scratch(&self) -> String {

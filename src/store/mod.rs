@@ -5,20 +5,26 @@
 //! records and their indexes, [`EventStream`] the producers' event stream and the atomic
 //! fan-out into per-webhook queues, [`QueueStore`] one webhook's queue, its due set of entries
 //! waiting for a retry, and its dead letters, [`HistoryStore`] what operators read back (attempt
-//! log, dead letters, rejected entries), and [`BullMqQueue`] a BullMQ queue read as a second
-//! source of events (WildDuck's). Multi-key changes are atomic: Lua scripts (in `scripts/`) where they must check
+//! log, dead letters, rejected entries), [`BullMqQueue`] a BullMQ queue read as a second source
+//! of events (WildDuck's), [`InstanceStore`] and [`LeaseStore`] membership and webhook
+//! ownership, and for the dashboard [`OverviewStore`] (reads over many webhooks at once),
+//! [`BoardStore`] (each delivering instance's board) and [`TicketStore`] (stream tickets).
+//! Multi-key changes are atomic: Lua scripts (in `scripts/`) where they must check
 //! something first, `MULTI` pipelines where they need not (scripts cost Redis more per command).
 
 mod attempts;
+mod boards;
 mod bullmq;
 mod events;
 mod history;
 mod instances;
 mod keys;
 mod leases;
+mod overview;
 mod queues;
 mod reply;
 mod retries;
+mod tickets;
 mod webhooks;
 
 use std::time::Duration;
@@ -27,16 +33,19 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnecti
 use redis::AsyncConnectionConfig;
 
 pub use attempts::{AttemptOutcome, AttemptRecord};
+pub use boards::BoardStore;
 pub use bullmq::{BullMqQueue, Job, Placement, QueueState};
 pub use events::{EventStream, Fanout, FanoutBatch, FanoutRouter, RawEntry};
 pub use history::{AttemptView, DeadLetterView, HistoryPage, HistoryStore, RejectedView};
 pub use instances::{Beat, InstanceStore, Member};
 pub use keys::{BullMqKeys, Keys, EVENTS_GROUP};
 pub use leases::{Lease, LeaseStore};
+pub use overview::{Census, OverviewStore, WebhookLine};
 pub use queues::{
     AfterAttempt, CircuitState, DeadLetter, Fetched, QueueStore, QueuedDelivery, Retention, RetryLookup, Settled,
 };
 pub use retries::{Due, DueSet, TakenRetries};
+pub use tickets::TicketStore;
 pub use webhooks::{ListDirection, ListQuery, Notice, WebhookChange, WebhookPage, WebhookStore};
 
 use crate::config::RedisSettings;
@@ -142,6 +151,18 @@ impl Store {
 
     pub fn history(&self) -> HistoryStore {
         HistoryStore::new(self.conn.clone(), self.keys.clone())
+    }
+
+    pub fn overview(&self) -> OverviewStore {
+        OverviewStore::new(self.conn.clone(), self.keys.clone())
+    }
+
+    pub fn boards(&self) -> BoardStore {
+        BoardStore::new(self.conn.clone(), self.keys.clone())
+    }
+
+    pub fn tickets(&self) -> TicketStore {
+        TicketStore::new(self.conn.clone(), self.keys.clone())
     }
 
     /// A connection of its own for blocking commands (`XREADGROUP … BLOCK`), whose response

@@ -291,6 +291,13 @@ impl WebhookStore {
                 Some(user) => self.keys.webhooks_of_user(user.as_str()),
             },
         ];
+        // The dashboard counts and lists these without reading every record.
+        if webhook.paused {
+            sets.push(self.keys.webhooks_paused());
+        }
+        if !webhook.enabled {
+            sets.push(self.keys.webhooks_disabled());
+        }
         for pattern in &webhook.types {
             let set = self.keys.webhooks_with_type(&pattern.to_string());
             if !sets.contains(&set) {

@@ -81,7 +81,12 @@ impl TestApp {
         let test_app = TestApp {
             port,
             prefix,
-            client: awc::Client::builder().timeout(Duration::from_secs(30)).finish(),
+            // Idle connections are dropped before the server's 5 s keep-alive closes them: a
+            // request on a connection the server is closing fails with `Disconnected`.
+            client: awc::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .connector(awc::Connector::new().conn_keep_alive(Duration::from_secs(2)))
+                .finish(),
             redis,
             owns_prefix,
             token,

@@ -1,6 +1,6 @@
 //! Test helpers: a running hookrouter per test ([`TestApp`]), real HTTP and HTTPS receivers
-//! ([`Receiver`]; certificates from a test CA in [`tls`]) and direct Redis access for producing
-//! events and checking keys.
+//! ([`Receiver`]; certificates from a test CA in [`tls`]), direct Redis access for producing
+//! events and checking keys, and the dashboard in a real browser ([`browser`]).
 //!
 //! Every `TestApp` gets its own Redis key prefix and deletes its keys when dropped, so tests
 //! run in parallel against one Redis.
@@ -8,6 +8,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod app;
+pub mod browser;
 pub mod bullmq;
 pub mod process;
 pub mod python;

@@ -14,6 +14,16 @@ pub fn free_port() -> u16 {
 pub struct ServiceProcess {
     child: Child,
     pub port: u16,
+    /// How it was started: [`ServiceProcess::restart`] starts it the same way.
+    command: Launch,
+}
+
+#[derive(Clone)]
+struct Launch {
+    redis_url: String,
+    prefix: String,
+    env: Vec<(String, String)>,
+    log: Option<std::path::PathBuf>,
 }
 
 impl ServiceProcess {
@@ -29,28 +39,24 @@ impl ServiceProcess {
         env: &[(&str, &str)],
         log: Option<&std::path::Path>,
     ) -> ServiceProcess {
+        let command = Launch {
+            redis_url: redis_url.to_string(),
+            prefix: prefix.to_string(),
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            log: log.map(ToOwned::to_owned),
+        };
         let port = free_port();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_hookrouter"));
-        command
-            .arg("--config")
-            .arg("/nonexistent/hookrouter.toml")
-            .env("HOOKROUTER__API__LISTEN", format!("127.0.0.1:{port}"))
-            .env("HOOKROUTER__REDIS__URL", redis_url)
-            .env("HOOKROUTER__REDIS__PREFIX", prefix)
-            .env("HOOKROUTER__EVENTS__BLOCK_MS", "100")
-            .env("HOOKROUTER__WEBHOOKS__RESYNC_MS", "200")
-            .env("HOOKROUTER__SECURITY__ALLOW_CIDRS", "127.0.0.0/8,::1/128")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(match log {
-                Some(path) => Stdio::from(std::fs::File::create(path).expect("create the log file")),
-                None => Stdio::inherit(),
-            });
-        for (key, value) in env {
-            command.env(key, value);
+        ServiceProcess {
+            child: command.spawn(port),
+            port,
+            command,
         }
-        let child = command.spawn().expect("start the hookrouter binary");
-        ServiceProcess { child, port }
+    }
+
+    /// Starts the service again, on the same port with the same settings (after
+    /// [`ServiceProcess::terminate`] or [`ServiceProcess::kill9`]).
+    pub fn restart(&mut self) {
+        self.child = self.command.spawn(self.port);
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -163,6 +169,37 @@ impl ServiceProcess {
 
     pub fn try_exit_status(&mut self) -> Option<std::process::ExitStatus> {
         self.child.try_wait().ok().flatten()
+    }
+}
+
+impl Launch {
+    fn spawn(&self, port: u16) -> Child {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_hookrouter"));
+        command
+            .arg("--config")
+            .arg("/nonexistent/hookrouter.toml")
+            .env("HOOKROUTER__API__LISTEN", format!("127.0.0.1:{port}"))
+            .env("HOOKROUTER__REDIS__URL", &self.redis_url)
+            .env("HOOKROUTER__REDIS__PREFIX", &self.prefix)
+            .env("HOOKROUTER__EVENTS__BLOCK_MS", "100")
+            .env("HOOKROUTER__WEBHOOKS__RESYNC_MS", "200")
+            .env("HOOKROUTER__SECURITY__ALLOW_CIDRS", "127.0.0.0/8,::1/128")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(match &self.log {
+                Some(path) => Stdio::from(
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(path)
+                        .expect("open the log file"),
+                ),
+                None => Stdio::inherit(),
+            });
+        for (key, value) in &self.env {
+            command.env(key, value);
+        }
+        command.spawn().expect("start the hookrouter binary")
     }
 }
 

@@ -3,7 +3,8 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::clock::iso8601;
+use super::rates::RecentRates;
+use crate::clock::{iso8601, parse_iso8601};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -112,6 +113,21 @@ pub struct HealthReport {
     /// The instance delivering the webhook (its owner), when one does.
     #[serde(default)]
     pub instance: Option<String>,
+    /// Attempts and latency over the last 5 minutes (as of `reportedAt`; a stored report is
+    /// aged to the time it is read).
+    #[serde(default)]
+    pub rates: RecentRates,
     /// When the delivery actor made this report (it can come from another instance).
     pub reported_at: String,
+}
+
+impl HealthReport {
+    /// A stored report as of `now_ms`: its rates move on by the time since it was made (its
+    /// actor stopped, or runs elsewhere and reports within a second).
+    pub fn aged(mut self, now_ms: u64) -> HealthReport {
+        if let Some(made) = parse_iso8601(&self.reported_at) {
+            self.rates = self.rates.aged(made, now_ms);
+        }
+        self
+    }
 }

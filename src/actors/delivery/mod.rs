@@ -17,7 +17,8 @@
 //! hanging endpoint only ever occupies its own window.
 //!
 //! The parts: `window` (taking entries, sending), `retries` (the due set), `outcome` (what an
-//! attempt's result does), `circuit` (the breaker), `report` (health), `sender` (HTTP),
+//! attempt's result does), `circuit` (the breaker), `report` (health), `rates` (the last 5
+//! minutes' counts and latency), `sender` (HTTP),
 //! `client` (the per-thread HTTP client: SSRF-guarded resolver, TLS, keep-alive), `failure`
 //! (transport errors in words),
 //! `backoff` (retry delays).
@@ -29,6 +30,7 @@ mod failure;
 mod health;
 mod lease;
 mod outcome;
+mod rates;
 mod report;
 mod retries;
 mod sender;
@@ -44,7 +46,9 @@ use tokio::sync::oneshot;
 pub use backoff::RetryPolicy;
 use circuit::Circuit;
 use health::Stats;
-pub use health::{HealthReport, HealthState};
+pub use health::{HealthReport, HealthState, LastFailure, LastSuccess};
+pub use rates::RecentRates;
+pub use report::{GetGlance, Glance};
 use retries::Retries;
 use slots::Window;
 
@@ -232,6 +236,8 @@ pub struct DeliveryActor {
     writes: usize,
     circuit: Circuit,
     stats: Stats,
+    /// Attempts and latency of the last 5 minutes, for reports (boxed: ~1.5 KB).
+    rates: Box<rates::Rates>,
     /// A health report write is scheduled.
     report_due: bool,
     /// Set once shutting down: who waits for the attempts under way to finish.
@@ -285,6 +291,7 @@ impl DeliveryActor {
             leased: false,
             writes: 0,
             stats: Stats::default(),
+            rates: Box::default(),
             report_due: false,
             drain: None,
             attempt_metrics: None,

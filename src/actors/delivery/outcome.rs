@@ -47,6 +47,7 @@ impl DeliveryActor {
         if let Some(metrics) = &self.attempt_metrics {
             metrics.record(outcome, attempt.latency);
         }
+        self.rates.record(now, outcome == 0, attempt.latency);
         let first_failed_ms = slot.delivery.first_failure_ms.unwrap_or(now);
         match attempt.verdict {
             Verdict::Delivered => {

@@ -1,12 +1,61 @@
 //! The delivery actor's health report: computed on request for this instance's API, and
-//! written to Redis (at most once a second, only after a change) for other instances.
+//! written to Redis (at most once a second, only after a change) for other instances; and its
+//! glance for the board writer.
+
+use std::sync::Arc;
 
 use actix::prelude::*;
 
-use super::health::{HealthReport, HealthState};
+use super::health::{HealthReport, HealthState, LastFailure};
 use super::{DeliveryActor, REPORT_EVERY};
 use crate::clock::{iso8601, now_ms};
+use crate::domain::Webhook;
 use crate::store::StoreError;
+
+/// The board writer's question (`actors::board`), asked twice a second: answered from memory,
+/// without touching Redis.
+#[derive(Message)]
+#[rtype(result = "Glance")]
+pub struct GetGlance;
+
+/// What a delivery actor looks like at a glance.
+pub struct Glance {
+    /// Its webhook as it knows it (for the URL and user the board shows).
+    pub webhook: Arc<Webhook>,
+    pub state: HealthState,
+    pub in_flight: usize,
+    pub waiting: u64,
+    pub consecutive_failures: u32,
+    /// Attempts per second, (delivered, failed), over the last 10 to 20 seconds.
+    pub per_second: (f64, f64),
+    /// The latest failure, while it matters (retrying or failing), so the dashboard shows the
+    /// error with the state instead of a second later.
+    pub last_failure: Option<LastFailure>,
+    /// When the next retry and the next probe are due (ms).
+    pub next_retry_ms: Option<u64>,
+    pub next_probe_ms: Option<u64>,
+}
+
+impl Handler<GetGlance> for DeliveryActor {
+    type Result = MessageResult<GetGlance>;
+
+    fn handle(&mut self, _: GetGlance, _: &mut Context<Self>) -> Self::Result {
+        let state = self.state();
+        let (next_retry_ms, next_probe_ms) = self.next_times();
+        let troubled = matches!(state, HealthState::Retrying | HealthState::Failing);
+        MessageResult(Glance {
+            webhook: self.webhook.clone(),
+            state,
+            in_flight: self.window.len(),
+            waiting: self.retries.waiting,
+            consecutive_failures: self.circuit.failures,
+            per_second: self.rates.per_second(now_ms()),
+            last_failure: self.stats.last_failure.clone().filter(|_| troubled),
+            next_retry_ms,
+            next_probe_ms,
+        })
+    }
+}
 
 impl DeliveryActor {
     pub(super) fn state(&self) -> HealthState {
@@ -23,13 +72,20 @@ impl DeliveryActor {
         }
     }
 
-    pub(super) fn report(&self, backlog: u64) -> HealthReport {
-        // While the circuit is open only probes go; otherwise the earliest waiting entry.
+    /// When the next retry and the next probe are due (ms): while the circuit is open only
+    /// probes go; otherwise the earliest waiting entry.
+    fn next_times(&self) -> (Option<u64>, Option<u64>) {
         let next_probe = self.circuit.probe_timer.as_ref().map(|(due, _)| *due);
         let next_retry = self
             .retries
             .next_due
             .filter(|_| !self.circuit.open && self.retries.waiting > 0);
+        (next_retry, next_probe)
+    }
+
+    pub(super) fn report(&self, backlog: u64) -> HealthReport {
+        let (next_retry, next_probe) = self.next_times();
+        let now = now_ms();
         HealthReport {
             id: self.webhook.id.to_string(),
             state: self.state(),
@@ -40,13 +96,14 @@ impl DeliveryActor {
             failing_since: self.circuit.failing_since.map(iso8601),
             last_success: self.stats.last_success(),
             last_failure: self.stats.last_failure.clone(),
-            next_retry_at: next_retry.map(|due| iso8601(due.max(now_ms()))),
+            next_retry_at: next_retry.map(|due| iso8601(due.max(now))),
             next_probe_at: next_probe.map(iso8601),
             delivered: self.stats.delivered,
             failed: self.stats.failed,
             dead_lettered: self.stats.dead_lettered,
             instance: Some(self.config.instance.to_string()),
-            reported_at: iso8601(now_ms()),
+            rates: self.rates.summary(now),
+            reported_at: iso8601(now),
         }
     }
 
