@@ -67,17 +67,76 @@ async fn the_attempt_log_shows_every_attempt_newest_first_and_pages() {
     assert_eq!(status, 404);
 }
 
+/// The delivery ids in the attempt log, newest first, read page by page (2 at a time, so
+/// pages also start inside a flush's entry).
+async fn logged_ids(app: &TestApp, id: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut next = String::new();
+    loop {
+        let (_, page) = app.get(&format!("/webhooks/{id}/attempts?limit=2{next}")).await;
+        ids.extend(
+            page["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a["id"].as_str().unwrap().to_string()),
+        );
+        match page["nextCursor"].as_str() {
+            Some(cursor) => next = format!("&next={cursor}"),
+            None => return ids,
+        }
+    }
+}
+
 #[actix_web::test]
-async fn the_attempt_log_is_capped() {
+async fn the_attempt_log_keeps_the_newest_max_len_attempts() {
     let app = TestApp::spawn_with(|s| s.attempts.max_len = 5).await;
     let receiver = Receiver::ok();
     let id = app.create_webhook(&receiver.url(), &["*"], None).await;
-    for n in 0..20 {
+
+    // One at a time: every flush logs one attempt, and the log keeps exactly the newest 5.
+    let mut delivered = Vec::new();
+    for n in 0..8 {
+        let entry = app.publish(json!({"ev": "a", "n": n})).await;
+        let delivery = format!("{id}:{entry}");
+        eventually("the attempt in the log", WAIT, || async {
+            let (_, log) = app.get(&format!("/webhooks/{id}/attempts?limit=1")).await;
+            (log["results"][0]["id"] == delivery.as_str()).then_some(())
+        })
+        .await;
+        delivered.push(delivery);
+    }
+    let newest: Vec<String> = delivered.iter().rev().take(5).cloned().collect();
+    assert_eq!(logged_ids(&app, &id).await, newest);
+    assert_eq!(app.stream_len(&format!("attempts:{id}")).await, 5);
+
+    // A burst: flushes of several attempts each (one log entry per flush). The newest 5
+    // attempts are kept, with at most the rest of the oldest kept flush (under max_in_flight).
+    for n in 0..40 {
         app.publish(json!({"ev": "a", "n": n})).await;
     }
-    receiver.wait_for(20, WAIT).await;
-    actix_rt::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(app.stream_len(&format!("attempts:{id}")).await, 5);
+    receiver.wait_for(48, WAIT).await;
+    app.settled(&[&id]).await;
+    let max_in_flight = hookrouter::config::Settings::default().delivery.max_in_flight;
+    let logged = eventually("the last flush in the log", WAIT, || async {
+        let ids = logged_ids(&app, &id).await;
+        ids.iter().all(|logged| !delivered.contains(logged)).then_some(ids)
+    })
+    .await;
+    assert!(
+        (5..5 + max_in_flight).contains(&logged.len()),
+        "{} attempts kept: {logged:?}",
+        logged.len()
+    );
+    let mut distinct = logged.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), logged.len(), "{logged:?}");
+    let entries = app.stream_len(&format!("attempts:{id}")).await;
+    assert!(
+        entries < logged.len() as u64,
+        "{entries} entries: the burst's flushes hold several attempts"
+    );
 }
 
 #[actix_web::test]

@@ -15,14 +15,13 @@ use super::requests::{PageParams, ReplayDeadLetters};
 use super::responses::{Cursor, HistoryResponse, Purged, Replayed};
 use super::webhooks::{DEFAULT_LIMIT, MAX_LIMIT};
 use super::{cursor, ApiState};
-use crate::domain::StreamId;
-use crate::store::{AttemptView, DeadLetterView, HistoryPage, Notice, RejectedView};
+use crate::store::{AttemptView, DeadLetterView, HistoryCursor, HistoryPage, Notice, RejectedView};
 
 /// Dead letters one replay request may name.
 const MAX_REPLAY_IDS: usize = 1000;
 
 /// `limit` and `next` of a history page.
-fn paging(query: web::Query<HashMap<String, String>>) -> Result<(usize, Option<StreamId>), ApiError> {
+fn paging(query: web::Query<HashMap<String, String>>) -> Result<(usize, Option<HistoryCursor>), ApiError> {
     let mut query = Query::new(query.into_inner());
     let limit = query.integer("limit", 1..=MAX_LIMIT, DEFAULT_LIMIT) as usize;
     let next = query.parse("next", |c| {
@@ -35,7 +34,7 @@ fn paging(query: web::Query<HashMap<String, String>>) -> Result<(usize, Option<S
 fn page<T: Serialize + ToSchema>(page: HistoryPage<T>) -> HttpResponse {
     HttpResponse::Ok().json(HistoryResponse {
         success: true,
-        next_cursor: Cursor(page.next.map(|id| cursor::encode_entry(&id))),
+        next_cursor: Cursor(page.next.map(|next| cursor::encode_entry(&next))),
         results: page.results,
     })
 }

@@ -1,6 +1,8 @@
 //! What operators read back: a webhook's attempt log and dead letters, and the rejected
 //! entries of the event stream. All are capped streams, read newest first, one page at a time;
-//! the cursor of the next page is the id of the last entry shown.
+//! the cursor of the next page is the id of the last entry shown. An entry of the attempt log
+//! holds the attempts of one flush (one field `a` each, oldest first), so its cursor can also
+//! point into an entry: [`HistoryCursor::within`].
 
 use std::sync::LazyLock;
 
@@ -25,7 +27,23 @@ pub struct HistoryPage<T> {
     pub results: Vec<T>,
     /// Pass back as `next` for the following (older) page; None on the last page.
     #[serde(skip)]
-    pub next: Option<StreamId>,
+    pub next: Option<HistoryCursor>,
+}
+
+/// Where the next (older) page of a history starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryCursor {
+    /// The entries older than this one…
+    pub entry: StreamId,
+    /// …after, for the attempt log, the first `within` attempts of this entry (its oldest).
+    /// None (or 0): none of this entry.
+    pub within: Option<u32>,
+}
+
+impl HistoryCursor {
+    fn before(entry: StreamId) -> HistoryCursor {
+        HistoryCursor { entry, within: None }
+    }
 }
 
 /// One attempt from a webhook's attempt log.
@@ -88,30 +106,49 @@ impl HistoryStore {
         HistoryStore { conn, keys }
     }
 
-    /// Entries of `key` older than `before` (all when None), newest first.
-    async fn page(
+    /// Entries of `key` older than `before` (all when None), newest first: up to `count`, then
+    /// whether there are more. With `before.within` set, entry `before.entry` itself comes first.
+    async fn read_back(
         &self,
         key: &str,
-        limit: usize,
-        before: Option<StreamId>,
-    ) -> StoreResult<(Vec<Entry>, Option<StreamId>)> {
-        let start = before.map_or_else(|| "+".to_string(), |id| format!("({id}"));
+        count: usize,
+        before: Option<HistoryCursor>,
+    ) -> StoreResult<(Vec<Entry>, bool)> {
+        let start = match before {
+            None => "+".to_string(),
+            Some(HistoryCursor {
+                entry,
+                within: Some(1..),
+            }) => entry.to_string(),
+            Some(HistoryCursor { entry, .. }) => format!("({entry}"),
+        };
         let mut conn = self.conn.clone();
         let reply: Value = redis::cmd("XREVRANGE")
             .arg(key)
             .arg(start)
             .arg("-")
             .arg("COUNT")
-            .arg(limit + 1)
+            .arg(count + 1)
             .query_async(&mut conn)
             .await?;
         let mut found = entries(&reply).map_err(StoreError::Corrupt)?;
-        let next = if found.len() > limit {
-            found.truncate(limit);
-            found.last().map(|e| e.id)
-        } else {
-            None
-        };
+        let more = found.len() > count;
+        found.truncate(count);
+        Ok((found, more))
+    }
+
+    /// A page of entries of `key` older than `before`, one result per entry.
+    async fn page(
+        &self,
+        key: &str,
+        limit: usize,
+        before: Option<HistoryCursor>,
+    ) -> StoreResult<(Vec<Entry>, Option<HistoryCursor>)> {
+        let before = before.map(|cursor| HistoryCursor::before(cursor.entry));
+        let (found, more) = self.read_back(key, limit, before).await?;
+        let next = more
+            .then(|| found.last().map(|e| HistoryCursor::before(e.id)))
+            .flatten();
         Ok((found, next))
     }
 
@@ -119,12 +156,26 @@ impl HistoryStore {
         &self,
         webhook: &WebhookId,
         limit: usize,
-        before: Option<StreamId>,
+        before: Option<HistoryCursor>,
     ) -> StoreResult<HistoryPage<AttemptView>> {
-        let (found, next) = self.page(&self.keys.attempts(webhook), limit, before).await?;
-        let results = found
-            .iter()
-            .filter_map(|e| serde_json::from_slice::<StoredAttempt>(e.field("a")?).ok())
+        // Every entry holds at least one attempt: `limit` entries hold enough.
+        let (found, more) = self.read_back(&self.keys.attempts(webhook), limit, before).await?;
+        // (entry, its attempt's index, the attempt), newest first.
+        let mut attempts = found.iter().flat_map(|entry| {
+            let logged: Vec<&[u8]> = entry.fields_named("a").collect();
+            let shown = match before {
+                Some(HistoryCursor {
+                    entry: id,
+                    within: Some(within),
+                }) if id == entry.id => logged.len().min(within as usize),
+                _ => logged.len(),
+            };
+            (0..shown).rev().map(move |index| (entry.id, index, logged[index]))
+        });
+        let results = attempts
+            .by_ref()
+            .take(limit)
+            .filter_map(|(_, _, attempt)| serde_json::from_slice::<StoredAttempt>(attempt).ok())
             .map(|a| AttemptView {
                 time: iso8601(a.t),
                 id: a.id.into_owned(),
@@ -138,6 +189,14 @@ impl HistoryStore {
                 instance: a.i.map(|i| i.into_owned()),
             })
             .collect();
+        let next = match attempts.next() {
+            Some((entry, index, _)) => Some(HistoryCursor {
+                entry,
+                within: Some(index as u32 + 1),
+            }),
+            None if more => found.last().map(|e| HistoryCursor::before(e.id)),
+            None => None,
+        };
         Ok(HistoryPage { results, next })
     }
 
@@ -146,7 +205,7 @@ impl HistoryStore {
         &self,
         webhook: &WebhookId,
         limit: usize,
-        before: Option<StreamId>,
+        before: Option<HistoryCursor>,
         ttl_ms: u64,
     ) -> StoreResult<HistoryPage<DeadLetterView>> {
         let key = self.keys.dead(webhook);
@@ -204,7 +263,11 @@ impl HistoryStore {
         Ok(count)
     }
 
-    pub async fn rejected(&self, limit: usize, before: Option<StreamId>) -> StoreResult<HistoryPage<RejectedView>> {
+    pub async fn rejected(
+        &self,
+        limit: usize,
+        before: Option<HistoryCursor>,
+    ) -> StoreResult<HistoryPage<RejectedView>> {
         let (found, next) = self.page(&self.keys.rejected(), limit, before).await?;
         let results = found
             .iter()

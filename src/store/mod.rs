@@ -36,13 +36,14 @@ pub use attempts::{AttemptOutcome, AttemptRecord};
 pub use boards::BoardStore;
 pub use bullmq::{BullMqQueue, Job, Placement, QueueState};
 pub use events::{EventStream, Fanout, FanoutBatch, FanoutRouter, RawEntry};
-pub use history::{AttemptView, DeadLetterView, HistoryPage, HistoryStore, RejectedView};
+pub use history::{AttemptView, DeadLetterView, HistoryCursor, HistoryPage, HistoryStore, RejectedView};
 pub use instances::{Beat, InstanceStore, Member};
 pub use keys::{BullMqKeys, Keys, EVENTS_GROUP};
 pub use leases::{Lease, LeaseStore};
 pub use overview::{Census, OverviewStore, WebhookLine};
 pub use queues::{
-    AfterAttempt, CircuitState, DeadLetter, Fetched, QueueStore, QueuedDelivery, Retention, RetryLookup, Settled,
+    AfterAttempt, CircuitState, DeadLetter, Fetched, LogUpkeep, QueueStore, QueuedDelivery, Retention, RetryLookup,
+    Settled,
 };
 pub use retries::{Due, DueSet, TakenRetries};
 pub use tickets::TicketStore;

@@ -108,6 +108,17 @@ pub struct DeadLetter {
     pub status: Option<u16>,
 }
 
+/// What a flush does to the attempt log besides adding its attempts: each is a command the
+/// writer asks for only now and then (see `settle.lua`), not on every flush.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogUpkeep {
+    /// Set the log to expire `attempts_ttl_ms` from now.
+    pub refresh_expiry: bool,
+    /// Trim the log to exactly `attempts_max_len` attempts (otherwise only its entries are
+    /// capped, at `attempts_max_len` flushes).
+    pub trim: bool,
+}
+
 /// How much history a webhook keeps.
 #[derive(Debug, Clone)]
 pub struct Retention {
@@ -221,7 +232,8 @@ impl QueueStore {
             return Ok(());
         }
         let now = crate::clock::now_ms();
-        let mut invocation = self.settle_invocation(webhook, lease, None, &Retention::none(now));
+        let upkeep = LogUpkeep::default();
+        let mut invocation = self.settle_invocation(webhook, lease, None, &Retention::none(now), upkeep);
         for (row, problem) in unreadable {
             tracing::error!(webhook = %webhook, entry = %row.id, %problem, "dead-lettering an unreadable queue entry");
             let event = row.field_str("e").unwrap_or_default().to_string();
@@ -262,6 +274,7 @@ impl QueueStore {
         lease: &Lease,
         circuit: Option<CircuitState>,
         retention: &Retention,
+        upkeep: LogUpkeep,
     ) -> redis::ScriptInvocation<'static> {
         let mut invocation = SETTLE.prepare_invoke();
         invocation
@@ -274,7 +287,12 @@ impl QueueStore {
             .key(self.keys.circuit(webhook))
             .arg(lease.as_str())
             .arg(retention.attempts_max_len)
-            .arg(retention.attempts_ttl_ms)
+            .arg(if upkeep.refresh_expiry {
+                retention.attempts_ttl_ms
+            } else {
+                0
+            })
+            .arg(u8::from(upkeep.trim))
             .arg(retention.dead_max_len)
             .arg(crate::clock::now_ms().saturating_sub(retention.dead_ttl_ms));
         match circuit {
@@ -286,20 +304,21 @@ impl QueueStore {
 
     /// Records a flush of finished attempts in one fenced script: delivered entries leave the
     /// queue, failed ones join the due set with their retry state or become dead letters, every
-    /// attempt joins the log, and the circuit's run is written as it stands. `Err(Fenced)` when
-    /// this instance no longer holds the webhook's lease: then nothing was written.
+    /// attempt joins the log (tended as `upkeep` says), and the circuit's run is written when
+    /// given (None: unchanged since the last write). `Err(Fenced)` when this instance no longer
+    /// holds the webhook's lease: then nothing was written.
     pub async fn settle(
         &self,
         webhook: &WebhookId,
         lease: &Lease,
         settled: &[Settled],
-        circuit: CircuitState,
+        (circuit, upkeep): (Option<CircuitState>, LogUpkeep),
         retention: &Retention,
     ) -> StoreResult<()> {
         if settled.is_empty() {
             return Ok(());
         }
-        let mut invocation = self.settle_invocation(webhook, lease, Some(circuit), retention);
+        let mut invocation = self.settle_invocation(webhook, lease, circuit, retention, upkeep);
         for Settled { entry, record, after } in settled {
             let attempt = record.encode();
             match after {

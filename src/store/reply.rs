@@ -17,6 +17,15 @@ impl Entry {
         self.field(name).and_then(|v| std::str::from_utf8(v).ok())
     }
 
+    /// The values of every field called `name`, in order (an attempt log entry has several).
+    pub fn fields_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.fields
+            .iter()
+            .flatten()
+            .filter(move |(key, _)| key == name.as_bytes())
+            .map(|(_, value)| value.as_slice())
+    }
+
     pub fn field(&self, name: &str) -> Option<&[u8]> {
         self.fields
             .as_ref()?

@@ -18,7 +18,7 @@
 //!
 //! The parts: `window` (taking entries, sending), `retries` (the due set), `outcome` (what an
 //! attempt's result does), `circuit` (the breaker), `report` (health), `rates` (the last 5
-//! minutes' counts and latency), `sender` (HTTP),
+//! minutes' counts and latency), `upkeep` (what a flush writes besides attempts), `sender` (HTTP),
 //! `client` (the per-thread HTTP client: SSRF-guarded resolver, TLS, keep-alive), `failure`
 //! (transport errors in words),
 //! `backoff` (retry delays).
@@ -35,6 +35,7 @@ mod report;
 mod retries;
 mod sender;
 mod slots;
+mod upkeep;
 mod window;
 
 use std::sync::Arc;
@@ -51,6 +52,7 @@ pub use rates::RecentRates;
 pub use report::{GetGlance, Glance};
 use retries::Retries;
 use slots::Window;
+use upkeep::Upkeep;
 
 use crate::actors::supervisor::SupervisorLink;
 use crate::config::Settings;
@@ -227,6 +229,8 @@ pub struct DeliveryActor {
     /// its outcome is in Redis a delivery would be sent again after a crash, so this bounds
     /// the duplicates a crash can cause.
     flushing: usize,
+    /// What the last flushes wrote besides attempts, so the next writes only what changed.
+    upkeep: Upkeep,
     /// This acquisition's lease on the webhook (also the fencing token of every write).
     lease: Lease,
     /// The lease is acquired: nothing is sent before.
@@ -287,6 +291,7 @@ impl DeliveryActor {
             epoch: 0,
             settled: Vec::new(),
             flushing: 0,
+            upkeep: Upkeep::default(),
             lease,
             leased: false,
             writes: 0,

@@ -169,11 +169,14 @@ impl DeliveryActor {
         }
         let settled = std::mem::take(&mut self.settled);
         let (queue, webhook, lease) = (self.queue.clone(), self.webhook.id, self.lease.clone());
-        let (circuit, retention) = (self.circuit.state(), self.config.retention.clone());
+        let retention = self.config.retention.clone();
+        let plan = self
+            .upkeep
+            .plan(settled.len(), self.circuit.state(), &retention, Instant::now());
         self.writes += 1;
         self.flushing += settled.len();
         let write = async move {
-            let result = queue.settle(&webhook, &lease, &settled, circuit, &retention).await;
+            let result = queue.settle(&webhook, &lease, &settled, plan, &retention).await;
             (result, settled)
         };
         ctx.spawn(write.into_actor(self).map(|(result, settled), act, ctx| {
@@ -184,6 +187,7 @@ impl DeliveryActor {
                 Err(StoreError::Fenced) => return act.lease_lost(ctx),
                 Err(error) => {
                     tracing::warn!(webhook = %act.webhook.id, %error, "could not record attempts; retrying");
+                    act.upkeep.failed();
                     let retry_now = act.settled.is_empty();
                     let newer = std::mem::replace(&mut act.settled, settled);
                     act.settled.extend(newer);

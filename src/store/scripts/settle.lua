@@ -1,55 +1,107 @@
 -- Records a batch of finished attempts of one webhook (one flush of its delivery actor), if
 -- the actor's instance still holds the webhook's lease (the fencing token): otherwise writes
 -- nothing and returns -1. A deleted webhook has no lease, so nothing is written for it either.
+-- Each kind of write is one command for the whole batch (one XDEL of every entry that leaves
+-- the queue, one XADD of every attempt to the log, ...), so a flush of 12 deliveries costs
+-- Redis about as much as a flush of one.
 -- KEYS[1] lease  KEYS[2] queue  KEYS[3] retry hash  KEYS[4] due set  KEYS[5] dead letters
 -- KEYS[6] attempt log  KEYS[7] circuit hash
--- ARGV[1] lease value  ARGV[2] attempt log cap  ARGV[3] attempt log ttl (ms)
--- ARGV[4] dead letter cap  ARGV[5] oldest dead letter id to keep (ms)
--- ARGV[6] the circuit's run of failures (or 'keep')  ARGV[7] since (ms)
--- ARGV[8..] records, each one of:
+-- ARGV[1] lease value  ARGV[2] attempt log cap (attempts)  ARGV[3] attempt log ttl (ms; 0 leaves
+-- the expiry as it is)  ARGV[4] '1': trim the log to its cap now (see below)
+-- ARGV[5] dead letter cap  ARGV[6] oldest dead letter id to keep (ms)
+-- ARGV[7] the circuit's run of failures (or 'keep')  ARGV[8] since (ms)
+-- ARGV[9..] records, each one of:
 --   'd', entry, retried (1/0), attempt        delivered: leaves the queue (and its retry state)
 --   'r', entry, retry state, due, attempt     failed, retried when due: joins the due set
 --   'x', entry, attempt ('' = none), n, the dead letter's n field/value pairs
 --                                             failed for the last time (or unreadable): a dead letter
+-- The attempt log holds one stream entry per flush, with one field `a` per attempt (oldest
+-- first). XADD's MAXLEN caps its entries at the cap, so it never holds more than cap flushes;
+-- the exact cap in attempts is applied when asked (ARGV[4]): the newest entries holding `cap`
+-- attempts are kept, the older ones trimmed.
 -- Returns 1.
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
-local logged, dead = false, false
-local function log(attempt)
-  if attempt ~= '' then
-    redis.call('XADD', KEYS[6], 'MAXLEN', ARGV[2], '*', 'a', attempt)
-    logged = true
+
+-- Calls `command` with `head` then the items of `list`, in chunks (Lua's unpack is bounded).
+local function batched(head, list)
+  local chunk = 1000
+  for first = 1, #list, chunk do
+    local args = {}
+    for _, value in ipairs(head) do args[#args + 1] = value end
+    for j = first, math.min(first + chunk - 1, #list) do args[#args + 1] = list[j] end
+    redis.call(unpack(args))
   end
 end
-local i = 8
+
+local leaving, forget, unschedule = {}, {}, {}
+local retry_state, due, log = {}, {}, {}
+local dead = false
+local function logged(attempt)
+  if attempt ~= '' then
+    log[#log + 1] = 'a'
+    log[#log + 1] = attempt
+  end
+end
+local i = 9
 while i <= #ARGV do
   local kind, entry = ARGV[i], ARGV[i + 1]
   if kind == 'd' then
-    redis.call('XDEL', KEYS[2], entry)
-    if ARGV[i + 2] == '1' then redis.call('HDEL', KEYS[3], entry) end
-    log(ARGV[i + 3])
+    leaving[#leaving + 1] = entry
+    if ARGV[i + 2] == '1' then forget[#forget + 1] = entry end
+    logged(ARGV[i + 3])
     i = i + 4
   elseif kind == 'r' then
-    redis.call('HSET', KEYS[3], entry, ARGV[i + 2])
-    redis.call('ZADD', KEYS[4], ARGV[i + 3], entry)
-    log(ARGV[i + 4])
+    retry_state[#retry_state + 1] = entry
+    retry_state[#retry_state + 1] = ARGV[i + 2]
+    due[#due + 1] = ARGV[i + 3]
+    due[#due + 1] = entry
+    logged(ARGV[i + 4])
     i = i + 5
   else
-    log(ARGV[i + 2])
+    logged(ARGV[i + 2])
     local n = tonumber(ARGV[i + 3])
-    redis.call('XADD', KEYS[5], 'MAXLEN', ARGV[4], '*', unpack(ARGV, i + 4, i + 3 + 2 * n))
-    redis.call('XDEL', KEYS[2], entry)
-    redis.call('HDEL', KEYS[3], entry)
-    redis.call('ZREM', KEYS[4], entry)
+    redis.call('XADD', KEYS[5], 'MAXLEN', ARGV[5], '*', unpack(ARGV, i + 4, i + 3 + 2 * n))
+    leaving[#leaving + 1] = entry
+    forget[#forget + 1] = entry
+    unschedule[#unschedule + 1] = entry
     dead = true
     i = i + 4 + 2 * n
   end
 end
-if dead then redis.call('XTRIM', KEYS[5], 'MINID', '~', ARGV[5]) end
-if logged then redis.call('PEXPIRE', KEYS[6], ARGV[3]) end
-if ARGV[6] == 'keep' then
-  -- (unreadable entries set aside: the circuit's run is not this write's business)
-elseif tonumber(ARGV[6]) > 0 then
-  redis.call('HSET', KEYS[7], 'failures', ARGV[6], 'since', ARGV[7])
+if #leaving > 0 then batched({'XDEL', KEYS[2]}, leaving) end
+if #forget > 0 then batched({'HDEL', KEYS[3]}, forget) end
+if #unschedule > 0 then batched({'ZREM', KEYS[4]}, unschedule) end
+if #retry_state > 0 then
+  batched({'HSET', KEYS[3]}, retry_state)
+  batched({'ZADD', KEYS[4]}, due)
+end
+if dead then redis.call('XTRIM', KEYS[5], 'MINID', '~', ARGV[6]) end
+if #log > 0 then
+  local cap = tonumber(ARGV[2])
+  -- Keep the XADD in one piece: a flush is at most max_in_flight attempts.
+  redis.call('XADD', KEYS[6], 'MAXLEN', cap, '*', unpack(log))
+  if ARGV[4] == '1' then
+    -- Walk back from the newest entry until `cap` attempts are counted; trim what is older.
+    local kept, cursor = 0, '+'
+    while kept < cap do
+      local page = redis.call('XREVRANGE', KEYS[6], cursor, '-', 'COUNT', 100)
+      if #page == 0 then break end
+      for _, item in ipairs(page) do
+        kept = kept + #item[2] / 2
+        if kept >= cap then
+          redis.call('XTRIM', KEYS[6], 'MINID', item[1])
+          break
+        end
+      end
+      cursor = '(' .. page[#page][1]
+    end
+  end
+  if ARGV[3] ~= '0' then redis.call('PEXPIRE', KEYS[6], ARGV[3]) end
+end
+if ARGV[7] == 'keep' then
+  -- (the circuit's run is as it was written last)
+elseif tonumber(ARGV[7]) > 0 then
+  redis.call('HSET', KEYS[7], 'failures', ARGV[7], 'since', ARGV[8])
 else
   redis.call('DEL', KEYS[7])
 end
