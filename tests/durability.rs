@@ -159,6 +159,8 @@ async fn a_fan_out_whose_reply_is_lost_is_still_delivered_without_a_restart() {
     // The actor runs and is caught up with its queue: it reads Redis only when told.
     app.publish(json!({"ev": "a", "n": 1})).await;
     receiver.wait_for(1, WAIT).await;
+    // Its outcome written too (the entry left the queue), so the counts below are exact.
+    app.settled(&[&id]).await;
 
     // The fan-out script is the only command naming the rejected stream: Redis runs it, the
     // reply never comes back.
@@ -212,4 +214,58 @@ async fn an_event_published_after_a_change_on_another_instance_is_routed_with_it
         numbers, expected,
         "every event reached the webhook changed just before it"
     );
+}
+
+#[actix_web::test]
+async fn a_batch_written_in_several_scripts_loses_and_repeats_nothing_when_one_fails() {
+    // Two webhooks for everything and at most 2 appends per fan-out script: each event of a
+    // batch is a script of its own. The reply of the 5th event's script is lost (it commits);
+    // the 4 before it were written and are delivered, the 5 after it stay pending and are read
+    // and routed again. Every webhook gets every event once.
+    let proxy = RedisProxy::start("127.0.0.1:6379").await;
+    let proxied = proxy.url();
+    let app = TestApp::spawn_with(move |s| {
+        s.redis.url = proxied;
+        s.events.max_writes_per_script = 2;
+    })
+    .await;
+    let receivers = [Receiver::ok(), Receiver::ok()];
+    let first = app.create_webhook(&receivers[0].url(), &["*"], None).await;
+    let second = app.create_webhook(&receivers[1].url(), &["*"], None).await;
+    app.publish(json!({"ev": "a", "n": 0})).await;
+    for receiver in &receivers {
+        receiver.wait_for(1, WAIT).await;
+    }
+
+    proxy.lose_reply_to(b"lose-this-reply");
+    // In one transaction, so the reader reads them as one batch.
+    let mut publish = redis::pipe();
+    publish.atomic();
+    for n in 1..=10 {
+        let mark = if n == 5 { "lose-this-reply" } else { "" };
+        let raw = json!({"ev": "a", "n": n, "mark": mark}).to_string();
+        publish
+            .cmd("XADD")
+            .arg(app.key("events"))
+            .arg("*")
+            .arg("event")
+            .arg(raw)
+            .ignore();
+    }
+    let _: () = app.redis_pipe(&publish).await;
+    for receiver in &receivers {
+        let received = receiver.wait_for(11, WAIT).await;
+        let mut numbers: Vec<i64> = received.iter().map(|r| r.json()["n"].as_i64().unwrap()).collect();
+        numbers.sort_unstable();
+        assert_eq!(numbers, (0..=10).collect::<Vec<i64>>(), "every event once");
+    }
+    assert_eq!(proxy.cuts(), 1, "the 5th event's script ran with its reply lost");
+    // The batch was cut short at its 5th script: the reader routed the 5 after it again (a
+    // batch counts as read when it was routed to its end; the 10 were one batch).
+    let metrics = app.metrics_text().await;
+    assert!(
+        metrics.lines().any(|line| line == "hookrouter_events_read_total 6"),
+        "1 event, then the 5 left pending after the lost reply: {metrics}"
+    );
+    app.settled(&[&first, &second]).await;
 }

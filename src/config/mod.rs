@@ -115,6 +115,12 @@ impl Settings {
             1,
             100_000_000,
         );
+        check.range(
+            "events.max_writes_per_script",
+            self.events.max_writes_per_script as u64,
+            1,
+            1_000_000,
+        );
         self.validate_bullmq(&mut check);
         check.range("delivery.timeout_ms", self.delivery.timeout_ms, 100, HOUR_MS);
         check.range("delivery.max_in_flight", self.delivery.max_in_flight as u64, 1, 10_000);

@@ -139,6 +139,11 @@ pub struct EventsSettings {
     pub consumer: String,
     /// Rejected entries kept in `<prefix>:rejected` (oldest trimmed first).
     pub rejected_max_len: usize,
+    /// The most queue appends one fan-out script makes: a batch whose events matched many
+    /// webhooks is written in several scripts. Redis runs a script alone, so this bounds how
+    /// long everyone else sharing it waits (an append costs a few microseconds). An event that
+    /// matched more webhooks than this is still written whole, in one script.
+    pub max_writes_per_script: usize,
 }
 
 impl Default for EventsSettings {
@@ -149,6 +154,7 @@ impl Default for EventsSettings {
             block_ms: 1_000,
             consumer: String::new(),
             rejected_max_len: 10_000,
+            max_writes_per_script: 1_000,
         }
     }
 }

@@ -47,6 +47,11 @@ impl FanoutBatch {
         self.entries == 0
     }
 
+    /// The queue appends it makes (one per event and matched webhook).
+    pub fn pairs(&self) -> usize {
+        self.pairs
+    }
+
     fn took(&mut self, id: StreamId) {
         self.entries += 1;
         self.span = Some(match self.span {

@@ -284,6 +284,19 @@ impl TestApp {
         cmd.query_async(&mut conn).await.expect("redis command")
     }
 
+    /// A Redis pipeline (atomic when made so), typed.
+    pub async fn redis_pipe<T: redis::FromRedisValue>(&self, pipe: &redis::Pipeline) -> T {
+        let mut conn = self.redis.clone();
+        pipe.query_async(&mut conn).await.expect("redis pipeline")
+    }
+
+    /// `GET /metrics`, as text.
+    pub async fn metrics_text(&self) -> String {
+        let mut response = self.request("GET", "/metrics").send().await.expect("the API answers");
+        let body = response.body().limit(16 * 1024 * 1024).await.expect("metrics body");
+        String::from_utf8(body.to_vec()).expect("metrics are text")
+    }
+
     pub async fn stream_len(&self, key: &str) -> u64 {
         self.redis(redis::cmd("XLEN").arg(self.key(key))).await
     }

@@ -111,6 +111,8 @@ pub struct Supervisor {
     /// How long a handed-over actor may take to finish what it has under way.
     grace: Duration,
     rejected_max_len: usize,
+    /// `[events] max_writes_per_script`: how a batch's fan-out is cut into scripts.
+    max_writes_per_script: usize,
     resync_every: Duration,
     restore_lost: bool,
     index: RouteIndex,
@@ -149,6 +151,7 @@ impl Supervisor {
             wanted: HashSet::new(),
             grace: Duration::from_millis(settings.shutdown.grace_ms),
             rejected_max_len: settings.events.rejected_max_len,
+            max_writes_per_script: settings.events.max_writes_per_script,
             resync_every: Duration::from_millis(settings.webhooks.resync_ms),
             restore_lost: settings.webhooks.restore_lost,
             index: RouteIndex::new(UserlessEvents::from_setting(settings.routing.userless_to_user_webhooks)),

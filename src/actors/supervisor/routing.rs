@@ -5,6 +5,13 @@
 //! Webhooks another instance owns get no actor here: their owners are told through the
 //! change channel (`Notice::Work`, one message per batch) to read their queues.
 //!
+//! A batch whose events matched many webhooks is written in several scripts, each of at most
+//! `[events] max_writes_per_script` queue appends (more only for a single event that matched
+//! more webhooks: an event is written whole), in stream order: Redis runs one script at a time and everyone else
+//! sharing it (the mail server) waits meanwhile. Each script acknowledges its own events, so a
+//! batch cut short by a refusal or an error leaves only the unwritten rest pending, and the
+//! reader's next read takes that.
+//!
 //! If the script fails, it may still have committed (its reply was lost to a timeout or a
 //! dropped connection): the batch is then acknowledged and queued, and the reader's retry finds
 //! nothing pending. So every webhook the batch was meant for is told to look at its queue.
@@ -18,10 +25,31 @@ use actix::prelude::*;
 use super::Supervisor;
 use crate::actors::delivery::{Enqueued, StartState};
 use crate::domain::{Event, PreparedEvent, StreamId, WebhookId};
-use crate::store::{Fanout, FanoutBatch, FanoutRouter};
+use crate::store::{Fanout, FanoutBatch, FanoutRouter, StoreError};
 
 /// Events of a batch that matched, each with the webhooks it matched.
 type Routed = Vec<(Arc<PreparedEvent>, Vec<WebhookId>)>;
+
+/// One fan-out script's share of a batch: what it writes, and who gets what afterwards.
+struct Chunk {
+    batch: FanoutBatch,
+    routed: Routed,
+}
+
+/// How the fan-out of a batch went: the chunks written, then why the rest was not (None when
+/// all were).
+struct Written {
+    queued: Vec<(Vec<Option<StreamId>>, Routed)>,
+    stopped: Option<Stop>,
+}
+
+/// Why a chunk was not written (the chunks after it were not tried).
+enum Stop {
+    Stale,
+    Claimed,
+    /// It may have committed all the same: its targets look at their queues.
+    Failed(StoreError, Routed),
+}
 
 /// One entry of a batch read from the event stream, as the reader classified it.
 pub enum ReadEntry {
@@ -63,26 +91,38 @@ impl std::fmt::Display for RouteFailure {
 }
 
 impl Supervisor {
-    /// Matches a batch: what the fan-out script must do, and who gets what afterwards.
-    fn route(&mut self, entries: Vec<ReadEntry>) -> (FanoutBatch, Routed) {
-        let mut batch = FanoutBatch::default();
-        let mut routed = Vec::new();
+    /// Matches a batch: what each fan-out script must do (in stream order, at most
+    /// `max_writes_per_script` appends each), and who gets what afterwards.
+    fn route(&mut self, entries: Vec<ReadEntry>) -> Vec<Chunk> {
+        let mut chunks = Vec::new();
+        let mut chunk = Chunk {
+            batch: FanoutBatch::default(),
+            routed: Vec::new(),
+        };
         let mut targets = Vec::new();
         for entry in entries {
             match entry {
                 ReadEntry::Valid(id, event) => {
                     self.index.route(&event.ev, event.user.as_ref(), &mut targets);
+                    if chunk.batch.pairs() > 0 && chunk.batch.pairs() + targets.len() > self.max_writes_per_script {
+                        let next = Chunk {
+                            batch: FanoutBatch::default(),
+                            routed: Vec::new(),
+                        };
+                        chunks.push(std::mem::replace(&mut chunk, next));
+                    }
                     let prepared = Arc::new(event.prepare(id));
-                    batch.event(&prepared, &targets);
+                    chunk.batch.event(&prepared, &targets);
                     if !targets.is_empty() {
-                        routed.push((prepared, targets.clone()));
+                        chunk.routed.push((prepared, targets.clone()));
                     }
                 }
-                ReadEntry::Rejected { id, reason, raw } => batch.reject(id, &reason, &raw),
-                ReadEntry::Gone(id) => batch.ack(id),
+                ReadEntry::Rejected { id, reason, raw } => chunk.batch.reject(id, &reason, &raw),
+                ReadEntry::Gone(id) => chunk.batch.ack(id),
             }
         }
-        (batch, routed)
+        chunks.push(chunk);
+        chunks
     }
 
     /// The fan-out failed, perhaps after committing: every target looks at its queue.
@@ -103,7 +143,7 @@ impl Handler<RouteBatch> for Supervisor {
             let not_yet = Err(RouteFailure::Failed("webhooks are not loaded yet".into()));
             return AtomicResponse::new(Box::pin(fut::ready(not_yet)));
         }
-        let (batch, routed) = self.route(entries);
+        let chunks = self.route(entries);
         let events = self.store.events();
         let (rejected_max_len, version) = (self.rejected_max_len, self.versions.applied());
         let write = async move {
@@ -111,21 +151,42 @@ impl Handler<RouteBatch> for Supervisor {
                 version,
                 consumer: &consumer,
             };
-            events.fanout(&batch, rejected_max_len, &router).await
+            let mut written = Written {
+                queued: Vec::new(),
+                stopped: None,
+            };
+            for Chunk { batch, routed } in chunks {
+                written.stopped = match events.fanout(&batch, rejected_max_len, &router).await {
+                    Ok(Fanout::Queued(queued)) => {
+                        written.queued.push((queued, routed));
+                        continue;
+                    }
+                    Ok(Fanout::Stale) => Some(Stop::Stale),
+                    Ok(Fanout::Claimed) => Some(Stop::Claimed),
+                    Err(error) => Some(Stop::Failed(error, routed)),
+                };
+                break;
+            }
+            written
         };
-        AtomicResponse::new(Box::pin(write.into_actor(self).then(move |result, act, ctx| {
-            let done = match result {
-                Ok(Fanout::Queued(queued)) => Ok(act.hand_over_queued(queued, routed, ctx)),
-                Ok(Fanout::Stale) => {
-                    // Still inside this handler: the retry is routed with the changes applied.
+        AtomicResponse::new(Box::pin(write.into_actor(self).then(move |written, act, ctx| {
+            // What was written is handed over whatever happened to the rest.
+            let mut count = 0;
+            for (queued, routed) in written.queued {
+                count += act.hand_over_queued(queued, routed, ctx);
+            }
+            let done = match written.stopped {
+                None => Ok(count),
+                Some(Stop::Stale) => {
+                    // Still inside this handler: the rest is routed again with the changes applied.
                     let synced = act.sync_changes().map(|_, _, _| Err(RouteFailure::Stale));
                     return Box::pin(synced) as Pin<Box<dyn ActorFuture<Self, Output = _>>>;
                 }
-                Ok(Fanout::Claimed) => {
+                Some(Stop::Claimed) => {
                     tracing::info!("another instance reclaimed this batch while this one was held up; it routes it");
-                    Ok(0)
+                    Ok(count)
                 }
-                Err(error) => {
+                Some(Stop::Failed(error, routed)) => {
                     act.recheck_targets(&routed, ctx);
                     Err(RouteFailure::Failed(error.to_string()))
                 }
