@@ -19,6 +19,7 @@
 //! The `bullmq` scenario publishes through WildDuck's BullMQ queue with the real `bullmq`
 //! package (`tests/node`, installed by `scripts/test --setup-only`).
 
+mod broadcast;
 mod bullmq;
 mod ceiling;
 mod cost;
@@ -48,7 +49,7 @@ struct Args {
     #[arg(long)]
     quick: bool,
     /// Scenarios to run (default: all): throughput, refusing, throughput-tls, latency,
-    /// isolation, many, backlog, bullmq.
+    /// isolation, many, backlog, bullmq, broadcast.
     #[arg(long = "scenario")]
     scenarios: Vec<String>,
     /// The sink of the throughput scenario and its ceiling: `actix` (counts and latency) or
@@ -177,6 +178,10 @@ async fn main() {
     if wanted("bullmq") {
         let (row, found) = bullmq::wildduck_queue(&bench).await;
         results.bullmq(row, found);
+    }
+    if wanted("broadcast") {
+        let (row, pings) = broadcast::broadcast(&bench).await;
+        results.broadcast(row, pings);
     }
     results.print(args.quick);
 }
