@@ -23,6 +23,7 @@ mod broadcast;
 mod bullmq;
 mod ceiling;
 mod cost;
+mod instances;
 mod loadgen;
 mod nginx;
 mod publish;
@@ -49,7 +50,7 @@ struct Args {
     #[arg(long)]
     quick: bool,
     /// Scenarios to run (default: all): throughput, refusing, throughput-tls, latency,
-    /// isolation, many, backlog, bullmq, broadcast.
+    /// isolation, many, backlog, bullmq, broadcast, instances.
     #[arg(long = "scenario")]
     scenarios: Vec<String>,
     /// The sink of the throughput scenario and its ceiling: `actix` (counts and latency) or
@@ -182,6 +183,12 @@ async fn main() {
     if wanted("broadcast") {
         let (row, pings) = broadcast::broadcast(&bench).await;
         results.broadcast(row, pings);
+    }
+    if wanted("instances") {
+        let one = instances::steady(&bench, 1).await;
+        let two = instances::steady(&bench, 2).await;
+        let handover = instances::handover(&bench).await;
+        results.instances(one, two, handover);
     }
     results.print(args.quick);
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 use super::broadcast::Pings;
 use super::bullmq::{self, BullMqFindings};
 use super::ceiling::Ceiling;
+use super::instances::Handover;
 use super::report::{self, Row, Target};
 use super::scale::{BacklogFindings, ManyFindings};
 use super::scenarios::Isolation;
@@ -237,6 +238,52 @@ impl Results {
             met: pings.worst_ms <= 10.0,
         });
         self.rows.push(row);
+    }
+
+    /// Issue 9's figures: 1 vs 2 instances in steady state, and the handover after a kill -9.
+    pub fn instances(&mut self, one: (Row, u64), two: (Row, u64), handover: Handover) {
+        let ((one, one_dupes), (two, two_dupes)) = (one, two);
+        println!(
+            "instances: 1 instance {:.0} deliveries/s, 2 instances {:.0} deliveries/s",
+            one.rate, two.rate
+        );
+        self.notes.push(format!(
+            "instances: 10 webhooks, {} events as fast as published: 1 instance {:.0} deliveries/s ({one_dupes} \
+             duplicates), 2 instances on one prefix {:.0} deliveries/s (x{:.2}, {two_dupes} duplicates)",
+            one.events,
+            one.rate,
+            two.rate,
+            two.rate / one.rate
+        ));
+        for row in [&one, &two] {
+            if let Some(cost) = &row.cost {
+                self.notes.push(format!("{}: {}", row.scenario, cost.describe()));
+            }
+        }
+        self.targets.push(Target {
+            what: "2 instances: no duplicates (steady state, no instance dies)".into(),
+            measured: format!("{two_dupes} duplicates of {} pairs", two.events * 10),
+            met: two_dupes == 0,
+        });
+        let resumed = handover
+            .resumed_after
+            .map_or("never (within 30 s)".into(), |d| format!("{:.2} s", d.as_secs_f64()));
+        self.notes.push(format!(
+            "handover: 3 instances, 10 webhooks at 1,000 events/s; kill -9 of {} (owning {} of 10): its webhooks \
+             delivered events published after the kill again {resumed} after it (lease ttl 10 s); {} duplicates, \
+             {} of them on its {} webhooks (bound: {} webhooks x max_in_flight 16 = {}); {} of {} pairs never \
+             delivered",
+            handover.killed,
+            handover.moved,
+            handover.duplicates,
+            handover.duplicates_moved,
+            handover.moved,
+            handover.moved,
+            handover.bound(),
+            handover.missing,
+            handover.events * 10
+        ));
+        self.rows.extend([one, two]);
     }
 
     pub fn print(&self, quick: bool) {

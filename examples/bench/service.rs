@@ -135,6 +135,12 @@ impl Service {
         (ticks(11) + ticks(12)) / 100.0
     }
 
+    /// `kill -9`, leaving the process's leases and in-flight deliveries as a crash would.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     pub fn stop(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
