@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo build --release && cargo run --release --example bench            # every scenario
-//! cargo build --release && cargo run --release --example bench -- --quick # under a minute
+//! cargo build --release && cargo run --release --example bench -- --quick # a few minutes at most
 //! cargo run --release --example bench -- --scenario throughput --scenario latency
 //! cargo run --release --example bench -- --scenario bullmq   # WildDuck's queue (needs node)
 //! cargo run --release --example bench -- --sink nginx --scenario throughput   # nginx as the sink
@@ -46,7 +46,7 @@ use results::Results;
 #[derive(Parser)]
 #[command(about = "Benchmark hookrouter end to end")]
 struct Args {
-    /// Fewer events per scenario: the whole run takes under a minute.
+    /// Fewer events per scenario: indicative figures in a fraction of the time.
     #[arg(long)]
     quick: bool,
     /// Scenarios to run (default: all): throughput, refusing, throughput-tls, latency,
