@@ -2,6 +2,8 @@
 
 use std::fmt::Write;
 
+use super::cost::Cost;
+
 /// One measured scenario.
 #[derive(Default, Clone)]
 pub struct Row {
@@ -19,6 +21,8 @@ pub struct Row {
     pub ceiling: Option<f64>,
     /// Connections the sink accepted during the run (over TLS: handshakes).
     pub connections: u64,
+    /// What one delivery cost, where measured.
+    pub cost: Option<Cost>,
 }
 
 #[derive(Clone, Copy)]

@@ -4,6 +4,8 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use super::cost::{Cost, Probe};
+use super::nginx::Nginx;
 use super::publish::Publisher;
 use super::report::{Latency, Row};
 use super::service::Service;
@@ -43,6 +45,7 @@ pub fn row(name: &str, service: &Service, sink: &Sink, events: u64, started_us: 
         cpu_seconds: service.cpu_seconds(),
         ceiling: None,
         connections: sink.tally.connections.load(Ordering::SeqCst),
+        cost: None,
     }
 }
 
@@ -87,6 +90,8 @@ async fn blast(bench: &Bench, name: &str, how: Blast<'_>) -> Row {
         service.create_webhook(&url, &["*"], None).await;
     }
     let mut publisher = Publisher::connect(&bench.redis, &prefix).await;
+    let mut probe = Probe::connect(&bench.redis).await;
+    let before = probe.snapshot(&[&service]).await;
     let started = now_us();
     publisher.publish(0, events, |n| format!("u{}", n % 1000)).await;
     let refused = if refuse_every > 0 {
@@ -96,10 +101,12 @@ async fn blast(bench: &Bench, name: &str, how: Blast<'_>) -> Row {
     };
     let expected = (events - refused) * webhooks as u64;
     let got = wait_deliveries(&sink, expected, Duration::from_secs(900)).await;
+    let after = probe.snapshot(&[&service]).await;
     if got < expected {
         println!("  ! {name}: only {got} of {expected} deliveries arrived");
     }
-    let row = row(name, &service, &sink, events, started);
+    let mut row = row(name, &service, &sink, events, started);
+    row.cost = Some(Cost::between(&before, &after, got, &[("xadd", events)]));
     service.stop();
     sink.stop().await;
     publisher.clean(&prefix).await;
@@ -107,16 +114,69 @@ async fn blast(bench: &Bench, name: &str, how: Blast<'_>) -> Row {
 }
 
 /// 1: 100,000 events × 10 webhooks (1M deliveries) as fast as possible; compared with the
-/// sink's `ceiling`.
+/// sink's `ceiling`. With `--sink nginx`, nginx receives them.
 pub async fn throughput(bench: &Bench, ceiling: f64) -> Row {
     let events = if bench.quick { 10_000 } else { 100_000 };
-    let how = Blast {
-        webhooks: 10,
-        events,
-        ..Blast::default()
+    let mut row = match &bench.nginx {
+        Some(nginx) => blast_nginx(bench, nginx, events).await,
+        None => {
+            let how = Blast {
+                webhooks: 10,
+                events,
+                ..Blast::default()
+            };
+            blast(bench, "throughput", how).await
+        }
     };
-    let mut row = blast(bench, "throughput", how).await;
     row.ceiling = Some(ceiling);
+    row
+}
+
+/// The throughput blast into nginx: 10 webhooks (`/w/<i>`, all answered 204), counted from
+/// nginx's stub_status (polled every 5 ms; the rate runs to the poll that saw the last one), so
+/// no latency.
+async fn blast_nginx(bench: &Bench, nginx: &Nginx, events: u64) -> Row {
+    let prefix = bench.prefix("throughput-nginx");
+    let service = Service::start(&bench.redis, &prefix, &[]);
+    service.wait_ready().await;
+    for i in 0..10 {
+        service.create_webhook(&nginx.url(i), &["*"], None).await;
+    }
+    let mut publisher = Publisher::connect(&bench.redis, &prefix).await;
+    let mut probe = Probe::connect(&bench.redis).await;
+    let base = nginx.counts().await;
+    let before = probe.snapshot(&[&service]).await;
+    let started = Instant::now();
+    publisher.publish(0, events, |n| format!("u{}", n % 1000)).await;
+    let expected = events * 10;
+    let deadline = started + Duration::from_secs(900);
+    let (got, connections) = loop {
+        let now = nginx.counts().await;
+        let got = now.requests - base.requests;
+        if got >= expected || Instant::now() > deadline {
+            break (got, now.accepts - base.accepts);
+        }
+        actix_rt::time::sleep(Duration::from_millis(5)).await;
+    };
+    let elapsed = started.elapsed().as_secs_f64();
+    let after = probe.snapshot(&[&service]).await;
+    if got < expected {
+        println!("  ! throughput (nginx sink): only {got} of {expected} deliveries arrived");
+    }
+    let row = Row {
+        scenario: "throughput (nginx sink)".into(),
+        events,
+        deliveries: got,
+        rate: got as f64 / elapsed,
+        latency: None,
+        peak_rss_mib: service.peak_rss_kib() as f64 / 1024.0,
+        cpu_seconds: service.cpu_seconds(),
+        ceiling: None,
+        connections,
+        cost: Some(Cost::between(&before, &after, got, &[("xadd", events)])),
+    };
+    service.stop();
+    publisher.clean(&prefix).await;
     row
 }
 

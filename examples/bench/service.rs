@@ -22,9 +22,8 @@ pub fn binary() -> PathBuf {
 
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+        .and_then(|l| l.local_addr())
+        .expect("a free port on loopback")
         .port()
 }
 
@@ -134,6 +133,12 @@ impl Service {
         let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
         // utime and stime are fields 14 and 15 of /proc/pid/stat: 12 and 13 after the name.
         (ticks(11) + ticks(12)) / 100.0
+    }
+
+    /// `kill -9`, leaving the process's leases and in-flight deliveries as a crash would.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     pub fn stop(mut self) {

@@ -1,0 +1,142 @@
+//! Broadcast (issue 13): 1,000 webhooks of type `*` on the sink and 200 events, so every event
+//! fans out to 1,000 queues (200,000 deliveries). Meanwhile a client of its own PINGs Redis one
+//! at a time (1 ms apart) from a thread of its own and records every round trip: a fan-out
+//! that held Redis for long would show as a slow PING.
+
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::cost::{Cost, Probe};
+use super::publish::Publisher;
+use super::report::Row;
+use super::scenarios::{row, wait_deliveries};
+use super::service::Service;
+use super::sink::{now_us, Sink};
+use super::Bench;
+
+/// Redis PING round trips during the broadcast.
+pub struct Pings {
+    pub count: usize,
+    pub p99_ms: f64,
+    pub worst_ms: f64,
+}
+
+/// PINGs Redis until `stop`, one at a time with 1 ms between, on a blocking connection in a
+/// thread of its own (so the harness's own runtime does not delay them); every round trip.
+fn ping_loop(redis: &str, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Vec<Duration>> {
+    let client = redis::Client::open(redis).expect("redis url");
+    let mut conn = client.get_connection().expect("a PING connection to redis");
+    std::thread::spawn(move || {
+        let mut samples = Vec::new();
+        while !stop.load(Ordering::Relaxed) {
+            let started = Instant::now();
+            let pong: redis::RedisResult<String> = redis::cmd("PING").query(&mut conn);
+            samples.push(started.elapsed());
+            pong.expect("PING");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        samples
+    })
+}
+
+fn pings(mut samples: Vec<Duration>) -> Pings {
+    samples.sort_unstable();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let at = |q: f64| {
+        samples
+            .get(((samples.len().max(1) - 1) as f64 * q).round() as usize)
+            .copied()
+    };
+    Pings {
+        count: samples.len(),
+        p99_ms: at(0.99).map_or(0.0, ms),
+        worst_ms: samples.last().copied().map_or(0.0, ms),
+    }
+}
+
+/// Registers `count` webhooks of type `*`, webhook i to the sink's `/w/<i>`, 64 API calls at a
+/// time.
+async fn register(service: &Rc<Service>, sink: &Sink, count: usize) {
+    for first in (0..count).step_by(64) {
+        let calls: Vec<_> = (first..(first + 64).min(count))
+            .map(|i| {
+                let (service, url) = (service.clone(), sink.url(i));
+                actix_rt::spawn(async move { service.create_webhook(&url, &["*"], None).await })
+            })
+            .collect();
+        for call in calls {
+            call.await.expect("a registration task");
+        }
+    }
+}
+
+/// 6: 1,000 webhooks × 200 events (50 with --quick); the row, and the PINGs meanwhile.
+pub async fn broadcast(bench: &Bench) -> (Row, Pings) {
+    let webhooks = 1_000;
+    let events: u64 = if bench.quick { 50 } else { 200 };
+    let prefix = bench.prefix("broadcast");
+    let service = Rc::new(Service::start(&bench.redis, &prefix, &[]));
+    service.wait_ready().await;
+    let sink = Sink::start(None);
+    let registering = Instant::now();
+    register(&service, &sink, webhooks).await;
+    println!(
+        "  broadcast: {webhooks} webhooks registered in {:.2} s",
+        registering.elapsed().as_secs_f64()
+    );
+    // Let the change feed settle before the first event.
+    actix_rt::time::sleep(Duration::from_millis(500)).await;
+
+    let mut publisher = Publisher::connect(&bench.redis, &prefix).await;
+    let mut probe = Probe::connect(&bench.redis).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let before = probe.snapshot(&[&service]).await;
+    let pinger = ping_loop(&bench.redis, stop.clone());
+    let started = now_us();
+    publisher.publish(0, events, |n| format!("u{}", n % 1000)).await;
+    let expected = events * webhooks as u64;
+    let got = wait_deliveries(&sink, expected, Duration::from_secs(600)).await;
+    stop.store(true, Ordering::Relaxed);
+    let samples = pinger.join().expect("the PING thread");
+    let after = probe.snapshot(&[&service]).await;
+    if got < expected {
+        println!("  ! broadcast: only {got} of {expected} deliveries arrived");
+    }
+    let found = pings(samples);
+    let mut measured = row(
+        &format!("broadcast: {webhooks} webhooks"),
+        &service,
+        &sink,
+        events,
+        started,
+    );
+    measured.cost = Some(Cost::between(
+        &before,
+        &after,
+        got,
+        &[("xadd", events), ("ping", found.count as u64)],
+    ));
+    let Ok(service) = Rc::try_unwrap(service) else {
+        panic!("service still shared")
+    };
+    service.stop();
+    sink.stop().await;
+    publisher.clean(&prefix).await;
+    (measured, found)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    #[test]
+    fn worst_and_p99_of_the_round_trips() {
+        let samples = (1..=200).map(Duration::from_millis).collect();
+        let found = super::pings(samples);
+        assert_eq!(found.count, 200);
+        assert_eq!(found.worst_ms, 200.0);
+        assert_eq!(found.p99_ms, 198.0);
+    }
+}
