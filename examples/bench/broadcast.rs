@@ -1,7 +1,10 @@
 //! Broadcast (issue 13): 1,000 webhooks of type `*` on the sink and 200 events, so every event
 //! fans out to 1,000 queues (200,000 deliveries). Meanwhile a client of its own PINGs Redis one
 //! at a time (1 ms apart) from a thread of its own and records every round trip: a fan-out
-//! that held Redis for long would show as a slow PING.
+//! that held Redis for long would show as a slow PING. Redis's slow log (every command of 1 ms
+//! or more, meanwhile) says which commands were long: the fan-out scripts' own work, apart
+//! from the scheduling of a loaded 2-core machine, which the PINGs cannot tell from it (there,
+//! an XDEL of one entry can take 9 ms of wall time when Redis waits for a core).
 
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,11 +19,118 @@ use super::service::Service;
 use super::sink::{now_us, Sink};
 use super::Bench;
 
-/// Redis PING round trips during the broadcast.
+/// Redis PING round trips during the broadcast, and Redis's slow log meanwhile.
 pub struct Pings {
     pub count: usize,
     pub p99_ms: f64,
     pub worst_ms: f64,
+    pub slow: Slow,
+}
+
+/// What Redis's slow log recorded during the broadcast (every command of 1 ms or more).
+#[derive(Default)]
+pub struct Slow {
+    /// The longest command of any kind: its name (a script by its file name) and ms.
+    pub longest: Option<(String, f64)>,
+    /// The longest fan-out script, in ms (0 when none took 1 ms).
+    pub fanout_ms: f64,
+    /// Commands that took 1 ms or more.
+    pub count: usize,
+}
+
+/// Makes Redis's slow log record every command of 1 ms or more, from empty; answers the
+/// settings it had, to put back with [`slow_commands`].
+fn watch_slow_commands(redis: &str) -> (String, String) {
+    let mut conn = redis::Client::open(redis)
+        .and_then(|c| c.get_connection())
+        .expect("a connection to redis");
+    let get = |conn: &mut redis::Connection, name: &str| -> String {
+        let (_, value): (String, String) = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg(name)
+            .query(conn)
+            .expect("CONFIG GET");
+        value
+    };
+    let was = (
+        get(&mut conn, "slowlog-log-slower-than"),
+        get(&mut conn, "slowlog-max-len"),
+    );
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("slowlog-log-slower-than")
+        .arg(1000)
+        .arg("slowlog-max-len")
+        .arg(100_000)
+        .query(&mut conn)
+        .expect("CONFIG SET");
+    let _: () = redis::cmd("SLOWLOG")
+        .arg("RESET")
+        .query(&mut conn)
+        .expect("SLOWLOG RESET");
+    was
+}
+
+/// The script files' SHA-1s (how EVALSHA names them), to their file names.
+fn script_names() -> std::collections::HashMap<String, String> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/store/scripts");
+    let mut names = std::collections::HashMap::new();
+    for file in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        if let Ok(text) = std::fs::read_to_string(file.path()) {
+            let sha = redis::Script::new(&text).get_hash().to_string();
+            names.insert(sha, file.file_name().to_string_lossy().into_owned());
+        }
+    }
+    names
+}
+
+/// What the slow log holds since [`watch_slow_commands`]; puts its settings back to `was`.
+fn slow_commands(redis: &str, was: &(String, String)) -> Slow {
+    let mut conn = redis::Client::open(redis)
+        .and_then(|c| c.get_connection())
+        .expect("a connection to redis");
+    let entries: Vec<redis::Value> = redis::cmd("SLOWLOG")
+        .arg("GET")
+        .arg(-1)
+        .query(&mut conn)
+        .expect("SLOWLOG GET");
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("slowlog-log-slower-than")
+        .arg(&was.0)
+        .arg("slowlog-max-len")
+        .arg(&was.1)
+        .query(&mut conn)
+        .expect("CONFIG SET");
+    let names = script_names();
+    let text = |v: &redis::Value| match v {
+        redis::Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+        _ => String::new(),
+    };
+    let mut slow = Slow {
+        count: entries.len(),
+        ..Slow::default()
+    };
+    for entry in &entries {
+        // id, unix time, µs, [command, args...], client address, client name
+        let redis::Value::Array(parts) = entry else { continue };
+        let (Some(redis::Value::Int(us)), Some(redis::Value::Array(args))) = (parts.get(2), parts.get(3)) else {
+            continue;
+        };
+        let ms = *us as f64 / 1000.0;
+        let mut name = args.first().map(text).unwrap_or_default().to_lowercase();
+        if name == "evalsha" {
+            let sha = args.get(1).map(text).unwrap_or_default();
+            name = names.get(&sha).cloned().unwrap_or(format!("script {sha}"));
+        }
+        if name == "fanout.lua" {
+            slow.fanout_ms = slow.fanout_ms.max(ms);
+        }
+        if slow.longest.as_ref().is_none_or(|(_, longest)| ms > *longest) {
+            slow.longest = Some((name, ms));
+        }
+    }
+    slow
 }
 
 /// PINGs Redis until `stop`, one at a time with 1 ms between, on a blocking connection in a
@@ -53,6 +163,7 @@ fn pings(mut samples: Vec<Duration>) -> Pings {
         count: samples.len(),
         p99_ms: at(0.99).map_or(0.0, ms),
         worst_ms: samples.last().copied().map_or(0.0, ms),
+        slow: Slow::default(),
     }
 }
 
@@ -93,6 +204,7 @@ pub async fn broadcast(bench: &Bench) -> (Row, Pings) {
     let mut probe = Probe::connect(&bench.redis).await;
     let stop = Arc::new(AtomicBool::new(false));
     let before = probe.snapshot(&[&service]).await;
+    let slowlog = watch_slow_commands(&bench.redis);
     let pinger = ping_loop(&bench.redis, stop.clone());
     let started = now_us();
     publisher.publish(0, events, |n| format!("u{}", n % 1000)).await;
@@ -104,7 +216,8 @@ pub async fn broadcast(bench: &Bench) -> (Row, Pings) {
     if got < expected {
         println!("  ! broadcast: only {got} of {expected} deliveries arrived");
     }
-    let found = pings(samples);
+    let mut found = pings(samples);
+    found.slow = slow_commands(&bench.redis, &slowlog);
     let mut measured = row(
         &format!("broadcast: {webhooks} webhooks"),
         &service,

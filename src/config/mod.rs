@@ -119,7 +119,7 @@ impl Settings {
             "events.max_writes_per_script",
             self.events.max_writes_per_script as u64,
             1,
-            1_000_000,
+            5_000,
         );
         self.validate_bullmq(&mut check);
         check.range("delivery.timeout_ms", self.delivery.timeout_ms, 100, HOUR_MS);

@@ -142,7 +142,7 @@ pub struct EventsSettings {
     /// The most queue appends one fan-out script makes: a batch whose events matched many
     /// webhooks is written in several scripts. Redis runs a script alone, so this bounds how
     /// long everyone else sharing it waits (an append costs a few microseconds). An event that
-    /// matched more webhooks than this is still written whole, in one script.
+    /// matched more webhooks than this is written in parts, one script each.
     pub max_writes_per_script: usize,
 }
 
@@ -154,7 +154,7 @@ impl Default for EventsSettings {
             block_ms: 1_000,
             consumer: String::new(),
             rejected_max_len: 10_000,
-            max_writes_per_script: 1_000,
+            max_writes_per_script: 250,
         }
     }
 }
@@ -400,5 +400,12 @@ pub struct LogSettings {
 impl DeliverySettings {
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout_ms)
+    }
+
+    /// How many deliveries a busy webhook batches: outcomes written per flush, entries read
+    /// per queue read. Three quarters of the window: each flush and each read costs Redis a
+    /// few commands whatever its size, and the last quarter keeps requests going meanwhile.
+    pub fn batch(&self) -> usize {
+        (self.max_in_flight * 3 / 4).max(1)
     }
 }

@@ -40,6 +40,8 @@ pub struct FanoutBatch {
     /// (event, target) pairs the script will answer for, in order.
     pairs: usize,
     entries: usize,
+    /// For a part of an event matched by more webhooks than one script writes: that event.
+    part_of: Option<StreamId>,
 }
 
 impl FanoutBatch {
@@ -68,6 +70,30 @@ impl FanoutBatch {
         self.args.push(event.stream_id.to_string().into_bytes());
         self.args.push(event.ev.as_str().as_bytes().to_vec());
         self.args.push(event.tail.to_vec());
+        self.targets(targets);
+    }
+
+    /// A batch of its own for one part of an event that matched more webhooks than one script
+    /// writes: queues `event` for `targets` (those an earlier try did not), and, for the `last`
+    /// part, acknowledges its entry.
+    pub fn part(event: &PreparedEvent, targets: &[WebhookId], last: bool) -> FanoutBatch {
+        let mut batch = FanoutBatch {
+            part_of: Some(event.stream_id),
+            ..FanoutBatch::default()
+        };
+        batch.took(event.stream_id);
+        batch.pairs = targets.len();
+        batch.args.push(b"p".to_vec());
+        batch.args.push(event.stream_id.to_string().into_bytes());
+        batch.args.push(event.ev.as_str().as_bytes().to_vec());
+        batch.args.push(event.tail.to_vec());
+        batch.args.push(if last { b"1".to_vec() } else { b"0".to_vec() });
+        batch.targets(targets);
+        batch
+    }
+
+    /// Appends the count and the positions of `targets`.
+    fn targets(&mut self, targets: &[WebhookId]) {
         self.args.push(targets.len().to_string().into_bytes());
         for target in targets {
             let next = self.webhooks.len() + 1;
@@ -107,7 +133,8 @@ pub struct FanoutRouter<'a> {
 /// How a fan-out ended.
 #[derive(Debug)]
 pub enum Fanout {
-    /// Done: the queue entry of each (event, webhook) pair (None where skipped).
+    /// Done: the queue entry of each (event, webhook) pair; None where an earlier try of a
+    /// widely matched event had queued it already.
     Queued(Vec<Option<StreamId>>),
     /// Refused: a webhook changed since `FanoutRouter::version`. Sync, then route again.
     Stale,
@@ -176,8 +203,7 @@ impl EventStream {
     }
 
     /// Runs one fan-out for `router` (see [`FanoutRouter`]); on success, the queue entry id of
-    /// each (event, webhook) pair in the order they were added, None where the webhook was
-    /// deleted or disabled meanwhile.
+    /// each (event, webhook) pair in the order they were added.
     pub async fn fanout(
         &self,
         batch: &FanoutBatch,
@@ -193,7 +219,10 @@ impl EventStream {
             .key(self.keys.rejected())
             .key(self.keys.webhooks_version());
         for webhook in &batch.webhooks {
-            invocation.key(self.keys.webhook(webhook)).key(self.keys.queue(webhook));
+            invocation.key(self.keys.queue(webhook));
+        }
+        if let Some(entry) = &batch.part_of {
+            invocation.key(self.keys.fanout_progress(entry));
         }
         invocation
             .arg(EVENTS_GROUP)
@@ -227,16 +256,18 @@ impl EventStream {
                 batch.pairs
             )));
         }
-        Ok(Fanout::Queued(
-            reply
-                .iter()
-                .map(|v| {
-                    bytes(v)
-                        .and_then(|b| std::str::from_utf8(b).ok())
-                        .and_then(StreamId::parse)
-                })
-                .collect(),
-        ))
+        let queued = reply
+            .iter()
+            .map(|v| match v {
+                Value::Nil => Ok(None),
+                v => bytes(v)
+                    .and_then(|b| std::str::from_utf8(b).ok())
+                    .and_then(StreamId::parse)
+                    .map(Some)
+                    .ok_or_else(|| StoreError::Corrupt(format!("fan-out answered {v:?} for a queue entry"))),
+            })
+            .collect::<StoreResult<Vec<Option<StreamId>>>>()?;
+        Ok(Fanout::Queued(queued))
     }
 
     /// Appends events to the stream, all or none (`POST /events`).

@@ -53,7 +53,7 @@
 
 use std::sync::Arc;
 
-use crate::domain::WebhookId;
+use crate::domain::{StreamId, WebhookId};
 
 /// BullMQ's keys for one queue (see the table above): `<prefix>:<queue>:<type>`, and a job's
 /// keys `<prefix>:<queue>:<id>…`, which scripts build from [`BullMqKeys::base`].
@@ -187,6 +187,12 @@ impl Keys {
 
     pub fn changes_channel(&self) -> String {
         self.key(format_args!("changes"))
+    }
+
+    /// The queues an event too widely matched for one fan-out script was appended to so far
+    /// (see `scripts/fanout.lua`).
+    pub fn fanout_progress(&self, entry: &StreamId) -> String {
+        self.key(format_args!("fanout:{entry}"))
     }
 
     pub fn queue(&self, id: &WebhookId) -> String {

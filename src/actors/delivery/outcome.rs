@@ -2,7 +2,7 @@
 //! the queue, failed ones join the due set for their retry or become dead letters, every
 //! attempt joins the log), disable the webhook on 410 Gone or after failing too long, and let
 //! the circuit judge the endpoint. Outcomes are written in batches, one fenced script per
-//! flush (when half a window waits, or [`FLUSH_DELAY`] after the first), so a busy webhook
+//! flush (when three quarters of a window wait, or [`FLUSH_DELAY`] after the first), so a busy webhook
 //! costs Redis one call per batch, not one per attempt. Until its outcome is written a
 //! delivery still counts towards `max_in_flight` (see `window::held`).
 
@@ -132,11 +132,11 @@ impl DeliveryActor {
         self.check_drained();
     }
 
-    /// Queues an outcome for the next flush: at once when half a window waits (they hold
+    /// Queues an outcome for the next flush: at once when a batch waits (they hold
     /// window room), else [`FLUSH_DELAY`] after the first one queued.
     fn record(&mut self, entry: StreamId, record: AttemptRecord, after: AfterAttempt, ctx: &mut Context<Self>) {
         self.settled.push(Settled { entry, record, after });
-        if self.settled.len() >= (self.config.settings.max_in_flight / 2).max(1) {
+        if self.settled.len() >= self.config.settings.batch() {
             self.flush(ctx);
         } else if self.settled.len() == 1 {
             ctx.run_later(FLUSH_DELAY, |act, ctx| act.flush(ctx));

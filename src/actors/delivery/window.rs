@@ -86,7 +86,7 @@ impl DeliveryActor {
     }
 
     /// Takes work into the window when there is room: due retries first, then fresh entries,
-    /// in batches of at least half a window while others are in flight (so a busy webhook
+    /// in batches of at least three quarters of a window while others are in flight (so a busy webhook
     /// reads Redis per batch, not per finished delivery). One read at a time.
     pub(super) fn fill(&mut self, ctx: &mut Context<Self>) {
         if !self.active() || self.fetching || self.retries.reading() {
@@ -107,7 +107,7 @@ impl DeliveryActor {
             return;
         }
         let room = self.room();
-        let batch = (self.config.settings.max_in_flight / 2).max(1);
+        let batch = self.config.settings.batch();
         if room > 0 && (room >= batch || self.held() == 0) {
             let now = now_ms();
             if self.retries.due(now) {

@@ -6,8 +6,8 @@
 //! change channel (`Notice::Work`, one message per batch) to read their queues.
 //!
 //! A batch whose events matched many webhooks is written in several scripts, each of at most
-//! `[events] max_writes_per_script` queue appends (more only for a single event that matched
-//! more webhooks: an event is written whole), in stream order: Redis runs one script at a time and everyone else
+//! `[events] max_writes_per_script` queue appends, in stream order (an event that matched more
+//! webhooks is written in parts, each a script of its own, resumable: see `fanout.lua`): Redis runs one script at a time and everyone else
 //! sharing it (the mail server) waits meanwhile. Each script acknowledges its own events, so a
 //! batch cut short by a refusal or an error leaves only the unwritten rest pending, and the
 //! reader's next read takes that.
@@ -31,6 +31,7 @@ use crate::store::{Fanout, FanoutBatch, FanoutRouter, StoreError};
 type Routed = Vec<(Arc<PreparedEvent>, Vec<WebhookId>)>;
 
 /// One fan-out script's share of a batch: what it writes, and who gets what afterwards.
+#[derive(Default)]
 struct Chunk {
     batch: FanoutBatch,
     routed: Routed,
@@ -95,23 +96,31 @@ impl Supervisor {
     /// `max_writes_per_script` appends each), and who gets what afterwards.
     fn route(&mut self, entries: Vec<ReadEntry>) -> Vec<Chunk> {
         let mut chunks = Vec::new();
-        let mut chunk = Chunk {
-            batch: FanoutBatch::default(),
-            routed: Vec::new(),
-        };
+        let mut chunk = Chunk::default();
         let mut targets = Vec::new();
         for entry in entries {
             match entry {
                 ReadEntry::Valid(id, event) => {
                     self.index.route(&event.ev, event.user.as_ref(), &mut targets);
-                    if chunk.batch.pairs() > 0 && chunk.batch.pairs() + targets.len() > self.max_writes_per_script {
-                        let next = Chunk {
-                            batch: FanoutBatch::default(),
-                            routed: Vec::new(),
-                        };
-                        chunks.push(std::mem::replace(&mut chunk, next));
-                    }
+                    let most = self.max_writes_per_script;
                     let prepared = Arc::new(event.prepare(id));
+                    if targets.len() > most {
+                        // Too wide for one script: in parts, each a script of its own.
+                        if !chunk.batch.is_empty() {
+                            chunks.push(std::mem::take(&mut chunk));
+                        }
+                        let parts = targets.len().div_ceil(most);
+                        for (n, part) in targets.chunks(most).enumerate() {
+                            chunks.push(Chunk {
+                                batch: FanoutBatch::part(&prepared, part, n + 1 == parts),
+                                routed: vec![(prepared.clone(), part.to_vec())],
+                            });
+                        }
+                        continue;
+                    }
+                    if chunk.batch.pairs() > 0 && chunk.batch.pairs() + targets.len() > most {
+                        chunks.push(std::mem::take(&mut chunk));
+                    }
                     chunk.batch.event(&prepared, &targets);
                     if !targets.is_empty() {
                         chunk.routed.push((prepared, targets.clone()));
@@ -121,7 +130,9 @@ impl Supervisor {
                 ReadEntry::Gone(id) => chunk.batch.ack(id),
             }
         }
-        chunks.push(chunk);
+        if !chunk.batch.is_empty() || chunks.is_empty() {
+            chunks.push(chunk);
+        }
         chunks
     }
 

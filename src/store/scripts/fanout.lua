@@ -1,6 +1,10 @@
 -- Routes a batch of event stream entries: appends each valid event to the queue of every
--- webhook it matched (if that webhook still exists and is enabled), sets malformed entries
--- aside, then acknowledges and deletes every entry of the batch. All or nothing.
+-- webhook it matched, sets malformed entries aside, then acknowledges and deletes every entry
+-- of the batch. All or nothing.
+--
+-- The webhooks are not read: the version check below makes the router's matches current (every
+-- write of a webhook record bumps the version, and the router's index holds exactly the enabled
+-- webhooks of the version it applied), so a matched webhook exists and is enabled.
 --
 -- It refuses, writing nothing, when the router's view is not current:
 --   'stale'   a webhook changed since the version the router's index reflects (another
@@ -10,7 +14,8 @@
 --             reclaimed it while this one was paused): that one routes it.
 --
 -- KEYS[1] the event stream  KEYS[2] the rejected stream  KEYS[3] the webhooks version
--- KEYS[2+2w], KEYS[3+2w]   webhook w's hash and queue, for w = 1..ARGV[4]
+-- KEYS[3+w]   webhook w's queue, for w = 1..ARGV[4]
+-- KEYS[4+ARGV[4]] (with a 'p' record only) the event's progress set
 -- ARGV[1] consumer group, ARGV[2] rejected stream cap, ARGV[3] now (ms), ARGV[4] webhook count
 -- ARGV[5] the version the router applied, ARGV[6] consumer, ARGV[7] first and ARGV[8] last
 -- entry id of the batch, ARGV[9] entries in the batch
@@ -18,6 +23,12 @@
 --   'e', entry id, ev, body tail, n, w1 .. wn    a valid event for webhooks w1..wn
 --   'r', entry id, reason, raw value             a malformed entry
 --   'a', entry id                                an entry to acknowledge only
+--   'p', entry id, ev, body tail, last (1/0), n, w1 .. wn
+--        a part of an event that matched more webhooks than one script writes: the only
+--        record of its script. Each part skips the queues the progress set says were written
+--        (by an earlier part, or by this part's earlier try), appends to the others and adds
+--        them to the set; the last part acknowledges the entry and deletes the set. So when a
+--        part is refused or fails, routing the event again repeats nothing.
 -- Returns the new queue entry id for each (event, webhook) in order; false where skipped.
 if (redis.call('GET', KEYS[3]) or '0') ~= ARGV[5] then
   return 'stale'
@@ -27,28 +38,41 @@ if #mine ~= tonumber(ARGV[9]) then
   return 'claimed'
 end
 
-local webhooks = tonumber(ARGV[4])
-local open = {}
-for w = 1, webhooks do
-  open[w] = redis.call('HGET', KEYS[2 + 2 * w], 'enabled') == '1'
-end
-
 local out, done = {}, {}
 local i = 10
 while i <= #ARGV do
   local kind, id = ARGV[i], ARGV[i + 1]
-  done[#done + 1] = id
+  if kind ~= 'p' then done[#done + 1] = id end
   if kind == 'e' then
     local ev, tail, n = ARGV[i + 2], ARGV[i + 3], tonumber(ARGV[i + 4])
     for t = 1, n do
       local w = tonumber(ARGV[i + 4 + t])
-      if open[w] then
-        out[#out + 1] = redis.call('XADD', KEYS[3 + 2 * w], '*', 'e', id, 'ev', ev, 'b', tail)
-      else
-        out[#out + 1] = false
-      end
+      out[#out + 1] = redis.call('XADD', KEYS[3 + w], '*', 'e', id, 'ev', ev, 'b', tail)
     end
     i = i + 5 + n
+  elseif kind == 'p' then
+    local ev, tail, last, n = ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], tonumber(ARGV[i + 5])
+    local progress = KEYS[4 + tonumber(ARGV[4])]
+    local queues = {}
+    for t = 1, n do queues[t] = KEYS[3 + tonumber(ARGV[i + 5 + t])] end
+    local written = redis.call('SMISMEMBER', progress, unpack(queues))
+    local added = {}
+    for t = 1, n do
+      if written[t] == 1 then
+        out[#out + 1] = false
+      else
+        out[#out + 1] = redis.call('XADD', queues[t], '*', 'e', id, 'ev', ev, 'b', tail)
+        added[#added + 1] = queues[t]
+      end
+    end
+    if last == '1' then
+      redis.call('DEL', progress)
+      done[#done + 1] = id
+    elseif #added > 0 then
+      redis.call('SADD', progress, unpack(added))
+      redis.call('PEXPIRE', progress, 86400000)
+    end
+    i = i + 6 + n
   elseif kind == 'r' then
     redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[2], '*',
       'entry', id, 'reason', ARGV[i + 2], 'raw', ARGV[i + 3], 'time', ARGV[3])
@@ -58,7 +82,8 @@ while i <= #ARGV do
   end
 end
 
--- unpack() is limited by Lua's stack; acknowledge in slices.
+-- unpack() is limited by Lua's stack (the parts above are at most max_writes_per_script, which
+-- the settings bound); acknowledge in slices.
 for s = 1, #done, 500 do
   local e = math.min(s + 499, #done)
   redis.call('XACK', KEYS[1], ARGV[1], unpack(done, s, e))
