@@ -38,6 +38,7 @@ mod slots;
 mod upkeep;
 mod window;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -225,10 +226,14 @@ pub struct DeliveryActor {
     epoch: u64,
     /// Outcomes of finished attempts waiting to be written, in one batch (`outcome::flush`).
     settled: Vec<Settled>,
-    /// Outcomes being written now. They, and `settled`, count towards `max_in_flight`: until
-    /// its outcome is in Redis a delivery would be sent again after a crash, so this bounds
-    /// the duplicates a crash can cause.
-    flushing: usize,
+    /// Entries whose outcomes are being written now. They, and `settled`, count towards
+    /// `max_in_flight`: until its outcome is in Redis a delivery would be sent again after a
+    /// crash, so this bounds the duplicates a crash can cause. A queue read must skip them:
+    /// it may have run before their write removed them from the queue.
+    writing: HashSet<StreamId>,
+    /// Entries whose outcomes were written while a queue read was under way: that read may
+    /// have run before the write (on another connection, or sent earlier) and must skip them.
+    written_during_read: HashSet<StreamId>,
     /// What the last flushes wrote besides attempts, so the next writes only what changed.
     upkeep: Upkeep,
     /// This acquisition's lease on the webhook (also the fencing token of every write).
@@ -290,7 +295,8 @@ impl DeliveryActor {
             missed: false,
             epoch: 0,
             settled: Vec::new(),
-            flushing: 0,
+            writing: HashSet::new(),
+            written_during_read: HashSet::new(),
             upkeep: Upkeep::default(),
             lease,
             leased: false,

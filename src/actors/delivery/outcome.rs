@@ -143,9 +143,11 @@ impl DeliveryActor {
         }
     }
 
-    /// Whether an outcome for `entry` waits to be written.
-    pub(super) fn settling(&self, entry: &StreamId) -> bool {
-        self.settled.iter().any(|settled| settled.entry == *entry)
+    /// Whether `entry` is taken: being sent, or its outcome waiting or being written.
+    pub(super) fn taken(&self, entry: &StreamId) -> bool {
+        self.window.contains_key(entry)
+            || self.writing.contains(entry)
+            || self.settled.iter().any(|settled| settled.entry == *entry)
     }
 
     /// Disables the webhook after `[circuit] disable_after_ms` of failures without a success.
@@ -174,16 +176,24 @@ impl DeliveryActor {
             .upkeep
             .plan(settled.len(), self.circuit.state(), &retention, Instant::now());
         self.writes += 1;
-        self.flushing += settled.len();
+        self.writing.extend(settled.iter().map(|settled| settled.entry));
         let write = async move {
             let result = queue.settle(&webhook, &lease, &settled, plan, &retention).await;
             (result, settled)
         };
         ctx.spawn(write.into_actor(self).map(|(result, settled), act, ctx| {
             act.writes -= 1;
-            act.flushing -= settled.len();
+            for written in &settled {
+                act.writing.remove(&written.entry);
+            }
             match result {
-                Ok(()) => act.fill(ctx),
+                Ok(()) => {
+                    if act.fetching {
+                        act.written_during_read
+                            .extend(settled.iter().map(|written| written.entry));
+                    }
+                    act.fill(ctx)
+                }
                 Err(StoreError::Fenced) => return act.lease_lost(ctx),
                 Err(error) => {
                     tracing::warn!(webhook = %act.webhook.id, %error, "could not record attempts; retrying");

@@ -26,7 +26,7 @@ impl DeliveryActor {
 
     /// Deliveries held: being sent, or finished with their outcome not yet in Redis.
     fn held(&self) -> usize {
-        self.window.len() + self.settled.len() + self.flushing
+        self.window.len() + self.settled.len() + self.writing.len()
     }
 
     /// How many more entries the window may take now.
@@ -137,6 +137,7 @@ impl DeliveryActor {
         let fetch = async move { queue.fetch(&webhook, &lease, cursor, count, lookup).await };
         ctx.spawn(fetch.into_actor(self).map(move |result, act, ctx| {
             act.fetching = false;
+            let written_during_read = std::mem::take(&mut act.written_during_read);
             if epoch != act.epoch {
                 return act.fill(ctx);
             }
@@ -149,7 +150,7 @@ impl DeliveryActor {
                         act.cursor = Some(last);
                     }
                     for delivery in fetched.deliveries {
-                        let known = act.window.contains_key(&delivery.entry) || act.settling(&delivery.entry);
+                        let known = act.taken(&delivery.entry) || written_during_read.contains(&delivery.entry);
                         if !known && act.active() {
                             act.take(delivery, ctx);
                         }
