@@ -12,17 +12,6 @@ use support::process::{RedisProcess, ServiceProcess};
 use support::tcp::{BlackHole, Flap, Flapping};
 use support::{eventually, percentiles, publish_many, unique_prefix, Receiver, Reply, REDIS_URL};
 
-/// Deliveries a receiver got per delivery id (`webhook-id`).
-fn per_delivery(receiver: &Receiver) -> HashMap<String, usize> {
-    let mut counts = HashMap::new();
-    for request in receiver.received() {
-        *counts
-            .entry(request.header("webhook-id").unwrap_or_default().to_string())
-            .or_insert(0) += 1;
-    }
-    counts
-}
-
 /// Publishes 50 `probe` events 10 ms apart and returns the receiver's publish→delivery
 /// latency percentiles (p50, p99) in ms.
 async fn probe_latency(prefix: &str, receiver: &Receiver, label: &str) -> (f64, f64) {
@@ -100,11 +89,11 @@ async fn kill_dash_nine_under_load_delivers_every_pair() {
     publish_many(&prefix, &events).await;
     let total = EVENTS * WEBHOOKS;
     eventually("30% delivered", Duration::from_secs(60), || async {
-        (per_delivery(&receiver).len() >= total * 3 / 10).then_some(())
+        (receiver.per_delivery().len() >= total * 3 / 10).then_some(())
     })
     .await;
     service.kill9();
-    let at_kill = per_delivery(&receiver).len();
+    let at_kill = receiver.per_delivery().len();
     let killed_at = Instant::now();
 
     let service = ServiceProcess::start(REDIS_URL, &prefix, &settings);
@@ -115,10 +104,10 @@ async fn kill_dash_nine_under_load_delivers_every_pair() {
         counts.len() == total && refused.iter().all(|id| counts.get(id).is_some_and(|c| *c >= 2))
     };
     eventually("every (event, webhook) pair", Duration::from_secs(120), || async {
-        delivered(&per_delivery(&receiver)).then_some(())
+        delivered(&receiver.per_delivery()).then_some(())
     })
     .await;
-    let counts = per_delivery(&receiver);
+    let counts = receiver.per_delivery();
     let refusals = refused.lock().unwrap().len();
     assert_eq!(
         refusals,
@@ -477,7 +466,7 @@ async fn a_dead_endpoint_backlog_keeps_memory_flat_and_others_fast_then_drains()
     .await;
     let drained_in = back.elapsed();
     let rss_after = service.rss_kib();
-    let distinct: HashSet<String> = per_delivery(&revived).into_keys().collect();
+    let distinct: HashSet<String> = revived.per_delivery().into_keys().collect();
     println!(
         "dead endpoint back: {} deliveries drained in {drained_in:.1?} ({:.0}/s); RSS after draining {} MiB",
         distinct.len(),
@@ -540,7 +529,7 @@ async fn sigterm_finishes_what_is_in_flight_and_leaves_the_rest_queued() {
     let service = ServiceProcess::start(REDIS_URL, &prefix, &settings);
     service.wait_until_serving().await;
     eventually("the rest after the restart", Duration::from_secs(60), || async {
-        (per_delivery(&receiver).len() == EVENTS).then_some(())
+        (receiver.per_delivery().len() == EVENTS).then_some(())
     })
     .await;
     let duplicates = receiver.count() - EVENTS;

@@ -15,17 +15,6 @@ use support::{eventually, publish_many, unique_prefix, Receiver, Reply, REDIS_UR
 
 const MAX_IN_FLIGHT: usize = 16;
 
-/// Requests a receiver got, per delivery id (`<webhook>:<event>`).
-fn per_delivery(receiver: &Receiver) -> HashMap<String, usize> {
-    let mut counts = HashMap::new();
-    for request in receiver.received() {
-        *counts
-            .entry(request.header("webhook-id").unwrap_or_default().to_string())
-            .or_insert(0) += 1;
-    }
-    counts
-}
-
 fn duplicates(counts: &HashMap<String, usize>) -> usize {
     counts.values().map(|c| c - 1).sum()
 }
@@ -84,7 +73,7 @@ async fn two_instances_with_default_settings_deliver_everything_almost_once() {
     publish_many(&prefix, &events(EVENTS)).await;
     let total = EVENTS * WEBHOOKS;
     eventually("every pair delivered", Duration::from_secs(60), || async {
-        (per_delivery(&receiver).len() == total).then_some(())
+        (receiver.per_delivery().len() == total).then_some(())
     })
     .await;
     // Anything still under way has arrived once the queues are empty.
@@ -99,7 +88,7 @@ async fn two_instances_with_default_settings_deliver_everything_almost_once() {
             .await;
         }
     }
-    let counts = per_delivery(&receiver);
+    let counts = receiver.per_delivery();
     let dupes = duplicates(&counts);
     println!(
         "2 instances, default settings: {EVENTS} events x {WEBHOOKS} webhooks = {total} pairs, all delivered; \
@@ -134,7 +123,7 @@ async fn killing_the_busiest_of_three_loses_nothing_and_its_webhooks_resume_with
     // A moment of the run, somewhere between 20% and 50% delivered.
     let at = total * (20 + rand::random::<u64>() as usize % 30) / 100;
     eventually("part of the load delivered", Duration::from_secs(60), || async {
-        (per_delivery(&receiver).len() >= at).then_some(())
+        (receiver.per_delivery().len() >= at).then_some(())
     })
     .await;
     // Who delivers what, right now.
@@ -160,7 +149,7 @@ async fn killing_the_busiest_of_three_loses_nothing_and_its_webhooks_resume_with
         .collect();
     services[busiest].kill9();
     let killed = Instant::now();
-    let delivered_at_kill = per_delivery(&receiver).len();
+    let delivered_at_kill = receiver.per_delivery().len();
     let requests_at_kill = receiver.count();
     let survivor = &services[(busiest + 1) % 3];
 
@@ -188,10 +177,10 @@ async fn killing_the_busiest_of_three_loses_nothing_and_its_webhooks_resume_with
         resumed_after.push(after);
     }
     eventually("every pair delivered", Duration::from_secs(120), || async {
-        (per_delivery(&receiver).len() == total).then_some(())
+        (receiver.per_delivery().len() == total).then_some(())
     })
     .await;
-    let counts = per_delivery(&receiver);
+    let counts = receiver.per_delivery();
     let dupes = duplicates(&counts);
     let slowest = resumed_after.iter().max().copied().unwrap_or_default();
     println!(
@@ -292,10 +281,10 @@ async fn a_rolling_restart_of_three_under_load_loses_nothing() {
     let published = publishing.await.unwrap();
     let total = published * WEBHOOKS;
     eventually("every pair delivered", Duration::from_secs(60), || async {
-        (per_delivery(&receiver).len() == total).then_some(())
+        (receiver.per_delivery().len() == total).then_some(())
     })
     .await;
-    let counts = per_delivery(&receiver);
+    let counts = receiver.per_delivery();
     println!(
         "rolling restart of 3 under load: {published} events x {WEBHOOKS} webhooks = {total} pairs, all delivered; \
          {} duplicates",
@@ -359,7 +348,7 @@ async fn an_instance_paused_past_its_leases_writes_nothing_for_webhooks_it_lost(
     eventually(
         "every event delivered by the other",
         Duration::from_secs(30),
-        || async { (per_delivery(&receiver).len() == 40).then_some(()) },
+        || async { (receiver.per_delivery().len() == 40).then_some(()) },
     )
     .await;
     let paused_for = stopped.elapsed();
@@ -377,7 +366,7 @@ async fn an_instance_paused_past_its_leases_writes_nothing_for_webhooks_it_lost(
         .iter()
         .filter(|a| a["instance"] == paused_name.as_str() && under_way.contains(a["id"].as_str().unwrap()))
         .collect();
-    let resent: usize = under_way.iter().map(|id| per_delivery(&receiver)[id] - 1).sum();
+    let resent: usize = under_way.iter().map(|id| receiver.per_delivery()[id] - 1).sum();
     println!(
         "paused {paused_for:.1?} past a 2000 ms lease with 4 requests under way; {} took over; the 4 were sent \
          again by it ({resent} repeats); after waking, the paused instance recorded {} of them (must be 0)",

@@ -186,6 +186,17 @@ impl Receiver {
         self.shared.received.lock().unwrap().len()
     }
 
+    /// Requests received per delivery id (the `webhook-id` header, `<webhook>:<event>`).
+    pub fn per_delivery(&self) -> std::collections::HashMap<String, usize> {
+        let mut counts = std::collections::HashMap::new();
+        for request in self.received() {
+            *counts
+                .entry(request.header("webhook-id").unwrap_or_default().to_string())
+                .or_insert(0) += 1;
+        }
+        counts
+    }
+
     /// Waits until at least `n` requests arrived.
     pub async fn wait_for(&self, n: usize, timeout: Duration) -> Vec<Received> {
         super::eventually(&format!("{n} requests at {}", self.url()), timeout, || async {
