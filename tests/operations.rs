@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::{eventually, Receiver, Reply, TestApp};
+use support::{eventually, Received, Receiver, Reply, TestApp};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -290,6 +290,60 @@ async fn an_unreadable_queue_entry_is_dead_lettered_with_its_reason() {
         dead[0]["error"],
         format!("unreadable queue entry {broken}: queue entry without a body")
     );
+    assert_eq!(app.stream_len(&format!("queue:{id}")).await, 0);
+}
+
+#[actix_web::test]
+async fn queue_entries_written_by_an_earlier_version_are_delivered_after_an_upgrade() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::ok();
+    let id = app.create_webhook(&receiver.url(), &["*"], None).await;
+    let queue = app.key(&format!("queue:{id}"));
+    // Before 2026-11-27 a queue entry had three fields; now it has one, `d`.
+    let _: String = app
+        .redis(
+            redis::cmd("XADD")
+                .arg(&queue)
+                .arg("*")
+                .arg("e")
+                .arg("1700000000000-0")
+                .arg("ev")
+                .arg("user.created")
+                .arg("b")
+                .arg(r#""time":1700000000000,"ev":"user.created","user":"u1"}"#),
+        )
+        .await;
+    // The current format, broken by hand: no body after the type.
+    let broken: String = app
+        .redis(
+            redis::cmd("XADD")
+                .arg(&queue)
+                .arg("*")
+                .arg("d")
+                .arg("1700000000000-1\nuser.created"),
+        )
+        .await;
+    app.publish(json!({"ev": "a", "n": 1})).await;
+    let received = receiver.wait_for(2, WAIT).await;
+    app.settled(&[&id]).await;
+    let old = received
+        .iter()
+        .map(Received::json)
+        .find(|body| body["ev"] == "user.created")
+        .expect("the earlier version's entry was delivered");
+    assert_eq!(
+        old,
+        json!({"id": format!("{id}:1700000000000-0"), "time": 1700000000000u64, "ev": "user.created", "user": "u1"})
+    );
+    let (_, dead) = app.dead_letters(&id, "").await;
+    let dead = dead["results"].as_array().unwrap().clone();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0]["id"], format!("{id}:1700000000000-1"));
+    assert_eq!(
+        dead[0]["error"],
+        format!("unreadable queue entry {broken}: queue entry without a body")
+    );
+    assert_eq!(receiver.count(), 2);
     assert_eq!(app.stream_len(&format!("queue:{id}")).await, 0);
 }
 

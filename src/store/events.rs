@@ -249,24 +249,28 @@ impl EventStream {
                 }
             }
         };
-        if reply.len() != batch.pairs {
+        let ids = match reply.as_slice() {
+            [ids] => bytes(ids).and_then(|b| std::str::from_utf8(b).ok()),
+            _ => None,
+        }
+        .ok_or_else(|| StoreError::Corrupt(format!("fan-out answered {reply:?}")))?;
+        let queued = ids
+            .split(' ')
+            .filter(|id| !id.is_empty())
+            .map(|id| match id {
+                "-" => Ok(None),
+                id => StreamId::parse(id)
+                    .map(Some)
+                    .ok_or_else(|| StoreError::Corrupt(format!("fan-out answered {id:?} for a queue entry"))),
+            })
+            .collect::<StoreResult<Vec<Option<StreamId>>>>()?;
+        if queued.len() != batch.pairs {
             return Err(StoreError::Corrupt(format!(
                 "fan-out answered {} pairs, expected {}",
-                reply.len(),
+                queued.len(),
                 batch.pairs
             )));
         }
-        let queued = reply
-            .iter()
-            .map(|v| match v {
-                Value::Nil => Ok(None),
-                v => bytes(v)
-                    .and_then(|b| std::str::from_utf8(b).ok())
-                    .and_then(StreamId::parse)
-                    .map(Some)
-                    .ok_or_else(|| StoreError::Corrupt(format!("fan-out answered {v:?} for a queue entry"))),
-            })
-            .collect::<StoreResult<Vec<Option<StreamId>>>>()?;
         Ok(Fanout::Queued(queued))
     }
 

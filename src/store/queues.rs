@@ -236,7 +236,8 @@ impl QueueStore {
         let mut invocation = self.settle_invocation(webhook, lease, None, &Retention::none(now), upkeep);
         for (row, problem) in unreadable {
             tracing::error!(webhook = %webhook, entry = %row.id, %problem, "dead-lettering an unreadable queue entry");
-            let event = row.field_str("e").unwrap_or_default().to_string();
+            let fields = QueueFields::of(row);
+            let event = String::from_utf8_lossy(fields.event.unwrap_or_default()).into_owned();
             let id = format!(
                 "{webhook}:{}",
                 if event.is_empty() {
@@ -250,8 +251,8 @@ impl QueueStore {
             let letter: [(&str, &[u8]); 8] = [
                 ("id", id.as_bytes()),
                 ("e", event.as_bytes()),
-                ("ev", row.field("ev").unwrap_or_default()),
-                ("b", row.field("b").unwrap_or_default()),
+                ("ev", fields.ev.unwrap_or_default()),
+                ("b", fields.tail.unwrap_or_default()),
                 ("attempts", b"0"),
                 ("error", error.as_bytes()),
                 ("status", b""),
@@ -446,17 +447,49 @@ fn decode_circuit(value: &Value) -> Option<CircuitState> {
     })
 }
 
+/// A queue entry's parts, as written: the event's stream entry id, its type and the body after
+/// the id. The fan-out writes them as one field, `d` = `<event id>\n<ev>\n<body tail>` (a type
+/// holds no control characters, an id no newline), so that reading a queue back parses one
+/// value per entry, not three; entries queued by earlier versions have three fields, `e`, `ev`
+/// and `b`, and read the same.
+struct QueueFields<'a> {
+    event: Option<&'a [u8]>,
+    ev: Option<&'a [u8]>,
+    tail: Option<&'a [u8]>,
+}
+
+impl QueueFields<'_> {
+    fn of(row: &Entry) -> QueueFields<'_> {
+        let Some(d) = row.field("d") else {
+            return QueueFields {
+                event: row.field("e"),
+                ev: row.field("ev"),
+                tail: row.field("b"),
+            };
+        };
+        let mut parts = d.splitn(3, |byte| *byte == b'\n');
+        QueueFields {
+            event: parts.next().filter(|event| !event.is_empty()),
+            ev: parts.next(),
+            tail: parts.next(),
+        }
+    }
+}
+
 /// Reads a queue entry, with its retry state (`attempts:due_ms:first_failed_ms`) when it has one.
 pub(super) fn decode_entry(row: &Entry, retry_state: Option<&str>) -> Result<QueuedDelivery, &'static str> {
-    let stream_id = row
-        .field_str("e")
+    let fields = QueueFields::of(row);
+    let stream_id = fields
+        .event
+        .and_then(|event| std::str::from_utf8(event).ok())
         .and_then(StreamId::parse)
         .ok_or("queue entry without an event id")?;
-    let ev = row
-        .field_str("ev")
+    let ev = fields
+        .ev
+        .and_then(|ev| std::str::from_utf8(ev).ok())
         .ok_or("queue entry without a type")
         .and_then(|ev| EventType::parse(ev).map_err(|_| "queue entry with a bad type"))?;
-    let tail = row.field("b").ok_or("queue entry without a body")?;
+    let tail = fields.tail.ok_or("queue entry without a body")?;
     let mut state = retry_state.unwrap_or_default().split(':');
     let attempts = state.next().and_then(|n| n.parse().ok()).unwrap_or(0);
     let first_failure_ms = state.nth(1).and_then(|ms| ms.parse().ok());

@@ -14,7 +14,7 @@ for _, entry in ipairs(redis.call('XRANGE', KEYS[2], '-', '+')) do
   local fields, f = entry[2], {}
   for i = 1, #fields, 2 do f[fields[i]] = fields[i + 1] end
   if (wanted == nil or wanted[f['id']]) and f['e'] and f['ev'] and f['b'] then
-    redis.call('XADD', KEYS[3], '*', 'e', f['e'], 'ev', f['ev'], 'b', f['b'])
+    redis.call('XADD', KEYS[3], '*', 'd', f['e'] .. '\n' .. f['ev'] .. '\n' .. f['b'])
     redis.call('XDEL', KEYS[2], entry[1])
     replayed = replayed + 1
   end

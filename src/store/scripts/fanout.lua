@@ -29,7 +29,10 @@
 --        (by an earlier part, or by this part's earlier try), appends to the others and adds
 --        them to the set; the last part acknowledges the entry and deletes the set. So when a
 --        part is refused or fails, routing the event again repeats nothing.
--- Returns the new queue entry id for each (event, webhook) in order; false where skipped.
+-- A queue entry is one field, d = '<entry id>\n<ev>\n<body tail>' (see queues.rs, QueueFields).
+-- Returns one string: the new queue entry id for each (event, webhook) in order, '-' where
+-- skipped, separated by spaces (one value to send and parse per script, not one per pair),
+-- in an array so that it cannot be mistaken for a refusal.
 if (redis.call('GET', KEYS[3]) or '0') ~= ARGV[5] then
   return 'stale'
 end
@@ -44,14 +47,15 @@ while i <= #ARGV do
   local kind, id = ARGV[i], ARGV[i + 1]
   if kind ~= 'p' then done[#done + 1] = id end
   if kind == 'e' then
-    local ev, tail, n = ARGV[i + 2], ARGV[i + 3], tonumber(ARGV[i + 4])
+    local d, n = id .. '\n' .. ARGV[i + 2] .. '\n' .. ARGV[i + 3], tonumber(ARGV[i + 4])
     for t = 1, n do
       local w = tonumber(ARGV[i + 4 + t])
-      out[#out + 1] = redis.call('XADD', KEYS[3 + w], '*', 'e', id, 'ev', ev, 'b', tail)
+      out[#out + 1] = redis.call('XADD', KEYS[3 + w], '*', 'd', d)
     end
     i = i + 5 + n
   elseif kind == 'p' then
-    local ev, tail, last, n = ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], tonumber(ARGV[i + 5])
+    local d = id .. '\n' .. ARGV[i + 2] .. '\n' .. ARGV[i + 3]
+    local last, n = ARGV[i + 4], tonumber(ARGV[i + 5])
     local progress = KEYS[4 + tonumber(ARGV[4])]
     local queues = {}
     for t = 1, n do queues[t] = KEYS[3 + tonumber(ARGV[i + 5 + t])] end
@@ -59,9 +63,9 @@ while i <= #ARGV do
     local added = {}
     for t = 1, n do
       if written[t] == 1 then
-        out[#out + 1] = false
+        out[#out + 1] = '-'
       else
-        out[#out + 1] = redis.call('XADD', queues[t], '*', 'e', id, 'ev', ev, 'b', tail)
+        out[#out + 1] = redis.call('XADD', queues[t], '*', 'd', d)
         added[#added + 1] = queues[t]
       end
     end
@@ -89,4 +93,4 @@ for s = 1, #done, 500 do
   redis.call('XACK', KEYS[1], ARGV[1], unpack(done, s, e))
   redis.call('XDEL', KEYS[1], unpack(done, s, e))
 end
-return out
+return {table.concat(out, ' ')}
