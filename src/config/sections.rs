@@ -211,7 +211,8 @@ impl Default for BullMqSettings {
 pub struct DeliverySettings {
     /// Whole-request timeout (connect, send, response headers and body).
     pub timeout_ms: u64,
-    /// Deliveries one webhook keeps in memory at once (sending or waiting for a retry).
+    /// Deliveries one webhook holds at once: being sent, or finished with their outcome not yet
+    /// written (a crash sends those again). Failed ones wait in Redis for their retry.
     pub max_in_flight: usize,
     pub user_agent: String,
     /// Delivery arbiters (threads); 0 = one per CPU core.

@@ -35,10 +35,13 @@ impl Signer {
         let mut mac = self.mac.clone();
         mac.update(id.as_bytes());
         mac.update(b".");
-        mac.update(timestamp.to_string().as_bytes());
+        mac.update(itoa::Buffer::new().format(timestamp).as_bytes());
         mac.update(b".");
         mac.update(body);
-        format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
+        let mut signature = String::with_capacity(3 + 44);
+        signature.push_str("v1,");
+        STANDARD.encode_string(mac.finalize().into_bytes(), &mut signature);
+        signature
     }
 }
 

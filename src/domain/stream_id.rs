@@ -33,7 +33,10 @@ impl StreamId {
 
 impl fmt::Display for StreamId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}-{}", self.ms, self.seq)
+        let (mut ms, mut seq) = (itoa::Buffer::new(), itoa::Buffer::new());
+        f.write_str(ms.format(self.ms))?;
+        f.write_str("-")?;
+        f.write_str(seq.format(self.seq))
     }
 }
 

@@ -38,7 +38,7 @@ mod slots;
 mod upkeep;
 mod window;
 
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -230,10 +230,10 @@ pub struct DeliveryActor {
     /// `max_in_flight`: until its outcome is in Redis a delivery would be sent again after a
     /// crash, so this bounds the duplicates a crash can cause. A queue read must skip them:
     /// it may have run before their write removed them from the queue.
-    writing: HashSet<StreamId>,
+    writing: BTreeSet<StreamId>,
     /// Entries whose outcomes were written while a queue read was under way: that read may
     /// have run before the write (on another connection, or sent earlier) and must skip them.
-    written_during_read: HashSet<StreamId>,
+    written_during_read: BTreeSet<StreamId>,
     /// What the last flushes wrote besides attempts, so the next writes only what changed.
     upkeep: Upkeep,
     /// This acquisition's lease on the webhook (also the fencing token of every write).
@@ -295,8 +295,8 @@ impl DeliveryActor {
             missed: false,
             epoch: 0,
             settled: Vec::new(),
-            writing: HashSet::new(),
-            written_during_read: HashSet::new(),
+            writing: BTreeSet::new(),
+            written_during_read: BTreeSet::new(),
             upkeep: Upkeep::default(),
             lease,
             leased: false,

@@ -56,11 +56,12 @@ pub struct Delivery {
     pub body: Bytes,
     pub timeout: Duration,
     pub destinations: Arc<Destinations>,
+    /// When the delivery entered the window: the attempt's latency counts from here.
+    pub started: Instant,
 }
 
 /// POSTs the delivery, signed; never panics, every failure is an [`Attempt`] with an error.
 pub async fn post(client: awc::Client, delivery: Delivery) -> Attempt {
-    let started = Instant::now();
     let Delivery {
         webhook,
         uri,
@@ -69,6 +70,7 @@ pub async fn post(client: awc::Client, delivery: Delivery) -> Attempt {
         body,
         timeout,
         destinations,
+        started,
     } = delivery;
     if let Err(reason) = destinations.check_literal(webhook.url.url()) {
         return failed(started, format!("destination refused: {reason}"));
@@ -86,7 +88,7 @@ pub async fn post(client: awc::Client, delivery: Delivery) -> Attempt {
         .post(uri)
         .insert_header((header::CONTENT_TYPE, "application/json"))
         .insert_header((WEBHOOK_ID, id.as_str()))
-        .insert_header((WEBHOOK_TIMESTAMP, timestamp.to_string()))
+        .insert_header((WEBHOOK_TIMESTAMP, header::HeaderValue::from(timestamp)))
         .insert_header((WEBHOOK_SIGNATURE, signature));
     let exchange = async {
         let mut response = request

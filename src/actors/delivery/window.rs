@@ -201,6 +201,7 @@ impl DeliveryActor {
             body: slot.delivery.event.body(&slot.id),
             timeout: self.config.settings.timeout(),
             destinations: self.config.destinations.clone(),
+            started: slot.started,
         };
         let attempt = sender::post(client.clone(), delivery);
         ctx.spawn(
