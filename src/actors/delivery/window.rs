@@ -87,7 +87,9 @@ impl DeliveryActor {
 
     /// Takes work into the window when there is room: due retries first, then fresh entries,
     /// in batches of at least three quarters of a window while others are in flight (so a busy webhook
-    /// reads Redis per batch, not per finished delivery). One read at a time.
+    /// reads Redis per batch, not per finished delivery). One read at a time. When work waits
+    /// but the room is held by outcomes waiting for their flush, with nothing in flight, they
+    /// are written at once.
     pub(super) fn fill(&mut self, ctx: &mut Context<Self>) {
         if !self.active() || self.fetching || self.retries.reading() {
             return;
@@ -115,6 +117,15 @@ impl DeliveryActor {
             } else if !self.caught_up {
                 self.read_queue(room, ctx);
             }
+        } else if self.window.is_empty()
+            && self.writing.is_empty()
+            && !self.settled.is_empty()
+            && (!self.caught_up || self.retries.due(now_ms()))
+        {
+            // Work waits and nothing is in flight, but outcomes not yet written hold the room
+            // (and no write under way will free it): write them now rather than idle until the
+            // flush delay.
+            self.flush(ctx);
         }
         self.arm_retry_timer(ctx);
     }
