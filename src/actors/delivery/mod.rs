@@ -226,6 +226,9 @@ pub struct DeliveryActor {
     epoch: u64,
     /// Outcomes of finished attempts waiting to be written, in one batch (`outcome::flush`).
     settled: Vec<Settled>,
+    /// The timer that flushes `settled` [`FLUSH_DELAY`] after the first of them; cancelled by
+    /// an earlier flush, so that it cannot cut the next batch short.
+    flush_timer: Option<SpawnHandle>,
     /// Entries whose outcomes are being written now. They, and `settled`, count towards
     /// `max_in_flight`: until its outcome is in Redis a delivery would be sent again after a
     /// crash, so this bounds the duplicates a crash can cause. A queue read must skip them:
@@ -295,6 +298,7 @@ impl DeliveryActor {
             missed: false,
             epoch: 0,
             settled: Vec::new(),
+            flush_timer: None,
             writing: BTreeSet::new(),
             written_during_read: BTreeSet::new(),
             upkeep: Upkeep::default(),

@@ -139,7 +139,10 @@ impl DeliveryActor {
         if self.settled.len() >= self.config.settings.batch() {
             self.flush(ctx);
         } else if self.settled.len() == 1 {
-            ctx.run_later(FLUSH_DELAY, |act, ctx| act.flush(ctx));
+            self.flush_timer = Some(ctx.run_later(FLUSH_DELAY, |act, ctx| {
+                act.flush_timer = None;
+                act.flush(ctx);
+            }));
         }
     }
 
@@ -166,6 +169,9 @@ impl DeliveryActor {
     /// Retried as they were if Redis fails; if the lease is gone, nothing was written and the
     /// actor stops.
     pub(super) fn flush(&mut self, ctx: &mut Context<Self>) {
+        if let Some(timer) = self.flush_timer.take() {
+            ctx.cancel_future(timer);
+        }
         if self.settled.is_empty() {
             return;
         }
