@@ -41,21 +41,25 @@ if #mine ~= tonumber(ARGV[9]) then
   return 'claimed'
 end
 
+-- The queue entry's one field for an event (see queues.rs, QueueFields).
+local function entry(id, ev, tail)
+  return id .. '\n' .. ev .. '\n' .. tail
+end
+
 local out, done = {}, {}
 local i = 10
 while i <= #ARGV do
   local kind, id = ARGV[i], ARGV[i + 1]
   if kind ~= 'p' then done[#done + 1] = id end
   if kind == 'e' then
-    local d, n = id .. '\n' .. ARGV[i + 2] .. '\n' .. ARGV[i + 3], tonumber(ARGV[i + 4])
+    local d, n = entry(id, ARGV[i + 2], ARGV[i + 3]), tonumber(ARGV[i + 4])
     for t = 1, n do
       local w = tonumber(ARGV[i + 4 + t])
       out[#out + 1] = redis.call('XADD', KEYS[3 + w], '*', 'd', d)
     end
     i = i + 5 + n
   elseif kind == 'p' then
-    local d = id .. '\n' .. ARGV[i + 2] .. '\n' .. ARGV[i + 3]
-    local last, n = ARGV[i + 4], tonumber(ARGV[i + 5])
+    local d, last, n = entry(id, ARGV[i + 2], ARGV[i + 3]), ARGV[i + 4], tonumber(ARGV[i + 5])
     local progress = KEYS[4 + tonumber(ARGV[4])]
     local queues = {}
     for t = 1, n do queues[t] = KEYS[3 + tonumber(ARGV[i + 5 + t])] end
