@@ -20,12 +20,9 @@ pub fn binary() -> PathBuf {
     dir.join("hookrouter")
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port on loopback")
-        .port()
-}
+#[path = "../../tests/support/ports.rs"]
+mod ports;
+pub use ports::free_port;
 
 impl Service {
     /// Starts the service with `prefix` and extra `HOOKROUTER__*` settings.

@@ -10,6 +10,7 @@
 pub mod app;
 pub mod browser;
 pub mod bullmq;
+pub mod ports;
 pub mod process;
 pub mod python;
 mod receiver;

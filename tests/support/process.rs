@@ -1,14 +1,10 @@
 //! Real processes for fault tests: the hookrouter binary as a child, and private
 //! redis-server instances the tests may kill and restart.
 
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-/// A port that was free a moment ago.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+pub use super::ports::free_port;
 
 /// The hookrouter binary, running with `HOOKROUTER__*` settings from `env`.
 pub struct ServiceProcess {
