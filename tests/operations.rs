@@ -262,6 +262,16 @@ async fn a_paused_webhook_queues_but_delivers_nothing_until_resumed() {
     assert_eq!(status, 404);
 }
 
+/// The webhook's only dead letter is the queue entry `broken` (for event `event`), set aside
+/// as unreadable because of `problem`.
+async fn assert_only_dead_letter_is_unreadable(app: &TestApp, id: &str, event: &str, broken: &str, problem: &str) {
+    let (_, dead) = app.dead_letters(id, "").await;
+    let dead = dead["results"].as_array().unwrap().clone();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0]["id"], format!("{id}:{event}"));
+    assert_eq!(dead[0]["error"], format!("unreadable queue entry {broken}: {problem}"));
+}
+
 #[actix_web::test]
 async fn an_unreadable_queue_entry_is_dead_lettered_with_its_reason() {
     let app = TestApp::spawn().await;
@@ -282,14 +292,7 @@ async fn an_unreadable_queue_entry_is_dead_lettered_with_its_reason() {
     app.publish(json!({"ev": "a", "n": 1})).await;
     receiver.wait_for(1, WAIT).await;
     app.settled(&[&id]).await;
-    let (_, dead) = app.dead_letters(&id, "").await;
-    let dead = dead["results"].as_array().unwrap().clone();
-    assert_eq!(dead.len(), 1, "{dead:?}");
-    assert_eq!(dead[0]["id"], format!("{id}:1700000000000-0"));
-    assert_eq!(
-        dead[0]["error"],
-        format!("unreadable queue entry {broken}: queue entry without a body")
-    );
+    assert_only_dead_letter_is_unreadable(&app, &id, "1700000000000-0", &broken, "queue entry without a body").await;
     assert_eq!(app.stream_len(&format!("queue:{id}")).await, 0);
 }
 
@@ -335,14 +338,7 @@ async fn queue_entries_written_by_an_earlier_version_are_delivered_after_an_upgr
         old,
         json!({"id": format!("{id}:1700000000000-0"), "time": 1700000000000u64, "ev": "user.created", "user": "u1"})
     );
-    let (_, dead) = app.dead_letters(&id, "").await;
-    let dead = dead["results"].as_array().unwrap().clone();
-    assert_eq!(dead.len(), 1, "{dead:?}");
-    assert_eq!(dead[0]["id"], format!("{id}:1700000000000-1"));
-    assert_eq!(
-        dead[0]["error"],
-        format!("unreadable queue entry {broken}: queue entry without a body")
-    );
+    assert_only_dead_letter_is_unreadable(&app, &id, "1700000000000-1", &broken, "queue entry without a body").await;
     assert_eq!(receiver.count(), 2);
     assert_eq!(app.stream_len(&format!("queue:{id}")).await, 0);
 }
