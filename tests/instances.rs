@@ -386,3 +386,74 @@ async fn an_instance_paused_past_its_leases_writes_nothing_for_webhooks_it_lost(
     drop(services);
     support::delete_prefix(&prefix);
 }
+
+/// A webhook whose owner changes while its attempts are under way moves only once they are
+/// answered: the old owner's lease is renewed while its actor drains, even past the lease's TTL,
+/// so the new owner cannot take the webhook early and send them a second time.
+#[actix_web::test]
+async fn webhooks_handed_over_while_their_receiver_is_slow_are_sent_once() {
+    const WEBHOOKS: usize = 16;
+    let env = [
+        ("HOOKROUTER__LEASES__TTL_MS", "2000"),
+        ("HOOKROUTER__REDIS__TIMEOUT_MS", "1000"),
+    ];
+    let prefix = unique_prefix();
+    let mut services = instances(1, &prefix, &env).await;
+    // Every request is held until the test opens the gate.
+    let gate = Arc::new(AtomicBool::new(false));
+    let held = gate.clone();
+    let receiver = Receiver::scripted(move |_, _| Reply::Gate(held.clone(), 200));
+    let mut ids = Vec::new();
+    for n in 0..WEBHOOKS {
+        ids.push(
+            services[0]
+                .create_webhook(&format!("{}/{n}", receiver.url()), &["*"])
+                .await,
+        );
+    }
+    owners(&services[0], 1).await;
+    publish_many(&prefix, &events(1)).await;
+    receiver.wait_for(WEBHOOKS, Duration::from_secs(15)).await;
+
+    // A second instance joins while the 16 requests are held: the webhooks it now owns are
+    // handed over, and their actors on the first instance drain for twice the lease's TTL.
+    services.push(ServiceProcess::start(REDIS_URL, &prefix, &env));
+    services[1].wait_until_reading().await;
+    let joined = services[1].instance().await;
+    let moved = eventually("both instances to agree on owners", Duration::from_secs(15), || async {
+        let (first, second) = (owners(&services[0], 2).await, owners(&services[1], 2).await);
+        let agreed = first == second && first.values().sum::<u64>() == WEBHOOKS as u64;
+        agreed.then(|| first[&joined])
+    })
+    .await;
+    assert!(moved > 0, "some webhooks moved to the new instance");
+    actix_rt::time::sleep(Duration::from_secs(4)).await;
+    gate.store(true, Ordering::SeqCst);
+
+    for id in &ids {
+        eventually("the delivery recorded", Duration::from_secs(30), || async {
+            let (_, attempts) = services[1]
+                .call("GET", &format!("/webhooks/{id}/attempts"), None)
+                .await?;
+            attempts["results"]
+                .as_array()?
+                .iter()
+                .any(|a| a["outcome"] == "delivered")
+                .then_some(())
+        })
+        .await;
+    }
+    let requests = receiver.count();
+    println!(
+        "{moved} of {WEBHOOKS} webhooks handed over with their request held 4 s past a 2000 ms lease: \
+         {requests} requests for {WEBHOOKS} deliveries"
+    );
+    assert_eq!(
+        requests,
+        WEBHOOKS,
+        "each delivery was sent once: {:?}",
+        receiver.per_delivery()
+    );
+    services.clear();
+    support::delete_prefix(&prefix);
+}

@@ -91,7 +91,7 @@ impl LeaseStore {
     /// Extends the leases that still hold their value; returns those that do not (lost: they
     /// expired, or another instance holds them now). In chunks, so Redis answers others in
     /// between.
-    pub async fn renew(&self, leases: &[(WebhookId, Lease)]) -> StoreResult<Vec<WebhookId>> {
+    pub async fn renew(&self, leases: &[(WebhookId, Lease)]) -> StoreResult<Vec<(WebhookId, Lease)>> {
         let mut lost = Vec::new();
         let mut conn = self.conn.clone();
         for chunk in leases.chunks(500) {
@@ -106,7 +106,7 @@ impl LeaseStore {
                     .iter()
                     .zip(kept)
                     .filter(|(_, kept)| *kept == 0)
-                    .map(|((webhook, _), _)| *webhook),
+                    .map(|(held, _)| held.clone()),
             );
         }
         Ok(lost)

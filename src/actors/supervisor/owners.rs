@@ -113,8 +113,8 @@ impl Supervisor {
         let renew = async move { leases.renew(&held).await };
         ctx.spawn(renew.into_actor(self).map(|result, act, _| match result {
             Ok(lost) => {
-                for webhook in lost {
-                    if act.roster.stop(&webhook).is_some() {
+                for (webhook, lease) in lost {
+                    if act.roster.lease_lost(&webhook, &lease) {
                         tracing::warn!(%webhook, "lost the webhook's lease (this instance was unreachable too long); stopped its actor");
                         if act.ownership.owns(&webhook) {
                             act.wanted.insert(webhook);
@@ -157,21 +157,32 @@ impl Supervisor {
             .filter(|id| self.ownership.owns(id) && !before.owns(id) && !self.roster.is_running(id))
             .copied()
             .collect();
-        let owned = self.webhooks.keys().filter(|id| self.ownership.owns(id)).count();
+        let owned = self.recount_owned();
         tracing::info!(
             webhooks = self.webhooks.len(),
             owned,
             gained = gained.len(),
             "ownership rebalanced over the live instances"
         );
-        self.owned.store(owned, Ordering::Relaxed);
         self.start_those_with_work(Arc::new(gained), 0, ctx);
     }
 
+    /// Counts the webhooks this instance owns, for `/health` and its heartbeat, after the view
+    /// of the live instances changed (`apply` keeps the count as webhooks come and go under
+    /// one view).
+    fn recount_owned(&self) -> usize {
+        let owned = self.webhooks.keys().filter(|id| self.ownership.owns(id)).count();
+        self.owned.store(owned, Ordering::Relaxed);
+        owned
+    }
+
     /// Hands a webhook over to its new owner: the actor finishes what it has under way (at most
-    /// the shutdown grace period), stops, releases the lease, and the new owner is told.
+    /// the shutdown grace period, its lease renewed meanwhile), stops, releases the lease, and
+    /// the new owner is told.
     fn hand_over(&mut self, id: WebhookId, ctx: &mut Context<Self>) {
-        let Some(running) = self.roster.take(&id) else { return };
+        let Some(running) = self.roster.hand_over(&id) else {
+            return;
+        };
         let grace = self.grace;
         let addr = running.addr.clone();
         let drain = async move {
@@ -179,6 +190,7 @@ impl Supervisor {
             addr.do_send(Stop);
         };
         ctx.spawn(drain.into_actor(self).map(move |_, act, ctx| {
+            act.roster.drained(&id, &running.lease);
             act.release(id, running.lease, ctx);
             // Tell the new owner after the release, so its lease is free when it tries.
             let webhooks = act.store.webhooks();
@@ -200,6 +212,7 @@ impl Handler<MembersChanged> for Supervisor {
         let changed = self.ownership.update(members);
         if !self.members_known {
             self.members_known = true;
+            self.recount_owned();
             ctx.notify(super::Resync { force: true });
             return;
         }

@@ -7,8 +7,14 @@
 //!
 //! Each actor is started with a freshly minted lease value, which it acquires before sending
 //! anything; the roster keeps it to renew it and to release it when the actor stops
-//! ([`Roster::leases`], [`Roster::take`]). If the lease is refused or lost, the actor says so
-//! ([`LeaseEnded`]) and stops.
+//! ([`Roster::leases`], [`Roster::hand_over`]). If the lease is refused or lost, the actor
+//! says so ([`LeaseEnded`]) and stops.
+//!
+//! An actor being handed over to another instance leaves the roster at once (this instance
+//! may start a new one if the webhook comes back), but its lease is renewed until it has
+//! drained ([`Roster::drained`]): were it left to expire while attempts are still under way
+//! (they may take the attempt timeout, as long as the lease's TTL by default), the new owner
+//! would take the webhook and send them a second time.
 //!
 //! Stopping is a handshake, because only the supervisor sends work to actors: an actor that
 //! stayed idle asks to stop with [`Idle`], quoting how many supervisor messages it has
@@ -87,6 +93,8 @@ impl SupervisorLink {
 /// Starts, feeds and stops delivery actors, spread round-robin over the delivery arbiters.
 pub struct Roster {
     pub running: ActorDirectory,
+    /// Actors handed over and still draining, with their leases (still renewed).
+    draining: Vec<(WebhookId, Lease)>,
     workers: Vec<ArbiterHandle>,
     next_worker: usize,
     next_generation: u64,
@@ -103,6 +111,7 @@ impl Roster {
     ) -> Roster {
         Roster {
             running,
+            draining: Vec::new(),
             workers,
             next_worker: 0,
             next_generation: 0,
@@ -161,18 +170,40 @@ impl Roster {
         }
     }
 
-    /// Stops the actor at once (its webhook was deleted, or its lease is lost) and returns it,
-    /// so the caller can release its lease.
+    /// Stops the actor at once (its webhook was deleted) and returns it, so the caller can
+    /// release its lease.
     pub fn stop(&self, id: &WebhookId) -> Option<Running> {
         let (_, running) = self.running.remove(id)?;
         running.addr.do_send(Stop);
         Some(running)
     }
 
+    /// The lease of `id` was found lost: stops the actor holding it, if one runs, and stops
+    /// renewing it for one that drains; whether an actor was running with it.
+    pub fn lease_lost(&mut self, id: &WebhookId, lease: &Lease) -> bool {
+        self.draining
+            .retain(|(webhook, held)| !(webhook == id && held == lease));
+        let Some((_, running)) = self.running.remove_if(id, |_, running| &running.lease == lease) else {
+            return false;
+        };
+        running.addr.do_send(Stop);
+        true
+    }
+
     /// Takes the actor out of the roster without stopping it (it is being handed over: the
-    /// caller drains it, then stops it and releases its lease).
-    pub fn take(&self, id: &WebhookId) -> Option<Running> {
-        self.running.remove(id).map(|(_, running)| running)
+    /// caller drains it, then stops it and calls [`Roster::drained`]); its lease is renewed
+    /// until then.
+    pub fn hand_over(&mut self, id: &WebhookId) -> Option<Running> {
+        let (_, running) = self.running.remove(id)?;
+        self.draining.push((*id, running.lease.clone()));
+        Some(running)
+    }
+
+    /// A handed-over actor has drained and stopped: its lease is no longer renewed (the
+    /// caller releases it).
+    pub fn drained(&mut self, id: &WebhookId, lease: &Lease) {
+        self.draining
+            .retain(|(webhook, held)| !(webhook == id && held == lease));
     }
 
     /// Answers an [`Idle`] request: stops the actor if it has seen everything sent to it, and
@@ -193,9 +224,10 @@ impl Roster {
             .is_some()
     }
 
-    /// The leases of every running actor, to renew.
+    /// The leases of every running or draining actor, to renew.
     pub fn leases(&self) -> Vec<(WebhookId, Lease)> {
-        self.running.iter().map(|r| (*r.key(), r.lease.clone())).collect()
+        let running = self.running.iter().map(|r| (*r.key(), r.lease.clone()));
+        running.chain(self.draining.iter().cloned()).collect()
     }
 
     pub fn stop_all(&self) {
