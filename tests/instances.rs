@@ -70,6 +70,15 @@ async fn agreed_owners(services: &[ServiceProcess], webhooks: u64) -> HashMap<St
     .await
 }
 
+/// Creates `count` webhooks of type `*` through `service`, webhook n to `<receiver>/<n>`; their ids.
+async fn create_webhooks(service: &ServiceProcess, receiver: &Receiver, count: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    for n in 0..count {
+        ids.push(service.create_webhook(&format!("{}/{n}", receiver.url()), &["*"]).await);
+    }
+    ids
+}
+
 fn events(count: usize) -> Vec<Vec<u8>> {
     (0..count)
         .map(|n| json!({"ev": "message.new", "n": n}).to_string().into_bytes())
@@ -132,14 +141,7 @@ async fn killing_the_busiest_of_three_loses_nothing_and_its_webhooks_resume_with
     let prefix = unique_prefix();
     let mut services = instances(3, &prefix, &[]).await;
     let receiver = Receiver::scripted(|_, _| Reply::Delay(Duration::from_millis(2), 200));
-    let mut ids = Vec::new();
-    for n in 0..WEBHOOKS {
-        ids.push(
-            services[0]
-                .create_webhook(&format!("{}/{n}", receiver.url()), &["*"])
-                .await,
-        );
-    }
+    let ids = create_webhooks(&services[0], &receiver, WEBHOOKS).await;
     owners(&services[0], 3).await;
     publish_many(&prefix, &events(EVENTS)).await;
     let total = EVENTS * WEBHOOKS;
@@ -271,11 +273,7 @@ async fn a_rolling_restart_of_three_under_load_loses_nothing() {
     let prefix = unique_prefix();
     let mut services = instances(3, &prefix, &[]).await;
     let receiver = Receiver::ok();
-    for n in 0..WEBHOOKS {
-        services[0]
-            .create_webhook(&format!("{}/{n}", receiver.url()), &["*"])
-            .await;
-    }
+    create_webhooks(&services[0], &receiver, WEBHOOKS).await;
     owners(&services[0], 3).await;
     // Load keeps coming during the whole restart: 100 events every 100 ms.
     let publishing = {
@@ -433,14 +431,7 @@ async fn webhooks_handed_over_while_their_receiver_is_slow_are_sent_once() {
     let gate = Arc::new(AtomicBool::new(false));
     let held = gate.clone();
     let receiver = Receiver::scripted(move |_, _| Reply::Gate(held.clone(), 200));
-    let mut ids = Vec::new();
-    for n in 0..WEBHOOKS {
-        ids.push(
-            services[0]
-                .create_webhook(&format!("{}/{n}", receiver.url()), &["*"])
-                .await,
-        );
-    }
+    let ids = create_webhooks(&services[0], &receiver, WEBHOOKS).await;
     agreed_owners(&services, WEBHOOKS as u64).await;
     publish_many(&prefix, &events(1)).await;
     receiver.wait_for(WEBHOOKS, Duration::from_secs(15)).await;
