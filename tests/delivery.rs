@@ -329,6 +329,35 @@ async fn a_hanging_endpoint_does_not_delay_a_healthy_one() {
     assert!(hanging.count() >= 1);
 }
 
+/// A receiver that holds a few requests (slow on some events) gets the rest of a backlog in
+/// the meantime: the window's free room is used after a moment, not only once a quarter of it
+/// is free, which the held requests would prevent until they time out.
+#[actix_web::test]
+async fn requests_a_receiver_holds_do_not_stall_the_rest_of_the_backlog() {
+    let app = TestApp::spawn_with(|s| {
+        s.delivery.timeout_ms = 10_000;
+        s.delivery.max_in_flight = 16;
+    })
+    .await;
+    // The first 5 requests are never answered: room for 11 stays, short of a batch of 12.
+    let receiver = Receiver::scripted(|n, _| if n < 5 { Reply::Hang } else { Reply::Status(200) });
+    let id = app.create_webhook(&receiver.url(), &["*"], None).await;
+    app.pause(&id).await;
+    for n in 0..100 {
+        app.publish(json!({"ev": "message.new", "n": n})).await;
+    }
+    let resumed = Instant::now();
+    app.resume(&id).await;
+    receiver.wait_for(100, Duration::from_secs(8)).await;
+    let took = resumed.elapsed();
+    println!("100 queued, 5 of them held by the receiver: the other 95 sent within {took:?} (timeout 10 s)");
+    assert!(
+        took < Duration::from_secs(5),
+        "the backlog waited for the held requests: {took:?}"
+    );
+    assert_eq!(receiver.per_delivery().len(), 100);
+}
+
 #[actix_web::test]
 async fn a_malformed_entry_is_set_aside_and_the_next_one_is_delivered() {
     let app = TestApp::spawn().await;

@@ -64,6 +64,11 @@ use crate::store::{CircuitState, Lease, LeaseStore, QueueStore, Retention, Settl
 
 /// Delivered entries are removed from Redis in batches, at most this long after delivery.
 const FLUSH_DELAY: Duration = Duration::from_millis(10);
+/// How long window room short of a batch may stay unused while entries wait to be read: then
+/// what fits is read (`window::fill`). Answers on a LAN come well within it, so a busy webhook
+/// still reads in batches; a receiver that holds some requests no longer keeps the rest of
+/// the window idle until they time out.
+const TOP_UP_AFTER: Duration = Duration::from_millis(50);
 /// Pause before retrying a Redis call that failed (Redis down or restarting).
 const REDIS_RETRY: Duration = Duration::from_secs(1);
 /// Health reports for other instances are written at most this often per webhook.
@@ -224,6 +229,10 @@ pub struct DeliveryActor {
     missed: bool,
     /// Bumped when the cursor is reset, so a queue read started before is ignored.
     epoch: u64,
+    /// Armed while window room short of a batch waits unused with entries to read; when it
+    /// fires, `top_up_due` lets the next fill read what fits ([`TOP_UP_AFTER`]).
+    top_up_timer: Option<SpawnHandle>,
+    top_up_due: bool,
     /// Outcomes of finished attempts waiting to be written, in one batch (`outcome::flush`).
     settled: Vec<Settled>,
     /// The timer that flushes `settled` [`FLUSH_DELAY`] after the first of them; cancelled by
@@ -299,6 +308,8 @@ impl DeliveryActor {
             epoch: 0,
             settled: Vec::new(),
             flush_timer: None,
+            top_up_timer: None,
+            top_up_due: false,
             writing: BTreeSet::new(),
             written_during_read: BTreeSet::new(),
             upkeep: Upkeep::default(),

@@ -14,7 +14,7 @@ use std::time::Instant;
 use actix::prelude::*;
 
 use super::slots::Slot;
-use super::{sender, DeliveryActor, Tried, REDIS_RETRY};
+use super::{sender, DeliveryActor, Tried, REDIS_RETRY, TOP_UP_AFTER};
 use crate::clock::now_ms;
 use crate::domain::{DeliveryId, PreparedEvent, StreamId, Webhook};
 use crate::store::{Due, QueuedDelivery, RetryLookup, StoreError};
@@ -87,7 +87,8 @@ impl DeliveryActor {
 
     /// Takes work into the window when there is room: due retries first, then fresh entries,
     /// in batches of at least three quarters of a window while others are in flight (so a busy webhook
-    /// reads Redis per batch, not per finished delivery). One read at a time. When work waits
+    /// reads Redis per batch, not per finished delivery), or whatever fits once room has waited
+    /// [`TOP_UP_AFTER`] (attempts slow to answer). One read at a time. When work waits
     /// but the room is held by outcomes waiting for their flush, with nothing in flight, they
     /// are written at once.
     pub(super) fn fill(&mut self, ctx: &mut Context<Self>) {
@@ -110,7 +111,11 @@ impl DeliveryActor {
         }
         let room = self.room();
         let batch = self.config.settings.batch();
-        if room > 0 && (room >= batch || self.held() == 0) {
+        if room > 0 && (room >= batch || self.held() == 0 || self.top_up_due) {
+            self.top_up_due = false;
+            if let Some(timer) = self.top_up_timer.take() {
+                ctx.cancel_future(timer);
+            }
             let now = now_ms();
             if self.retries.due(now) {
                 self.take_retries(Due::By(now), room, ctx);
@@ -126,6 +131,14 @@ impl DeliveryActor {
             // (and no write under way will free it): write them now rather than idle until the
             // flush delay.
             self.flush(ctx);
+        } else if room > 0 && self.top_up_timer.is_none() && (!self.caught_up || self.retries.due(now_ms())) {
+            // Room short of a batch while entries wait: if the attempts under way are slow to
+            // answer, read what fits rather than leave the room unused until they end.
+            self.top_up_timer = Some(ctx.run_later(TOP_UP_AFTER, |act, ctx| {
+                act.top_up_timer = None;
+                act.top_up_due = true;
+                act.fill(ctx);
+            }));
         }
         self.arm_retry_timer(ctx);
     }
