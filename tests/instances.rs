@@ -7,7 +7,7 @@ mod support;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 use support::process::ServiceProcess;
@@ -365,6 +365,7 @@ async fn an_instance_paused_past_its_leases_writes_nothing_for_webhooks_it_lost(
 
     services[paused].signal("STOP");
     let stopped = Instant::now();
+    let stopped_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i128;
     gate.store(true, Ordering::SeqCst);
     let taken_over = eventually("the other instance to take over", Duration::from_secs(20), || async {
         let (_, health) = services[other]
@@ -390,9 +391,20 @@ async fn an_instance_paused_past_its_leases_writes_nothing_for_webhooks_it_lost(
         .await
         .unwrap();
     let records = attempts["results"].as_array().unwrap();
+    // Written by the paused instance after it was stopped (what it wrote before, it wrote
+    // holding the lease).
+    let recorded_ms = |a: &Value| {
+        let time = a["time"].as_str().unwrap();
+        let at = time::OffsetDateTime::parse(time, &time::format_description::well_known::Rfc3339).unwrap();
+        at.unix_timestamp_nanos() / 1_000_000
+    };
     let stale: Vec<&Value> = records
         .iter()
-        .filter(|a| a["instance"] == paused_name.as_str() && under_way.contains(a["id"].as_str().unwrap()))
+        .filter(|a| {
+            a["instance"] == paused_name.as_str()
+                && under_way.contains(a["id"].as_str().unwrap())
+                && recorded_ms(a) >= stopped_ms
+        })
         .collect();
     let resent: usize = under_way.iter().map(|id| receiver.per_delivery()[id] - 1).sum();
     println!(
