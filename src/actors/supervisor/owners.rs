@@ -190,7 +190,7 @@ impl Supervisor {
             addr.do_send(Stop);
         };
         ctx.spawn(drain.into_actor(self).map(move |_, act, ctx| {
-            act.roster.drained(&id, &running.lease);
+            act.roster.stop_renewing(&id, &running.lease);
             act.release(id, running.lease, ctx);
             // Tell the new owner after the release, so its lease is free when it tries.
             let webhooks = act.store.webhooks();

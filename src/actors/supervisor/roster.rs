@@ -12,7 +12,7 @@
 //!
 //! An actor being handed over to another instance leaves the roster at once (this instance
 //! may start a new one if the webhook comes back), but its lease is renewed until it has
-//! drained ([`Roster::drained`]): were it left to expire while attempts are still under way
+//! drained ([`Roster::stop_renewing`]): were it left to expire while attempts are still under way
 //! (they may take the attempt timeout, as long as the lease's TTL by default), the new owner
 //! would take the webhook and send them a second time.
 //!
@@ -181,8 +181,7 @@ impl Roster {
     /// The lease of `id` was found lost: stops the actor holding it, if one runs, and stops
     /// renewing it for one that drains; whether an actor was running with it.
     pub fn lease_lost(&mut self, id: &WebhookId, lease: &Lease) -> bool {
-        self.draining
-            .retain(|(webhook, held)| !(webhook == id && held == lease));
+        self.stop_renewing(id, lease);
         let Some((_, running)) = self.running.remove_if(id, |_, running| &running.lease == lease) else {
             return false;
         };
@@ -191,17 +190,17 @@ impl Roster {
     }
 
     /// Takes the actor out of the roster without stopping it (it is being handed over: the
-    /// caller drains it, then stops it and calls [`Roster::drained`]); its lease is renewed
-    /// until then.
+    /// caller drains it, then stops it and calls [`Roster::stop_renewing`]); its lease is
+    /// renewed until then.
     pub fn hand_over(&mut self, id: &WebhookId) -> Option<Running> {
         let (_, running) = self.running.remove(id)?;
         self.draining.push((*id, running.lease.clone()));
         Some(running)
     }
 
-    /// A handed-over actor has drained and stopped: its lease is no longer renewed (the
-    /// caller releases it).
-    pub fn drained(&mut self, id: &WebhookId, lease: &Lease) {
+    /// A handed-over actor has drained and stopped (the caller releases its lease), or its
+    /// lease was found lost: the lease is no longer renewed.
+    pub fn stop_renewing(&mut self, id: &WebhookId, lease: &Lease) {
         self.draining
             .retain(|(webhook, held)| !(webhook == id && held == lease));
     }
