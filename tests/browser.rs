@@ -289,7 +289,7 @@ async fn a_thousand_webhooks_render_filter_and_page_without_stalling() {
 
 #[actix_web::test]
 async fn the_page_reconnects_by_itself_after_a_restart() {
-    let prefix = support::unique_prefix();
+    let prefix = support::TestPrefix::new();
     let mut service = ServiceProcess::start(REDIS_URL, &prefix, &[]);
     service.wait_until_serving().await;
     service.create_webhook("http://127.0.0.1:9/one", &["*"]).await;
@@ -323,7 +323,6 @@ async fn the_page_reconnects_by_itself_after_a_restart() {
     // While the service was down, the page's attempts to reconnect failed: nothing else may.
     assert_clean(&result, &host, &["ERR_CONNECTION_REFUSED", "ERR_EMPTY_RESPONSE"]);
     drop(service);
-    support::delete_prefix(&prefix);
 }
 
 #[actix_web::test]

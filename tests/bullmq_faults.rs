@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use support::bullmq::{Bullmq, WildDuckQueue};
 use support::process::{RedisProcess, ServiceProcess};
-use support::{eventually, unique_prefix, Receiver, TestApp, REDIS_URL};
+use support::{eventually, Receiver, TestApp, REDIS_URL};
 
 /// Distinct delivery ids (= distinct events in hookrouter's stream) per job number `n`.
 fn events_per_job(receiver: &Receiver) -> HashMap<u64, HashSet<String>> {
@@ -83,7 +83,7 @@ async fn kill_mid_consumption(
 #[actix_web::test]
 async fn kill_dash_nine_mid_consumption_turns_every_job_into_exactly_one_event() {
     const JOBS: usize = 10_000;
-    let prefix = unique_prefix();
+    let prefix = support::TestPrefix::new();
     let queue = WildDuckQueue::new(Bullmq::WildDucks, REDIS_URL, &format!("{prefix}:wd:bull"));
     let bull_prefix = queue.prefix.clone();
     // One job per step, so the kill lands while jobs are still moving.
@@ -101,7 +101,6 @@ async fn kill_dash_nine_mid_consumption_turns_every_job_into_exactly_one_event()
     );
     assert_eq!(per_job.len(), JOBS);
     assert!(twice.is_empty(), "jobs moved twice: {twice:?}");
-    support::delete_prefix(&prefix);
 }
 
 #[actix_web::test]
@@ -110,7 +109,7 @@ async fn kill_dash_nine_with_bullmq_in_another_redis_loses_nothing_and_repeats_a
     const BATCH: usize = 20;
     let mut bull_redis = RedisProcess::unstarted();
     bull_redis.start().await;
-    let prefix = unique_prefix();
+    let prefix = support::TestPrefix::new();
     let queue = WildDuckQueue::new(Bullmq::Latest, &bull_redis.url(), "wd:bull");
     let url = bull_redis.url();
     let batch = BATCH.to_string();
@@ -130,7 +129,6 @@ async fn kill_dash_nine_with_bullmq_in_another_redis_loses_nothing_and_repeats_a
     assert_eq!(per_job.len(), JOBS);
     assert!(per_job.values().all(|events| events.len() <= 2));
     assert!(twice <= BATCH, "{twice} jobs were moved twice");
-    support::delete_prefix(&prefix);
 }
 
 #[actix_web::test]

@@ -149,7 +149,7 @@ async fn a_stream_says_when_redis_is_down_and_carries_on_when_it_is_back() {
 
 #[actix_web::test]
 async fn open_streams_end_with_closing_and_do_not_hold_up_a_stop() {
-    let prefix = support::unique_prefix();
+    let prefix = support::TestPrefix::new();
     let mut service = ServiceProcess::start(REDIS_URL, &prefix, &[]);
     service.wait_until_serving().await;
     let client = awc::Client::builder().timeout(Duration::from_secs(60)).finish();
@@ -177,7 +177,6 @@ async fn open_streams_end_with_closing_and_do_not_hold_up_a_stop() {
         assert!(rest.contains("event: closing"), "{rest}");
         assert!(matches!(events.next().await, None | Some(Err(_))), "the stream ends");
     }
-    support::delete_prefix(&prefix);
 }
 
 #[actix_web::test]

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use support::process::{RedisProcess, ServiceProcess};
 use support::tcp::RedisProxy;
-use support::{eventually, unique_prefix, Receiver, Reply, TestApp, REDIS_URL};
+use support::{eventually, Receiver, Reply, TestApp, REDIS_URL};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -83,7 +83,7 @@ async fn changes_made_on_an_api_only_instance_reach_the_delivering_one_within_a_
 
 #[actix_web::test]
 async fn kill_dash_nine_mid_backlog_loses_nothing() {
-    let prefix = unique_prefix();
+    let prefix = support::TestPrefix::new();
     let receiver = Receiver::scripted(|_, _| Reply::Delay(Duration::from_millis(10), 200));
     let env = [("HOOKROUTER__DELIVERY__MAX_IN_FLIGHT", "4")];
     let mut service = ServiceProcess::start(REDIS_URL, &prefix, &env);
@@ -119,13 +119,12 @@ async fn kill_dash_nine_mid_backlog_loses_nothing() {
     // delivered but not yet removed from the queue) can be repeated.
     assert!(duplicates <= 16, "{duplicates} duplicates");
     drop(service);
-    support::delete_prefix(&prefix);
 }
 
 #[actix_web::test]
 async fn starts_while_redis_is_down_and_connects_when_it_comes_up() {
     let mut redis = RedisProcess::unstarted();
-    let prefix = unique_prefix();
+    let prefix = support::TestPrefix::new();
     let service = ServiceProcess::start(&redis.url(), &prefix, &[]);
     service.wait_until_serving().await;
     let (status, health) = service.health().await.unwrap();

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use support::process::{RedisProcess, ServiceProcess};
 use support::tcp::{BlackHole, Flap, Flapping};
-use support::{eventually, percentiles, publish_many, unique_prefix, Receiver, Reply, REDIS_URL};
+use support::{eventually, percentiles, publish_many, Receiver, Reply, REDIS_URL};
 
 /// Publishes 50 `probe` events 10 ms apart and returns the receiver's publish→delivery
 /// latency percentiles (p50, p99) in ms.
@@ -57,7 +57,7 @@ async fn kill_dash_nine_under_load_delivers_every_pair() {
     const EVENTS: usize = 10_000;
     const WEBHOOKS: usize = 5;
     const MAX_IN_FLIGHT: usize = 16;
-    let prefix = unique_prefix();
+    let prefix = support::TestPrefix::new();
     let settings = [
         ("HOOKROUTER__DELIVERY__MAX_IN_FLIGHT", "16"),
         ("HOOKROUTER__RETRY__INITIAL_DELAY_MS", "100"),
@@ -127,14 +127,13 @@ async fn kill_dash_nine_under_load_delivers_every_pair() {
     assert_eq!(counts.len(), total);
     assert!(duplicates <= WEBHOOKS * 2 * MAX_IN_FLIGHT, "{duplicates} duplicates");
     drop(service);
-    support::delete_prefix(&prefix);
 }
 
 #[actix_web::test]
 async fn a_redis_restart_mid_load_is_survived_and_delivery_resumes() {
     let mut redis = RedisProcess::unstarted();
     redis.start().await;
-    let prefix = unique_prefix();
+    let prefix = support::TestPrefix::new();
     let service = ServiceProcess::start(&redis.url(), &prefix, &[]);
     service.wait_until_serving().await;
     let receiver = Receiver::ok();
@@ -220,7 +219,7 @@ async fn a_flapping_receiver_gets_everything_eventually_and_the_attempt_log_show
         _ => Flap::Ok,
     })
     .await;
-    let prefix = unique_prefix();
+    let prefix = support::TestPrefix::new();
     let settings = [
         ("HOOKROUTER__DELIVERY__TIMEOUT_MS", "300"),
         ("HOOKROUTER__RETRY__INITIAL_DELAY_MS", "20"),
@@ -295,13 +294,12 @@ async fn a_flapping_receiver_gets_everything_eventually_and_the_attempt_log_show
         .unwrap();
     assert_eq!(health["backlog"], 0);
     assert_eq!(health["deadLettered"], 0);
-    support::delete_prefix(&prefix);
 }
 
 #[actix_web::test]
 async fn poison_input_is_set_aside_and_every_valid_event_is_delivered() {
     const EACH: usize = 1_000;
-    let prefix = unique_prefix();
+    let prefix = support::TestPrefix::new();
     let service = ServiceProcess::start(REDIS_URL, &prefix, &[("HOOKROUTER__EVENTS__MAX_BYTES", "2048")]);
     service.wait_until_reading().await;
     let receiver = Receiver::ok();
@@ -388,7 +386,6 @@ async fn poison_input_is_set_aside_and_every_valid_event_is_delivered() {
     );
     let (_, health) = service.health().await.unwrap();
     assert_eq!(health["lag"], 0);
-    support::delete_prefix(&prefix);
 }
 
 #[actix_web::test]
@@ -396,7 +393,7 @@ async fn a_dead_endpoint_backlog_keeps_memory_flat_and_others_fast_then_drains()
     const BACKLOG: usize = 50_000;
     let black_hole = BlackHole::start().await;
     let dead_port = black_hole.port;
-    let prefix = unique_prefix();
+    let prefix = support::TestPrefix::new();
     let settings = [
         ("HOOKROUTER__DELIVERY__TIMEOUT_MS", "500"),
         ("HOOKROUTER__RETRY__INITIAL_DELAY_MS", "200"),
@@ -475,13 +472,12 @@ async fn a_dead_endpoint_backlog_keeps_memory_flat_and_others_fast_then_drains()
     );
     // The bulk events and the 100 probe events published while it was dead, each once at least.
     assert_eq!(distinct.len(), BACKLOG + 100, "{} delivered", distinct.len());
-    support::delete_prefix(&prefix);
 }
 
 #[actix_web::test]
 async fn sigterm_finishes_what_is_in_flight_and_leaves_the_rest_queued() {
     const EVENTS: usize = 40;
-    let prefix = unique_prefix();
+    let prefix = support::TestPrefix::new();
     let settings = [
         ("HOOKROUTER__DELIVERY__MAX_IN_FLIGHT", "4"),
         ("HOOKROUTER__SHUTDOWN__GRACE_MS", "5000"),
@@ -538,5 +534,4 @@ async fn sigterm_finishes_what_is_in_flight_and_leaves_the_rest_queued() {
         duplicates, 0,
         "attempts under way finished and were recorded before the exit"
     );
-    support::delete_prefix(&prefix);
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 use support::process::ServiceProcess;
-use support::{eventually, publish_many, unique_prefix, Receiver, Reply, REDIS_URL};
+use support::{eventually, publish_many, Receiver, Reply, REDIS_URL};
 
 const MAX_IN_FLIGHT: usize = 16;
 
@@ -89,7 +89,7 @@ fn events(count: usize) -> Vec<Vec<u8>> {
 async fn two_instances_with_default_settings_deliver_everything_almost_once() {
     const EVENTS: usize = 2_000;
     const WEBHOOKS: usize = 4;
-    let prefix = unique_prefix();
+    let prefix = support::TestPrefix::new();
     let services = instances(2, &prefix, &[]).await;
     let receiver = Receiver::ok();
     for n in 0..WEBHOOKS {
@@ -130,7 +130,6 @@ async fn two_instances_with_default_settings_deliver_everything_almost_once() {
     assert_eq!(counts.len(), total);
     assert!(dupes * 100 <= total, "{dupes} duplicates is more than 1%");
     assert_eq!(owned.values().sum::<u64>(), WEBHOOKS as u64);
-    support::delete_prefix(&prefix);
 }
 
 #[actix_web::test]
@@ -138,7 +137,7 @@ async fn killing_the_busiest_of_three_loses_nothing_and_its_webhooks_resume_with
     const EVENTS: usize = 6_000;
     const WEBHOOKS: usize = 6;
     const TTL_MS: u64 = 10_000;
-    let prefix = unique_prefix();
+    let prefix = support::TestPrefix::new();
     let mut services = instances(3, &prefix, &[]).await;
     let receiver = Receiver::scripted(|_, _| Reply::Delay(Duration::from_millis(2), 200));
     let ids = create_webhooks(&services[0], &receiver, WEBHOOKS).await;
@@ -224,13 +223,12 @@ async fn killing_the_busiest_of_three_loses_nothing_and_its_webhooks_resume_with
     assert_eq!(counts.len(), total);
     assert!(dupes <= MAX_IN_FLIGHT * moved.len(), "{dupes} duplicates");
     drop(services);
-    support::delete_prefix(&prefix);
 }
 
 #[actix_web::test]
 async fn webhooks_are_spread_over_three_and_re_spread_when_one_leaves() {
     const WEBHOOKS: usize = 30;
-    let prefix = unique_prefix();
+    let prefix = support::TestPrefix::new();
     let mut services = instances(3, &prefix, &[]).await;
     for n in 0..WEBHOOKS {
         services[0]
@@ -264,20 +262,19 @@ async fn webhooks_are_spread_over_three_and_re_spread_when_one_leaves() {
         );
     }
     services.clear();
-    support::delete_prefix(&prefix);
 }
 
 #[actix_web::test]
 async fn a_rolling_restart_of_three_under_load_loses_nothing() {
     const WEBHOOKS: usize = 3;
-    let prefix = unique_prefix();
+    let prefix = support::TestPrefix::new();
     let mut services = instances(3, &prefix, &[]).await;
     let receiver = Receiver::ok();
     create_webhooks(&services[0], &receiver, WEBHOOKS).await;
     owners(&services[0], 3).await;
     // Load keeps coming during the whole restart: 100 events every 100 ms.
     let publishing = {
-        let prefix = prefix.clone();
+        let prefix = prefix.to_string();
         actix_rt::spawn(async move {
             let mut published = 0;
             let started = Instant::now();
@@ -313,7 +310,6 @@ async fn a_rolling_restart_of_three_under_load_loses_nothing() {
     );
     assert_eq!(counts.len(), total);
     services.clear();
-    support::delete_prefix(&prefix);
 }
 
 #[actix_web::test]
@@ -329,7 +325,7 @@ async fn an_instance_paused_past_its_leases_writes_nothing_for_webhooks_it_lost(
             "warn,hookrouter::actors::membership=info,hookrouter::actors::supervisor::owners=info",
         ),
     ];
-    let prefix = unique_prefix();
+    let prefix = support::TestPrefix::new();
     let services = instances(2, &prefix, &env).await;
     // The first four requests are held until the test opens the gate: they are under way when
     // their sender is paused, and answered while it cannot read the answers.
@@ -424,7 +420,6 @@ async fn an_instance_paused_past_its_leases_writes_nothing_for_webhooks_it_lost(
     }
     assert_eq!(resent, 4, "each of the 4 was sent again by the new owner");
     drop(services);
-    support::delete_prefix(&prefix);
 }
 
 /// A webhook whose owner changes while its attempts are under way moves only once they are
@@ -437,7 +432,7 @@ async fn webhooks_handed_over_while_their_receiver_is_slow_are_sent_once() {
         ("HOOKROUTER__LEASES__TTL_MS", "2000"),
         ("HOOKROUTER__REDIS__TIMEOUT_MS", "1000"),
     ];
-    let prefix = unique_prefix();
+    let prefix = support::TestPrefix::new();
     let mut services = instances(1, &prefix, &env).await;
     // Every request is held until the test opens the gate.
     let gate = Arc::new(AtomicBool::new(false));
@@ -483,5 +478,4 @@ async fn webhooks_handed_over_while_their_receiver_is_slow_are_sent_once() {
         receiver.per_delivery()
     );
     services.clear();
-    support::delete_prefix(&prefix);
 }

@@ -11,7 +11,7 @@ use hookrouter::startup::Application;
 use serde_json::{json, Value};
 use support::process::ServiceProcess;
 use support::python::VerifyingReceiver;
-use support::{eventually, unique_prefix, Receiver, TestApp, REDIS_URL};
+use support::{eventually, Receiver, TestApp, REDIS_URL};
 
 const WAIT: Duration = Duration::from_secs(10);
 const TOKEN: &str = "test-token-0123456789abcdef";
@@ -66,7 +66,8 @@ async fn tokens_are_required_everywhere_but_health_and_the_openapi_document() {
 
 #[actix_web::test]
 async fn without_tokens_only_a_loopback_address_is_served() {
-    let mut settings = support::app::test_settings(&unique_prefix());
+    let prefix = support::TestPrefix::new();
+    let mut settings = support::app::test_settings(&prefix);
     settings.api.listen = "0.0.0.0:0".into();
     let refused = Application::build(settings.clone()).await.err().expect("refused");
     let message = refused.to_string();
@@ -310,7 +311,7 @@ async fn metrics_are_exported_in_the_prometheus_format() {
 
 #[actix_web::test]
 async fn logs_never_show_secrets_or_tokens() {
-    let prefix = unique_prefix();
+    let prefix = support::TestPrefix::new();
     let log = std::env::temp_dir().join(format!("{prefix}.log"));
     let env = [("RUST_LOG", "debug"), ("HOOKROUTER__API__ACCESS_TOKENS", TOKEN)];
     let mut service = ServiceProcess::start_logging(REDIS_URL, &prefix, &env, Some(&log));
@@ -377,5 +378,4 @@ async fn logs_never_show_secrets_or_tokens() {
         assert!(!logs.contains(secret), "{secret} appears in the logs");
     }
     let _ = std::fs::remove_file(&log);
-    support::delete_prefix(&prefix);
 }

@@ -6,7 +6,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use support::process::{free_port, ServiceProcess};
-use support::{eventually, unique_prefix, REDIS_URL};
+use support::{eventually, REDIS_URL};
 
 fn log_file(prefix: &str) -> std::path::PathBuf {
     std::env::temp_dir().join(format!("{prefix}.log"))
@@ -16,7 +16,7 @@ fn log_file(prefix: &str) -> std::path::PathBuf {
 async fn a_port_already_taken_is_one_clear_error_naming_the_address() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = taken.local_addr().unwrap().to_string();
-    let prefix = unique_prefix();
+    let prefix = support::TestPrefix::new();
     let log = log_file(&prefix);
     let mut service = ServiceProcess::start_logging(
         REDIS_URL,
@@ -39,12 +39,11 @@ async fn a_port_already_taken_is_one_clear_error_naming_the_address() {
     assert!(output.contains("in use"), "{output}");
     assert!(!output.contains("panicked"), "{output}");
     let _ = std::fs::remove_file(&log);
-    support::delete_prefix(&prefix);
 }
 
 #[actix_web::test]
 async fn start_up_says_what_it_read_and_keeps_saying_that_redis_is_unreachable() {
-    let prefix = unique_prefix();
+    let prefix = support::TestPrefix::new();
     let log = log_file(&prefix);
     // Nothing listens on this port; the URL carries a password that must not be logged.
     let redis_url = format!("redis://:hunter2-redis-password@127.0.0.1:{}", free_port());

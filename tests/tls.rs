@@ -238,8 +238,9 @@ async fn a_stalled_handshake_and_a_plain_http_server_say_so() {
 
 #[actix_web::test]
 async fn a_bad_ca_file_stops_the_start_naming_the_key_and_the_path() {
-    let start = |ca_file: String| async move {
-        let mut settings = support::app::test_settings(&support::unique_prefix());
+    let prefix = support::TestPrefix::new();
+    let start = |ca_file: String| async {
+        let mut settings = support::app::test_settings(&prefix);
         settings.delivery.ca_file = ca_file;
         match Application::build(settings).await {
             Ok(_) => panic!("the start should fail"),

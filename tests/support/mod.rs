@@ -47,6 +47,37 @@ pub fn unique_prefix() -> String {
     format!("hrtest-{:016x}", rand::random::<u64>())
 }
 
+/// A prefix no other test uses, whose keys are deleted when it is dropped, also when the test
+/// fails. Declare it before the service processes that write under it: locals drop in reverse
+/// order, so the processes are gone (killed and reaped) before the keys are deleted, and none
+/// writes a key back afterwards. Not `Clone`: a copy would delete the keys when it dropped.
+pub struct TestPrefix(String);
+
+impl TestPrefix {
+    pub fn new() -> TestPrefix {
+        TestPrefix(unique_prefix())
+    }
+}
+
+impl std::ops::Deref for TestPrefix {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for TestPrefix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Drop for TestPrefix {
+    fn drop(&mut self) {
+        delete_prefix(&self.0);
+    }
+}
+
 /// Deletes every key under `prefix`.
 pub fn delete_prefix(prefix: &str) {
     let Ok(client) = redis::Client::open(REDIS_URL) else {
