@@ -42,8 +42,8 @@ pub use keys::{BullMqKeys, Keys, EVENTS_GROUP};
 pub use leases::{Lease, LeaseStore};
 pub use overview::{Census, OverviewStore, WebhookLine};
 pub use queues::{
-    AfterAttempt, CircuitState, DeadLetter, Fetched, LogUpkeep, QueueStore, QueuedDelivery, Retention, RetryLookup,
-    Settled,
+    AfterAttempt, CircuitState, DeadLetter, Fetched, LogTrim, LogUpkeep, QueueStore, QueuedDelivery, Retention,
+    RetryLookup, Settled,
 };
 pub use retries::{Due, DueSet, TakenRetries};
 pub use tickets::TicketStore;

@@ -114,9 +114,24 @@ pub struct DeadLetter {
 pub struct LogUpkeep {
     /// Set the log to expire `attempts_ttl_ms` from now.
     pub refresh_expiry: bool,
-    /// Trim the log to exactly `attempts_max_len` attempts (otherwise only its entries are
-    /// capped, at `attempts_max_len` flushes).
-    pub trim: bool,
+    /// Trim the log to exactly `attempts_max_len` attempts now (otherwise only its entries
+    /// are capped, at `attempts_max_len` flushes).
+    pub trim: LogTrim,
+}
+
+/// How a flush trims the attempt log to its cap: the newest entries holding `attempts_max_len`
+/// attempts stay, the older ones go.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogTrim {
+    /// Not now.
+    #[default]
+    Not,
+    /// Redis counts back from the newest entry (reading the entries) to find the cut: for a
+    /// writer that does not know the log's older entries.
+    CountBack,
+    /// The entries older than this one go: the writer counted that its own entries from this
+    /// one on (with the flush's) hold the cap. One `XTRIM`, nothing read.
+    Before(StreamId),
 }
 
 /// How much history a webhook keeps.
@@ -264,7 +279,7 @@ impl QueueStore {
             }
         }
         let mut conn = self.conn.clone();
-        fenced(invocation.invoke_async(&mut conn).await?)
+        settled_log_entry(invocation.invoke_async(&mut conn).await?).map(drop)
     }
 
     /// The fenced settle script with its keys and leading arguments (see `settle.lua`);
@@ -293,7 +308,11 @@ impl QueueStore {
             } else {
                 0
             })
-            .arg(u8::from(upkeep.trim))
+            .arg(match upkeep.trim {
+                LogTrim::Not => "0".to_string(),
+                LogTrim::CountBack => "1".to_string(),
+                LogTrim::Before(entry) => entry.to_string(),
+            })
             .arg(retention.dead_max_len)
             .arg(crate::clock::now_ms().saturating_sub(retention.dead_ttl_ms));
         match circuit {
@@ -306,7 +325,8 @@ impl QueueStore {
     /// Records a flush of finished attempts in one fenced script: delivered entries leave the
     /// queue, failed ones join the due set with their retry state or become dead letters, every
     /// attempt joins the log (tended as `upkeep` says), and the circuit's run is written when
-    /// given (None: unchanged since the last write). `Err(Fenced)` when this instance no longer
+    /// given (None: unchanged since the last write). The log entry that holds the attempts
+    /// (one per flush; None for no attempts). `Err(Fenced)` when this instance no longer
     /// holds the webhook's lease: then nothing was written.
     pub async fn settle(
         &self,
@@ -315,9 +335,9 @@ impl QueueStore {
         settled: &[Settled],
         (circuit, upkeep): (Option<CircuitState>, LogUpkeep),
         retention: &Retention,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<Option<StreamId>> {
         if settled.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let mut invocation = self.settle_invocation(webhook, lease, circuit, retention, upkeep);
         for Settled { entry, record, after } in settled {
@@ -362,7 +382,7 @@ impl QueueStore {
             };
         }
         let mut conn = self.conn.clone();
-        fenced(invocation.invoke_async(&mut conn).await?)
+        settled_log_entry(invocation.invoke_async(&mut conn).await?)
     }
 
     /// Entries waiting in the webhook's queue (in flight and waiting for a retry included).
@@ -424,6 +444,20 @@ impl QueueStore {
 }
 
 /// A fenced script's answer: -1 when the lease was not ours.
+/// The settle script's reply: -1 when fenced, else the attempt log entry it added ('' none).
+fn settled_log_entry(reply: Value) -> StoreResult<Option<StreamId>> {
+    match reply {
+        Value::Int(-1) => Err(StoreError::Fenced),
+        Value::BulkString(id) if id.is_empty() => Ok(None),
+        Value::BulkString(id) => std::str::from_utf8(&id)
+            .ok()
+            .and_then(StreamId::parse)
+            .map(Some)
+            .ok_or_else(|| StoreError::Corrupt(format!("settle returned {:?}", String::from_utf8_lossy(&id)))),
+        other => Err(StoreError::Corrupt(format!("settle returned {other:?}"))),
+    }
+}
+
 pub(super) fn fenced(reply: i64) -> StoreResult<()> {
     if reply == -1 {
         Err(StoreError::Fenced)

@@ -193,7 +193,8 @@ impl DeliveryActor {
                 act.writing.remove(&written.entry);
             }
             match result {
-                Ok(()) => {
+                Ok(logged) => {
+                    act.upkeep.landed(logged, settled.len());
                     if act.fetching {
                         act.written_during_read
                             .extend(settled.iter().map(|written| written.entry));

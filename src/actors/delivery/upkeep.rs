@@ -8,13 +8,17 @@
 //!   log still expires between 99% and 100% of the ttl after its last attempt.
 //! - The log is trimmed to exactly `attempts.max_len` attempts after a quarter of that many
 //!   were added (and on the first flush): between trims it holds up to a quarter more, and
-//!   never more than `max_len` flushes.
+//!   never more than `max_len` flushes. Only the webhook's owner writes its log, so once the
+//!   actor's own entries hold the cap it knows where to cut (one `XTRIM MINID`); until then
+//!   Redis counts back through the entries, which costs a read of the whole log.
 //!
 //! After a flush that failed, everything is written again on the next one.
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use crate::store::{CircuitState, LogUpkeep, Retention};
+use crate::domain::StreamId;
+use crate::store::{CircuitState, LogTrim, LogUpkeep, Retention};
 
 #[derive(Debug, Default)]
 pub(super) struct Upkeep {
@@ -24,6 +28,10 @@ pub(super) struct Upkeep {
     expiry_set: Option<Instant>,
     /// Attempts logged since the log was last trimmed to its cap (None: not by this actor).
     since_trim: Option<usize>,
+    /// The log entries this actor added (oldest first) and the attempts each holds, back to
+    /// the newest ones that hold the cap: where the next trim cuts. Empty after a failed
+    /// flush (an entry may have landed unseen), and for a new owner.
+    logged: VecDeque<(StreamId, usize)>,
 }
 
 /// What one flush writes besides its attempts: the circuit's run if it changed, and the log's
@@ -48,9 +56,37 @@ impl Upkeep {
         let since = self
             .since_trim
             .map_or(usize::MAX, |since| since.saturating_add(attempts));
-        let trim = since >= (retention.attempts_max_len / 4).max(1);
-        self.since_trim = Some(if trim { 0 } else { since });
+        let cap = retention.attempts_max_len;
+        let trim = if since >= (cap / 4).max(1) {
+            self.since_trim = Some(0);
+            self.cut(attempts, cap).map_or(LogTrim::CountBack, LogTrim::Before)
+        } else {
+            self.since_trim = Some(since);
+            LogTrim::Not
+        };
         (circuit, LogUpkeep { refresh_expiry, trim })
+    }
+
+    /// The flush's log entry landed (`entry`, holding `attempts` attempts).
+    pub fn landed(&mut self, entry: Option<StreamId>, attempts: usize) {
+        if let Some(entry) = entry {
+            self.logged.push_back((entry, attempts));
+        }
+    }
+
+    /// Where a trim cuts when a flush adds `attempts` more: the oldest of this actor's entries
+    /// that, with the newer ones and the flush's, hold `cap` attempts; the entries before it
+    /// are forgotten (they go). None when the actor's own entries do not hold the cap.
+    fn cut(&mut self, attempts: usize, cap: usize) -> Option<StreamId> {
+        let mut kept = attempts;
+        let at = (0..self.logged.len()).rev().find(|&i| {
+            kept += self.logged[i].1;
+            kept >= cap
+        });
+        // Not when the flush alone holds the cap: its own entry, the cut, is not known yet.
+        let at = at.filter(|_| attempts < cap)?;
+        self.logged.drain(..at);
+        self.logged.front().map(|(entry, _)| *entry)
     }
 
     /// The flush did not land: write everything again next time.
@@ -116,8 +152,9 @@ mod tests {
     #[test]
     fn the_log_is_trimmed_first_then_every_quarter_of_its_cap() {
         let (mut upkeep, now) = (Upkeep::default(), Instant::now());
-        let trims =
-            |upkeep: &mut Upkeep, attempts| upkeep.plan(attempts, CircuitState::default(), &retention(), now).1.trim;
+        let trims = |upkeep: &mut Upkeep, attempts| {
+            upkeep.plan(attempts, CircuitState::default(), &retention(), now).1.trim != LogTrim::Not
+        };
         assert!(trims(&mut upkeep, 12));
         let mut logged = 0;
         while !trims(&mut upkeep, 12) {
@@ -125,5 +162,68 @@ mod tests {
         }
         // Trimmed with the flush that brought the count since the last trim to 250 or more.
         assert_eq!(logged + 12, 252);
+    }
+
+    fn entry(n: u64) -> StreamId {
+        StreamId { ms: 1000 + n, seq: 0 }
+    }
+
+    /// Flushes of `attempts` each, landing as entries 1, 2, ...; the trims they were planned with.
+    fn flushes(upkeep: &mut Upkeep, count: u64, attempts: usize) -> Vec<(u64, LogTrim)> {
+        let now = Instant::now();
+        let mut trims = Vec::new();
+        for n in 1..=count {
+            let (_, upkeep_plan) = upkeep.plan(attempts, CircuitState::default(), &retention(), now);
+            if upkeep_plan.trim != LogTrim::Not {
+                trims.push((n, upkeep_plan.trim));
+            }
+            upkeep.landed(Some(entry(n)), attempts);
+        }
+        trims
+    }
+
+    #[test]
+    fn redis_counts_back_until_the_actors_own_entries_hold_the_cap_then_it_cuts_itself() {
+        let mut upkeep = Upkeep::default();
+        // Flushes of 10 attempts, cap 1000: a trim at the first flush, then with every 250.
+        let trims = flushes(&mut upkeep, 250, 10);
+        assert_eq!(
+            trims,
+            vec![
+                (1, LogTrim::CountBack),
+                (26, LogTrim::CountBack),
+                (51, LogTrim::CountBack),
+                (76, LogTrim::CountBack),
+                // Flush 101 with entries 2..=100 holds 1000 attempts: entry 1 goes.
+                (101, LogTrim::Before(entry(2))),
+                (126, LogTrim::Before(entry(27))),
+                (151, LogTrim::Before(entry(52))),
+                (176, LogTrim::Before(entry(77))),
+                (201, LogTrim::Before(entry(102))),
+                (226, LogTrim::Before(entry(127))),
+            ]
+        );
+        // What it remembers stays about the cap: entries 127..=250 (1240 attempts).
+        assert_eq!(upkeep.logged.len(), 124);
+    }
+
+    #[test]
+    fn after_a_failed_flush_redis_counts_back_again() {
+        let mut upkeep = Upkeep::default();
+        flushes(&mut upkeep, 120, 10);
+        upkeep.failed();
+        let now = Instant::now();
+        let plan = upkeep.plan(10, CircuitState::default(), &retention(), now).1;
+        assert_eq!(plan.trim, LogTrim::CountBack);
+        assert!(upkeep.logged.is_empty());
+    }
+
+    #[test]
+    fn a_flush_that_alone_holds_the_cap_is_cut_by_redis() {
+        let mut upkeep = Upkeep::default();
+        flushes(&mut upkeep, 3, 10);
+        let now = Instant::now();
+        let plan = upkeep.plan(1000, CircuitState::default(), &retention(), now).1;
+        assert_eq!(plan.trim, LogTrim::CountBack);
     }
 }

@@ -7,7 +7,9 @@
 -- KEYS[1] lease  KEYS[2] queue  KEYS[3] retry hash  KEYS[4] due set  KEYS[5] dead letters
 -- KEYS[6] attempt log  KEYS[7] circuit hash
 -- ARGV[1] lease value  ARGV[2] attempt log cap (attempts)  ARGV[3] attempt log ttl (ms; 0 leaves
--- the expiry as it is)  ARGV[4] '1': trim the log to its cap now (see below)
+-- the expiry as it is)  ARGV[4] trimming the log to its cap now: '0' not now, '1' by counting
+-- back from the newest entry, or an entry id: the entries older than it go (the writer counted
+-- that its entries from that one on hold the cap; see upkeep.rs)
 -- ARGV[5] dead letter cap  ARGV[6] oldest dead letter id to keep (ms)
 -- ARGV[7] the circuit's run of failures (or 'keep')  ARGV[8] since (ms)
 -- ARGV[9..] records, each one of:
@@ -19,7 +21,7 @@
 -- first). XADD's MAXLEN caps its entries at the cap, so it never holds more than cap flushes;
 -- the exact cap in attempts is applied when asked (ARGV[4]): the newest entries holding `cap`
 -- attempts are kept, the older ones trimmed.
--- Returns 1.
+-- Returns the id of the log entry added ('' when no attempt was logged).
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
 
 -- Calls `command` with `head` then the items of `list`, in chunks (Lua's unpack is bounded).
@@ -76,10 +78,11 @@ if #retry_state > 0 then
   batched({'ZADD', KEYS[4]}, due)
 end
 if dead then redis.call('XTRIM', KEYS[5], 'MINID', '~', ARGV[6]) end
+local logged = ''
 if #log > 0 then
   local cap = tonumber(ARGV[2])
   -- Keep the XADD in one piece: a flush is at most max_in_flight attempts.
-  redis.call('XADD', KEYS[6], 'MAXLEN', cap, '*', unpack(log))
+  logged = redis.call('XADD', KEYS[6], 'MAXLEN', cap, '*', unpack(log))
   if ARGV[4] == '1' then
     -- Walk back from the newest entry until `cap` attempts are counted; trim what is older.
     local kept, cursor = 0, '+'
@@ -95,6 +98,8 @@ if #log > 0 then
       end
       cursor = '(' .. page[#page][1]
     end
+  elseif ARGV[4] ~= '0' then
+    redis.call('XTRIM', KEYS[6], 'MINID', ARGV[4])
   end
   if ARGV[3] ~= '0' then redis.call('PEXPIRE', KEYS[6], ARGV[3]) end
 end
@@ -105,4 +110,4 @@ elseif tonumber(ARGV[7]) > 0 then
 else
   redis.call('DEL', KEYS[7])
 end
-return 1
+return logged
