@@ -13,13 +13,13 @@
 //! errors back off and retry; in the other-Redis mode a batch claimed but not yet removed is
 //! kept and finished first, so a transient error costs no duplicate.
 
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
 use redis::aio::MultiplexedConnection;
 
+use super::status::{State, Status};
 use crate::config::BullMqSettings;
 use crate::domain::StreamId;
 use crate::store::{BullMqQueue, Job, Placement, QueueState, StoreError};
@@ -51,27 +51,21 @@ impl SourceState {
     }
 }
 
+impl State for SourceState {
+    const ALL: &'static [SourceState] = &[
+        SourceState::Starting,
+        SourceState::Running,
+        SourceState::Paused,
+        SourceState::Reconnecting,
+        SourceState::Stopped,
+    ];
+    fn code(self) -> u8 {
+        self as u8
+    }
+}
+
 /// The source's state, for `/health`.
-#[derive(Debug, Default)]
-pub struct SourceStatus {
-    state: AtomicU8,
-}
-
-impl SourceStatus {
-    pub fn state(&self) -> SourceState {
-        match self.state.load(Ordering::Relaxed) {
-            1 => SourceState::Running,
-            2 => SourceState::Paused,
-            3 => SourceState::Reconnecting,
-            4 => SourceState::Stopped,
-            _ => SourceState::Starting,
-        }
-    }
-
-    fn set(&self, state: SourceState) {
-        self.state.store(state as u8, Ordering::Relaxed);
-    }
-}
+pub type SourceStatus = Status<SourceState>;
 
 /// Run one cycle (self-sent).
 #[derive(Message)]

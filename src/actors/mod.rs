@@ -27,4 +27,5 @@ pub mod delivery;
 pub mod membership;
 pub mod ownership;
 pub mod queue_reader;
+pub mod status;
 pub mod supervisor;

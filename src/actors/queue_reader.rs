@@ -16,13 +16,13 @@
 //! (`XAUTOCLAIM`: that instance died between reading and routing them) and routes them as its
 //! own, and removes consumers that have gone with nothing pending.
 
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use redis::aio::MultiplexedConnection;
 
+use super::status::{State, Status};
 use super::supervisor::{IsReady, ReadEntry, RouteBatch, RouteFailure, Supervisor};
 use crate::config::EventsSettings;
 use crate::domain::Event;
@@ -56,26 +56,20 @@ impl ReaderState {
     }
 }
 
+impl State for ReaderState {
+    const ALL: &'static [ReaderState] = &[
+        ReaderState::Starting,
+        ReaderState::Running,
+        ReaderState::Reconnecting,
+        ReaderState::Stopped,
+    ];
+    fn code(self) -> u8 {
+        self as u8
+    }
+}
+
 /// The reader's state, for `/health` (counts of entries read and rejected are metrics).
-#[derive(Debug, Default)]
-pub struct ReaderStatus {
-    state: AtomicU8,
-}
-
-impl ReaderStatus {
-    pub fn state(&self) -> ReaderState {
-        match self.state.load(Ordering::Relaxed) {
-            1 => ReaderState::Running,
-            2 => ReaderState::Reconnecting,
-            3 => ReaderState::Stopped,
-            _ => ReaderState::Starting,
-        }
-    }
-
-    fn set(&self, state: ReaderState) {
-        self.state.store(state as u8, Ordering::Relaxed);
-    }
-}
+pub type ReaderStatus = Status<ReaderState>;
 
 /// Run one read cycle (self-sent).
 #[derive(Message)]
