@@ -39,8 +39,8 @@ pub struct TestApp {
     pub prefix: String,
     pub client: awc::Client,
     pub redis: redis::aio::MultiplexedConnection,
-    /// Whether dropping this app deletes the prefix's keys (false for a second app sharing it).
-    owns_prefix: bool,
+    /// Deletes the prefix's keys when the app is dropped (None for a second app sharing it).
+    _keys: Option<super::TestPrefix>,
     /// Sent with every call when the app has access tokens.
     token: Option<String>,
 }
@@ -53,20 +53,20 @@ impl TestApp {
 
     /// Like [`TestApp::spawn`], with settings adjusted by `adjust`.
     pub async fn spawn_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
-        let prefix = super::unique_prefix();
+        let prefix = super::TestPrefix::new();
         let mut settings = test_settings(&prefix);
         adjust(&mut settings);
-        TestApp::start(settings, true).await
+        TestApp::start(settings, Some(prefix)).await
     }
 
     /// Another instance on the same prefix (it does not clean the prefix up).
     pub async fn sibling(&self, adjust: impl FnOnce(&mut Settings)) -> TestApp {
         let mut settings = test_settings(&self.prefix);
         adjust(&mut settings);
-        TestApp::start(settings, false).await
+        TestApp::start(settings, None).await
     }
 
-    async fn start(settings: Settings, owns_prefix: bool) -> TestApp {
+    async fn start(settings: Settings, keys: Option<super::TestPrefix>) -> TestApp {
         let prefix = settings.redis.prefix.clone();
         let delivering = settings.webhooks.enabled;
         let token = settings.api.access_tokens.first().map(|t| t.0.clone());
@@ -88,7 +88,7 @@ impl TestApp {
                 .connector(awc::Connector::new().conn_keep_alive(Duration::from_secs(2)))
                 .finish(),
             redis,
-            owns_prefix,
+            _keys: keys,
             token,
         };
         if delivering {
@@ -315,13 +315,5 @@ impl TestApp {
                     .collect()
             })
             .collect()
-    }
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        if self.owns_prefix {
-            super::delete_prefix(&self.prefix);
-        }
     }
 }
