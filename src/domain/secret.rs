@@ -10,8 +10,7 @@ use std::sync::Arc;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use ring::hmac;
 
 const PREFIX: &str = "whsec_";
 
@@ -24,15 +23,19 @@ pub struct WebhookSecret {
 
 /// A secret's keyed HMAC, ready to sign many messages (keying costs two hash blocks, and its
 /// state ~200 bytes: delivery actors keep one, webhook records do not).
+///
+/// `ring`'s HMAC, not the `hmac`/`sha2` crates': signing is on every delivery, and where the
+/// CPU has no SHA extensions ring's SHA-256 (OpenSSL's AVX2 assembly) takes half the time of
+/// sha2's portable code (1.5 against 2.9 µs for a 300-byte event, on this project's Xeon).
 #[derive(Clone)]
 pub struct Signer {
-    mac: Hmac<Sha256>,
+    key: hmac::Key,
 }
 
 impl Signer {
     /// `v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<body>">`.
     pub fn sign(&self, id: &str, timestamp: u64, body: &[u8]) -> String {
-        let mut mac = self.mac.clone();
+        let mut mac = hmac::Context::with_key(&self.key);
         mac.update(id.as_bytes());
         mac.update(b".");
         mac.update(itoa::Buffer::new().format(timestamp).as_bytes());
@@ -40,7 +43,7 @@ impl Signer {
         mac.update(body);
         let mut signature = String::with_capacity(3 + 44);
         signature.push_str("v1,");
-        STANDARD.encode_string(mac.finalize().into_bytes(), &mut signature);
+        STANDARD.encode_string(mac.sign(), &mut signature);
         signature
     }
 }
@@ -72,8 +75,7 @@ impl WebhookSecret {
 
     pub fn signer(&self) -> Signer {
         Signer {
-            // HMAC accepts keys of any length; this cannot fail.
-            mac: Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key length"),
+            key: hmac::Key::new(hmac::HMAC_SHA256, &self.key),
         }
     }
 

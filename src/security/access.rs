@@ -5,7 +5,7 @@
 //! as SHA-256 digests in constant time, against every configured token, so neither the
 //! comparison nor the position of the match leaks anything.
 
-use sha2::{Digest, Sha256};
+use ring::digest::{digest as sha256, SHA256};
 use subtle::ConstantTimeEq;
 
 use crate::config::AccessToken;
@@ -54,7 +54,9 @@ impl AccessTokens {
 }
 
 fn digest(token: &str) -> [u8; 32] {
-    Sha256::digest(token.as_bytes()).into()
+    let mut out = [0; 32];
+    out.copy_from_slice(sha256(&SHA256, token.as_bytes()).as_ref());
+    out
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use sha2::{Digest, Sha256};
+use ring::digest::{digest as sha256, SHA256};
 
 /// A new ticket and the digest to store it by.
 pub fn generate() -> (String, String) {
@@ -14,7 +14,8 @@ pub fn generate() -> (String, String) {
 
 /// The digest (hex) a ticket is stored by.
 pub fn digest(ticket: &str) -> String {
-    Sha256::digest(ticket.as_bytes())
+    sha256(&SHA256, ticket.as_bytes())
+        .as_ref()
         .iter()
         .map(|byte| format!("{byte:02x}"))
         .collect()
