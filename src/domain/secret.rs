@@ -25,7 +25,7 @@ pub struct WebhookSecret {
 /// state ~200 bytes: delivery actors keep one, webhook records do not).
 ///
 /// `ring`'s HMAC, not the `hmac`/`sha2` crates': signing is on every delivery, and where the
-/// CPU has no SHA extensions ring's SHA-256 (OpenSSL's AVX2 assembly) takes half the time of
+/// CPU has no SHA extensions ring's SHA-256 (OpenSSL's SIMD assembly) takes half the time of
 /// sha2's portable code (1.5 against 2.9 µs for a 300-byte event, on this project's Xeon).
 #[derive(Clone)]
 pub struct Signer {
