@@ -15,6 +15,7 @@ pub mod config;
 pub mod domain;
 pub mod import;
 pub mod metrics;
+pub mod priority;
 pub mod routing;
 pub mod security;
 pub mod shutdown;

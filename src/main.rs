@@ -50,6 +50,10 @@ async fn main() -> anyhow::Result<()> {
     log_settings_source(&path, cli.config.is_some());
     match cli.command {
         None => {
+            // Before the delivery threads start, so that they inherit it.
+            let lowered = hookrouter::priority::lower(settings.instance.nice)
+                .map_err(|e| anyhow::anyhow!("lowering the CPU priority to instance.nice: {e}"))?;
+            tracing::info!(%lowered, "CPU priority");
             let app = Application::build(settings).await?;
             app.run_until_stopped().await?;
             tracing::info!("hookrouter stopped");

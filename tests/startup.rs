@@ -76,3 +76,48 @@ async fn start_up_says_what_it_read_and_keeps_saying_that_redis_is_unreachable()
     assert!(!output.contains("panicked"), "{output}");
     let _ = std::fs::remove_file(&log);
 }
+
+/// The nice value of every thread of `pid` (the 19th field of `/proc/<pid>/task/<tid>/stat`;
+/// the fields after the command name start with the 3rd).
+fn thread_nices(pid: u32) -> Vec<i32> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("the service's threads")
+        .filter_map(|task| {
+            let stat = std::fs::read_to_string(task.ok()?.path().join("stat")).ok()?;
+            stat.rsplit_once(") ")?.1.split_whitespace().nth(16)?.parse().ok()
+        })
+        .collect()
+}
+
+fn autogroup(pid: &str) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/autogroup")).expect("autogroups (sched_autogroup)")
+}
+
+#[actix_web::test]
+async fn the_service_lowers_every_thread_but_not_the_session_it_was_started_from() {
+    let ours = autogroup("self");
+    let prefix = support::TestPrefix::new();
+    let service = ServiceProcess::start(REDIS_URL, &prefix, &[("HOOKROUTER__INSTANCE__NICE", "19")]);
+    service.wait_until_reading().await;
+    let nices = thread_nices(service.pid());
+    println!("threads' nice: {nices:?}; our autogroup {ours:?}");
+    // The delivery threads and the API's workers start after the lowering and inherit it.
+    assert!(nices.len() >= 4, "{nices:?}");
+    assert!(nices.iter().all(|nice| *nice == 19), "{nices:?}");
+    // It shares the test's session, which it does not lead: that group stays as it was.
+    assert_eq!(autogroup(&service.pid().to_string()), ours);
+    assert_eq!(autogroup("self"), ours);
+}
+
+#[actix_web::test]
+async fn a_service_leading_its_own_session_lowers_the_sessions_autogroup_too() {
+    let prefix = support::TestPrefix::new();
+    let service = ServiceProcess::start_in_own_session(REDIS_URL, &prefix, &[("HOOKROUTER__INSTANCE__NICE", "7")]);
+    service.wait_until_reading().await;
+    let group = autogroup(&service.pid().to_string());
+    let nices = thread_nices(service.pid());
+    println!("autogroup {group:?}; threads' nice: {nices:?}");
+    assert!(group.trim_end().ends_with(" nice 7"), "{group:?}");
+    assert_ne!(group, autogroup("self"), "a group of its own");
+    assert!(nices.iter().all(|nice| *nice == 7), "{nices:?}");
+}

@@ -4,7 +4,9 @@
 //! that held Redis for long would show as a slow PING. Redis's slow log (every command of 1 ms
 //! or more, meanwhile) says which commands were long: the fan-out scripts' own work, apart
 //! from the scheduling of a loaded 2-core machine, which the PINGs cannot tell from it (there,
-//! an XDEL of one entry can take 9 ms of wall time when Redis waits for a core).
+//! an XDEL of one entry can take 9 ms of wall time when Redis waits for a core). The same
+//! broadcast runs again with the service at `instance.nice` 0, the baseline for what its lower
+//! CPU priority buys Redis (src/priority.rs).
 
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -183,12 +185,17 @@ async fn register(service: &Rc<Service>, sink: &Sink, count: usize) {
     }
 }
 
-/// 6: 1,000 webhooks × 200 events (50 with --quick); the row, and the PINGs meanwhile.
-pub async fn broadcast(bench: &Bench) -> (Row, Pings) {
+/// 6: 1,000 webhooks × 200 events (50 with --quick); the row, and the PINGs meanwhile. With
+/// `nice`, the service runs at that `instance.nice` instead of its default (the baseline: 0).
+pub async fn broadcast(bench: &Bench, nice: Option<u8>) -> (Row, Pings) {
     let webhooks = 1_000;
     let events: u64 = if bench.quick { 50 } else { 200 };
-    let prefix = bench.prefix("broadcast");
-    let service = Rc::new(Service::start(&bench.redis, &prefix, &[]));
+    let prefix = bench.prefix(if nice.is_some() { "broadcast-nice" } else { "broadcast" });
+    let env: Vec<_> = nice
+        .map(|nice| ("HOOKROUTER__INSTANCE__NICE", nice.to_string()))
+        .into_iter()
+        .collect();
+    let service = Rc::new(Service::start(&bench.redis, &prefix, &env));
     service.wait_ready().await;
     let sink = Sink::start(None);
     let registering = Instant::now();
@@ -218,13 +225,11 @@ pub async fn broadcast(bench: &Bench) -> (Row, Pings) {
     }
     let mut found = pings(samples);
     found.slow = slow_commands(&bench.redis, &slowlog);
-    let mut measured = row(
-        &format!("broadcast: {webhooks} webhooks"),
-        &service,
-        &sink,
-        events,
-        started,
-    );
+    let label = match nice {
+        Some(nice) => format!("broadcast: {webhooks}, nice {nice}"),
+        None => format!("broadcast: {webhooks} webhooks"),
+    };
+    let mut measured = row(&label, &service, &sink, events, started);
     measured.cost = Some(Cost::between(
         &before,
         &after,

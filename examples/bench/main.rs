@@ -116,7 +116,10 @@ async fn main() {
     let wanted = |name: &str| args.scenarios.is_empty() || args.scenarios.iter().any(|s| s == name);
     println!("hookrouter benchmark{}", if args.quick { " (--quick)" } else { "" });
     println!("machine: {}", machine());
-    println!("service: {}", service::binary().display());
+    println!(
+        "service: {} (in a session of its own, as systemd starts it; its default instance.nice)",
+        service::binary().display()
+    );
 
     // The ceiling, for the body a delivery carries and the connections 10 webhooks use.
     let connections = 10 * 16;
@@ -181,8 +184,9 @@ async fn main() {
         results.bullmq(row, found);
     }
     if wanted("broadcast") {
-        let (row, pings) = broadcast::broadcast(&bench).await;
-        results.broadcast(row, pings);
+        let measured = broadcast::broadcast(&bench, None).await;
+        let baseline = broadcast::broadcast(&bench, Some(0)).await;
+        results.broadcast(measured, baseline);
     }
     if wanted("instances") {
         let one = instances::steady(&bench, 1).await;

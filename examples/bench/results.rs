@@ -219,7 +219,8 @@ impl Results {
         self.rows.push(row);
     }
 
-    pub fn broadcast(&mut self, row: Row, pings: Pings) {
+    /// The broadcast at the service's default priority, and the baseline at `instance.nice` 0.
+    pub fn broadcast(&mut self, (row, pings): (Row, Pings), (base_row, base): (Row, Pings)) {
         let beside = self
             .plain_throughput
             .map_or(String::new(), |plain| format!(" (10-webhook throughput: {plain:.0}/s)"));
@@ -244,6 +245,11 @@ impl Results {
         if let Some(cost) = &row.cost {
             self.notes.push(format!("broadcast: {}", cost.describe()));
         }
+        self.notes.push(format!(
+            "broadcast baseline, the same run with the service at instance.nice 0: {:.0} deliveries/s; Redis PING \
+             worst {:.2} ms, p99 {:.2} ms; the longest fan-out script {:.1} ms",
+            base_row.rate, base.worst_ms, base.p99_ms, base.slow.fanout_ms,
+        ));
         self.targets.push(Target {
             what: "broadcast: Redis PING never above 10 ms".into(),
             measured: format!("worst {:.2} ms, p99 {:.2} ms", pings.worst_ms, pings.p99_ms),
@@ -255,6 +261,7 @@ impl Results {
             met: pings.slow.fanout_ms <= 10.0,
         });
         self.rows.push(row);
+        self.rows.push(base_row);
     }
 
     /// Issue 9's figures: 1 vs 2 instances in steady state, and the handover after a kill -9.

@@ -42,6 +42,13 @@ impl Service {
         for (key, value) in env {
             command.env(key, value);
         }
+        // In a session of its own, as systemd starts a service: its CPU priority then weighs
+        // against Redis's (src/priority.rs), as it would in production.
+        // SAFETY: setsid is async-signal-safe, and the closure allocates nothing.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            command.pre_exec(|| rustix::process::setsid().map(drop).map_err(Into::into));
+        }
         let child = command.spawn().unwrap_or_else(|e| {
             panic!(
                 "cannot start {} ({e}); run `cargo build --release` first",

@@ -103,6 +103,14 @@ impl Settings {
             "events.consumer",
             "must be empty (= the instance name) or printable, without spaces",
         );
+        check.rule(
+            (0..=19).contains(&self.instance.nice),
+            "instance.nice",
+            &format!(
+                "must be from 0 to 19 (is {}): the service only ever lowers its CPU priority",
+                self.instance.nice
+            ),
+        );
         check.range("leases.ttl_ms", self.leases.ttl_ms, 1_000, 600_000);
         check.rule(
             self.leases.ttl_ms >= 2 * self.redis.timeout_ms,
@@ -361,6 +369,16 @@ mod tests {
                 "must be from 5000",
             ),
             ("attempts.max_len", |s| s.attempts.max_len = 0, "must be from 1"),
+            (
+                "instance.nice",
+                |s| s.instance.nice = -5,
+                "must be from 0 to 19 (is -5)",
+            ),
+            (
+                "instance.nice",
+                |s| s.instance.nice = 20,
+                "must be from 0 to 19 (is 20)",
+            ),
             ("attempts.ttl_ms", |s| s.attempts.ttl_ms = 0, "must be from 1000"),
             (
                 "dead_letters.ttl_ms",

@@ -38,12 +38,24 @@ impl std::fmt::Debug for AccessToken {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct InstanceSettings {
     /// This instance's name (letters, digits, '.', '_', '-'); empty = the host name plus a
     /// short random suffix, chosen at start and logged.
     pub name: String,
+    /// The CPU priority (nice, 0 to 19) the service lowers itself to at start, so that Redis and
+    /// the neighbours it shares the machine with run first under contention (`priority.rs`).
+    pub nice: i32,
+}
+
+impl Default for InstanceSettings {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            nice: 19,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]

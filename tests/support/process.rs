@@ -20,6 +20,8 @@ struct Launch {
     prefix: String,
     env: Vec<(String, String)>,
     log: Option<std::path::PathBuf>,
+    /// In a session of its own, as systemd starts a service (see `src/priority.rs`).
+    own_session: bool,
 }
 
 impl ServiceProcess {
@@ -35,12 +37,19 @@ impl ServiceProcess {
         env: &[(&str, &str)],
         log: Option<&std::path::Path>,
     ) -> ServiceProcess {
+        ServiceProcess::launch(Launch::new(redis_url, prefix, env, log))
+    }
+
+    /// Like [`ServiceProcess::start`], in a session of its own (as systemd starts a service).
+    pub fn start_in_own_session(redis_url: &str, prefix: &str, env: &[(&str, &str)]) -> ServiceProcess {
         let command = Launch {
-            redis_url: redis_url.to_string(),
-            prefix: prefix.to_string(),
-            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-            log: log.map(ToOwned::to_owned),
+            own_session: true,
+            ..Launch::new(redis_url, prefix, env, None)
         };
+        ServiceProcess::launch(command)
+    }
+
+    fn launch(command: Launch) -> ServiceProcess {
         let port = free_port();
         ServiceProcess {
             child: command.spawn(port),
@@ -169,6 +178,16 @@ impl ServiceProcess {
 }
 
 impl Launch {
+    fn new(redis_url: &str, prefix: &str, env: &[(&str, &str)], log: Option<&std::path::Path>) -> Launch {
+        Launch {
+            redis_url: redis_url.to_string(),
+            prefix: prefix.to_string(),
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            log: log.map(ToOwned::to_owned),
+            own_session: false,
+        }
+    }
+
     fn spawn(&self, port: u16) -> Child {
         let mut command = Command::new(env!("CARGO_BIN_EXE_hookrouter"));
         command
@@ -181,6 +200,9 @@ impl Launch {
             .env("HOOKROUTER__WEBHOOKS__RESYNC_MS", "200")
             .env("HOOKROUTER__SECURITY__ALLOW_CIDRS", "127.0.0.0/8,::1/128")
             .env("RUST_LOG", "warn")
+            // Tests share two cores among many processes: at the default nice 19 a service would
+            // crawl beside the tests' own receivers. The priority has tests of its own.
+            .env("HOOKROUTER__INSTANCE__NICE", "0")
             .stdout(Stdio::null())
             .stderr(match &self.log {
                 Some(path) => Stdio::from(
@@ -194,6 +216,13 @@ impl Launch {
             });
         for (key, value) in &self.env {
             command.env(key, value);
+        }
+        if self.own_session {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setsid is async-signal-safe, and the closure allocates nothing.
+            unsafe {
+                command.pre_exec(|| rustix::process::setsid().map(drop).map_err(Into::into));
+            }
         }
         command.spawn().expect("start the hookrouter binary")
     }

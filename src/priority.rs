@@ -1,0 +1,153 @@
+//! How readily this instance leaves the CPU to its neighbours.
+//!
+//! hookrouter usually shares its machine with the Redis it works through and with the mail
+//! server or API that feeds that Redis. Deliveries are background work: when the CPU is busy
+//! they wait in Redis, durably, and catch up; Redis answering late holds up everyone on it. So
+//! the service lowers its own CPU priority to `instance.nice` (19 by default) at start: under
+//! contention the kernel runs Redis and the neighbours first, and with the CPU to itself the
+//! service runs as fast as before (docs/benchmarks.md: Redis's worst PING during a broadcast to
+//! 1,000 webhooks on 2 cores, 47 ms at nice 0 and 3–4 ms at 19, deliveries/s unchanged).
+//!
+//! Linux keeps a nice value per thread, and with autogroups (the default on Debian and Ubuntu)
+//! it only orders threads within one session's group: systemd starts every service in a session
+//! of its own, so there it is the group's nice that weighs the service against Redis. Both are
+//! lowered: every thread's (threads started later inherit it) and, when this process leads its
+//! session, its group's — never the group of a terminal session it was merely started from.
+//! Neither is ever raised, so no privilege is needed (a service started under `nice -n 19`
+//! stays there). In a cgroup of its own with the CPU controller (a container, a systemd unit
+//! with `CPUWeight=`), the cgroup's weight is what counts between services (README).
+
+use std::fmt;
+
+use rustix::process::{getpid, getpriority_process, getsid, setpriority_process, Pid};
+
+/// The most a nice value can be (the lowest priority).
+pub const LOWEST: i32 = 19;
+
+/// The kernel's autogroup of a session: its name and nice in `/proc/self/autogroup`.
+const AUTOGROUP: &str = "/proc/self/autogroup";
+/// "1" when the kernel groups threads by session.
+const AUTOGROUP_ENABLED: &str = "/proc/sys/kernel/sched_autogroup_enabled";
+
+/// What [`lower`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lowered {
+    /// The nice value asked for.
+    pub nice: i32,
+    /// Threads whose nice was raised to it (the others had it, or a higher one, already).
+    pub threads: usize,
+    pub session: Session,
+}
+
+/// What happened to the session's autogroup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Session {
+    /// Its nice is now at least the one asked for.
+    Lowered,
+    /// This process does not lead its session: the group is a terminal's or a supervisor's,
+    /// not ours to change.
+    NotLeader,
+    /// The kernel does not group by session (then the threads' nice is all there is).
+    NoAutogroups,
+    /// Writing the group's nice failed (the threads' nice still holds).
+    Failed(String),
+}
+
+impl fmt::Display for Lowered {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "nice {} ({} threads lowered); session: ", self.nice, self.threads)?;
+        match &self.session {
+            Session::Lowered => write!(f, "its autogroup lowered to nice {} too", self.nice),
+            Session::NotLeader => f.write_str("not its leader, its autogroup left as it is"),
+            Session::NoAutogroups => f.write_str("the kernel does not group by session"),
+            Session::Failed(why) => write!(f, "its autogroup could not be lowered: {why}"),
+        }
+    }
+}
+
+/// Lowers every thread of this process, and its session's autogroup when it leads the session,
+/// to at least `nice` (0 to [`LOWEST`]); raises nothing. An error only when a thread's nice
+/// could not be read or set.
+pub fn lower(nice: i32) -> std::io::Result<Lowered> {
+    let nice = nice.clamp(0, LOWEST);
+    let mut threads = 0;
+    for entry in std::fs::read_dir("/proc/self/task")? {
+        let Some(tid) = entry?
+            .file_name()
+            .to_str()
+            .and_then(|name| name.parse().ok())
+            .and_then(Pid::from_raw)
+        else {
+            continue;
+        };
+        // PRIO_PROCESS with a thread id sets that one thread's nice (Linux).
+        match getpriority_process(Some(tid)) {
+            Ok(current) if current >= nice => {}
+            Ok(_) => {
+                setpriority_process(Some(tid), nice)?;
+                threads += 1;
+            }
+            // The thread ended between the listing and now.
+            Err(rustix::io::Errno::SRCH) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(Lowered {
+        nice,
+        threads,
+        session: lower_session(nice),
+    })
+}
+
+fn lower_session(nice: i32) -> Session {
+    let enabled = std::fs::read_to_string(AUTOGROUP_ENABLED).is_ok_and(|flag| flag.trim() == "1");
+    if !enabled {
+        return Session::NoAutogroups;
+    }
+    if getsid(None).ok() != Some(getpid()) {
+        return Session::NotLeader;
+    }
+    let current = std::fs::read_to_string(AUTOGROUP).map(|text| autogroup_nice(&text));
+    match current {
+        Ok(Some(current)) if current >= nice => Session::Lowered,
+        Ok(_) => match std::fs::write(AUTOGROUP, nice.to_string()) {
+            Ok(()) => Session::Lowered,
+            Err(e) => Session::Failed(format!("writing {AUTOGROUP}: {e}")),
+        },
+        Err(e) => Session::Failed(format!("reading {AUTOGROUP}: {e}")),
+    }
+}
+
+/// The nice value in an autogroup line, `/autogroup-85 nice 0`.
+pub fn autogroup_nice(line: &str) -> Option<i32> {
+    line.split_whitespace()
+        .skip_while(|word| *word != "nice")
+        .nth(1)
+        .and_then(|nice| nice.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_autogroup_line_gives_its_nice() {
+        assert_eq!(autogroup_nice("/autogroup-85 nice 0\n"), Some(0));
+        assert_eq!(autogroup_nice("/autogroup-17 nice 19"), Some(19));
+        assert_eq!(autogroup_nice("/autogroup-17 nice -5"), Some(-5));
+        assert_eq!(autogroup_nice("garbage"), None);
+    }
+
+    #[test]
+    fn the_report_says_what_was_left_alone() {
+        let lowered = Lowered {
+            nice: 19,
+            threads: 3,
+            session: Session::NotLeader,
+        };
+        assert_eq!(
+            lowered.to_string(),
+            "nice 19 (3 threads lowered); session: not its leader, its autogroup left as it is"
+        );
+    }
+}
