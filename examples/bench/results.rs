@@ -65,6 +65,9 @@ impl Results {
 
     pub fn refusing(&mut self, row: Row) {
         println!("throughput with 2% refused: {:.0} accepted deliveries/s", row.rate);
+        if let Some(cost) = &row.cost {
+            self.notes.push(format!("throughput, 2% refused: {}", cost.describe()));
+        }
         match self.plain_throughput {
             Some(clean) => self.targets.push(Target {
                 what: "2% refused: accepted deliveries/s >= 0.9 x the clean run".into(),
