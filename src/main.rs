@@ -51,9 +51,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         None => {
             // Before the delivery threads start, so that they inherit it.
-            let lowered = hookrouter::priority::lower(settings.instance.nice)
-                .map_err(|e| anyhow::anyhow!("lowering the CPU priority to instance.nice: {e}"))?;
-            tracing::info!(%lowered, "CPU priority");
+            lower_priority(settings.instance.nice);
             let app = Application::build(settings).await?;
             app.run_until_stopped().await?;
             tracing::info!("hookrouter stopped");
@@ -64,6 +62,20 @@ async fn main() -> anyhow::Result<()> {
             print!("{}", report.render());
             std::process::exit(report.exit_code());
         }
+    }
+}
+
+/// Lowers the CPU priority to `nice` (src/priority.rs) and says what it did.
+fn lower_priority(nice: i32) {
+    if nice == 0 {
+        tracing::info!("CPU priority left as started (instance.nice = 0)");
+        return;
+    }
+    let lowered = hookrouter::priority::lower(nice);
+    if lowered.is_complete() {
+        tracing::info!(%lowered, "CPU priority");
+    } else {
+        tracing::warn!(%lowered, "CPU priority: not all of it could be lowered (instance.nice)");
     }
 }
 

@@ -20,6 +20,7 @@
 use std::fmt;
 
 use rustix::process::{getpid, getpriority_process, getsid, setpriority_process, Pid};
+use rustix::thread::gettid;
 
 /// The most a nice value can be (the lowest priority).
 pub const LOWEST: i32 = 19;
@@ -36,6 +37,8 @@ pub struct Lowered {
     pub nice: i32,
     /// Threads whose nice was raised to it (the others had it, or a higher one, already).
     pub threads: usize,
+    /// Why some thread may not have been lowered, if so.
+    pub problem: Option<String>,
     pub session: Session,
 }
 
@@ -55,7 +58,11 @@ pub enum Session {
 
 impl fmt::Display for Lowered {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "nice {} ({} threads lowered); session: ", self.nice, self.threads)?;
+        write!(f, "nice {} (threads lowered: {}", self.nice, self.threads)?;
+        if let Some(problem) = &self.problem {
+            write!(f, "; {problem}")?;
+        }
+        f.write_str("); session: ")?;
         match &self.session {
             Session::Lowered => write!(f, "its autogroup lowered to nice {} too", self.nice),
             Session::NotLeader => f.write_str("not its leader, its autogroup left as it is"),
@@ -66,37 +73,60 @@ impl fmt::Display for Lowered {
 }
 
 /// Lowers every thread of this process, and its session's autogroup when it leads the session,
-/// to at least `nice` (0 to [`LOWEST`]); raises nothing. An error only when a thread's nice
-/// could not be read or set.
-pub fn lower(nice: i32) -> std::io::Result<Lowered> {
+/// to at least `nice` (0 to [`LOWEST`]); raises nothing. Never fails: a priority that could not
+/// be lowered is reported in [`Lowered`] (the service runs either way, only less politely).
+pub fn lower(nice: i32) -> Lowered {
     let nice = nice.clamp(0, LOWEST);
-    let mut threads = 0;
-    for entry in std::fs::read_dir("/proc/self/task")? {
-        let Some(tid) = entry?
-            .file_name()
-            .to_str()
-            .and_then(|name| name.parse().ok())
-            .and_then(Pid::from_raw)
-        else {
-            continue;
-        };
-        // PRIO_PROCESS with a thread id sets that one thread's nice (Linux).
-        match getpriority_process(Some(tid)) {
-            Ok(current) if current >= nice => {}
-            Ok(_) => {
-                setpriority_process(Some(tid), nice)?;
-                threads += 1;
+    let mut lowered = Lowered {
+        nice,
+        threads: 0,
+        problem: None,
+        session: Session::NotLeader,
+    };
+    // The calling thread first (`None`: itself), which needs no /proc: at start-up it is
+    // the only one, and every thread it starts inherits its nice.
+    lowered.lower_thread(None);
+    match std::fs::read_dir("/proc/self/task") {
+        Ok(tasks) => {
+            let me = gettid();
+            let tids = tasks
+                .filter_map(|task| task.ok()?.file_name().to_str()?.parse().ok())
+                .filter_map(Pid::from_raw)
+                .filter(|tid| *tid != me);
+            for tid in tids {
+                lowered.lower_thread(Some(tid));
             }
+        }
+        Err(e) => lowered.problem = Some(format!("other threads not listed (/proc/self/task: {e})")),
+    }
+    lowered.session = lower_session(nice);
+    lowered
+}
+
+impl Lowered {
+    /// Whether everything that should have been lowered was (a session that is not ours, or a
+    /// kernel without autogroups, is nothing to lower).
+    pub fn is_complete(&self) -> bool {
+        self.problem.is_none() && !matches!(self.session, Session::Failed(_))
+    }
+
+    /// Lowers one thread (None: the calling one) unless it is as low already.
+    fn lower_thread(&mut self, tid: Option<Pid>) {
+        // PRIO_PROCESS with a thread id sets that one thread's nice (Linux).
+        let result = getpriority_process(tid).and_then(|current| {
+            if current >= self.nice {
+                Ok(false)
+            } else {
+                setpriority_process(tid, self.nice).map(|()| true)
+            }
+        });
+        match result {
+            Ok(changed) => self.threads += usize::from(changed),
             // The thread ended between the listing and now.
             Err(rustix::io::Errno::SRCH) => {}
-            Err(e) => return Err(e.into()),
+            Err(e) => self.problem = Some(format!("a thread's nice could not be set: {e}")),
         }
     }
-    Ok(Lowered {
-        nice,
-        threads,
-        session: lower_session(nice),
-    })
 }
 
 fn lower_session(nice: i32) -> Session {
@@ -143,11 +173,12 @@ mod tests {
         let lowered = Lowered {
             nice: 19,
             threads: 3,
+            problem: None,
             session: Session::NotLeader,
         };
         assert_eq!(
             lowered.to_string(),
-            "nice 19 (3 threads lowered); session: not its leader, its autogroup left as it is"
+            "nice 19 (threads lowered: 3); session: not its leader, its autogroup left as it is"
         );
     }
 }
