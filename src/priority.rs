@@ -6,7 +6,7 @@
 //! the service lowers its own CPU priority to `instance.nice` (19 by default) at start: under
 //! contention the kernel runs Redis and the neighbours first, and with the CPU to itself the
 //! service runs as fast as before (docs/benchmarks.md: Redis's worst PING during a broadcast to
-//! 1,000 webhooks on 2 cores, 47 ms at nice 0 and 3–4 ms at 19, deliveries/s unchanged).
+//! 1,000 webhooks on 2 cores, 47–71 ms at nice 0 and 3–9 ms at 19, deliveries/s unchanged).
 //!
 //! Linux keeps a nice value per thread, and with autogroups (the default on Debian and Ubuntu)
 //! it only orders threads within one session's group: systemd starts every service in a session
@@ -35,7 +35,7 @@ const AUTOGROUP_ENABLED: &str = "/proc/sys/kernel/sched_autogroup_enabled";
 pub struct Lowered {
     /// The nice value asked for.
     pub nice: i32,
-    /// Threads whose nice was raised to it (the others had it, or a higher one, already).
+    /// Threads lowered to it (the others were as low, or lower, already).
     pub threads: usize,
     /// Why some thread may not have been lowered, if so.
     pub problem: Option<String>,
