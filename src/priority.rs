@@ -19,7 +19,7 @@
 
 use std::fmt;
 
-use rustix::process::{getpid, getpriority_process, getsid, setpriority_process, Pid};
+use rustix::process::{getpriority_process, setpriority_process, Pid};
 use rustix::thread::gettid;
 
 /// The most a nice value can be (the lowest priority).
@@ -29,6 +29,8 @@ pub const LOWEST: i32 = 19;
 const AUTOGROUP: &str = "/proc/self/autogroup";
 /// "1" when the kernel groups threads by session.
 const AUTOGROUP_ENABLED: &str = "/proc/sys/kernel/sched_autogroup_enabled";
+/// This process's status line, which names its session.
+const STAT: &str = "/proc/self/stat";
 
 /// What [`lower`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,7 +136,7 @@ fn lower_session(nice: i32) -> Session {
     if !enabled {
         return Session::NoAutogroups;
     }
-    if getsid(None).ok() != Some(getpid()) {
+    if !leads_its_session() {
         return Session::NotLeader;
     }
     let current = std::fs::read_to_string(AUTOGROUP).map(|text| autogroup_nice(&text));
@@ -146,6 +148,35 @@ fn lower_session(nice: i32) -> Session {
         },
         Err(e) => Session::Failed(format!("reading {AUTOGROUP}: {e}")),
     }
+}
+
+/// Whether this process leads its session. Read from /proc rather than asked with `getsid`:
+/// where the session's leader is outside this PID namespace (a container started by a
+/// runtime, some CI runners) the session id is 0, which rustix's `Pid` cannot hold — its
+/// `getsid` panics there in a debug build. Both ids come from the one line, so they agree
+/// even when /proc was mounted by another PID namespace than this process's.
+fn leads_its_session() -> bool {
+    let stat = std::fs::read_to_string(STAT).unwrap_or_default();
+    matches!(stat_ids(&stat), Some(ids) if ids.session == ids.pid)
+}
+
+/// The ids in a `/proc/<pid>/stat` line that say whether the process leads its session.
+#[derive(Debug, PartialEq, Eq)]
+struct StatIds {
+    pid: u32,
+    /// 0 when the session's leader is outside the PID namespace of this /proc.
+    session: u32,
+}
+
+/// Reads a `/proc/<pid>/stat` line: the pid first, the session the fourth field after the
+/// command name, which is in parentheses and may hold spaces and parentheses itself.
+fn stat_ids(stat: &str) -> Option<StatIds> {
+    let (pid, rest) = stat.split_once(" (")?;
+    let session = rest.rsplit_once(')')?.1.split_whitespace().nth(3)?;
+    Some(StatIds {
+        pid: pid.trim().parse().ok()?,
+        session: session.parse().ok()?,
+    })
 }
 
 /// The nice value in an autogroup line, `/autogroup-85 nice 0`.
@@ -166,6 +197,17 @@ mod tests {
         assert_eq!(autogroup_nice("/autogroup-17 nice 19"), Some(19));
         assert_eq!(autogroup_nice("/autogroup-17 nice -5"), Some(-5));
         assert_eq!(autogroup_nice("garbage"), None);
+    }
+
+    #[test]
+    fn a_stat_line_gives_its_pid_and_session_even_outside_the_pid_namespace() {
+        let ids = |pid, session| Some(StatIds { pid, session });
+        assert_eq!(stat_ids("5047 (cat) R 5041 5041 4267 0 -1 4194304"), ids(5047, 4267));
+        // A command name with spaces and a parenthesis of its own.
+        assert_eq!(stat_ids("12 (a b) c)) S 1 12 12 0 -1"), ids(12, 12));
+        // The session's leader is outside this PID namespace.
+        assert_eq!(stat_ids("1 (hookrouter) S 0 1 0 0 -1"), ids(1, 0));
+        assert_eq!(stat_ids("garbage"), None);
     }
 
     #[test]
