@@ -379,3 +379,50 @@ async fn logs_never_show_secrets_or_tokens() {
     }
     let _ = std::fs::remove_file(&log);
 }
+
+/// `hookrouter import-wildduck` as an operator runs it, all output captured (stdout and
+/// stderr, logs at info): it logged each imported URL whole, token and all, and named the Redis
+/// URL with its password when Redis did not answer.
+#[actix_web::test]
+async fn the_wildduck_import_shows_no_secret_in_its_output() {
+    let prefix = support::TestPrefix::new();
+    let export = std::env::temp_dir().join(format!("{prefix}-secret.json"));
+    std::fs::write(
+        &export,
+        r#"{"_id":{"$oid":"5f1e9d2c8b3a4e0012349901"},"type":["*"],"user":null,"url":"http://127.0.0.1:49999/hook?token=SUPERSECRET0123456789"}"#,
+    )
+    .expect("write the export");
+    let run = |redis_url: String| {
+        let export = export.clone();
+        let prefix = prefix.to_string();
+        async move {
+            let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookrouter"))
+                .args(["--config", "/nonexistent/hookrouter.toml", "import-wildduck"])
+                .arg(&export)
+                .env("HOOKROUTER__REDIS__URL", redis_url)
+                .env("HOOKROUTER__REDIS__PREFIX", prefix)
+                .env("HOOKROUTER__SECURITY__ALLOW_CIDRS", "127.0.0.0/8")
+                .env("RUST_LOG", "info")
+                .output()
+                .await
+                .expect("run hookrouter import-wildduck");
+            let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+            text.push_str(&String::from_utf8_lossy(&output.stderr));
+            (output.status.code(), text)
+        }
+    };
+
+    let (code, out) = run(REDIS_URL.to_string()).await;
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("imported 1,"), "{out}");
+    assert!(out.contains("/hook?token=***"), "the URL is shown redacted: {out}");
+    assert!(!out.contains("SUPERSECRET"), "{out}");
+
+    let nobody = support::process::free_port();
+    let (code, out) = run(format!("redis://importer:hunter2-password@127.0.0.1:{nobody}")).await;
+    assert_ne!(code, Some(0), "{out}");
+    assert!(out.contains("does not answer"), "{out}");
+    assert!(out.contains("importer:***@"), "{out}");
+    assert!(!out.contains("hunter2"), "{out}");
+    let _ = std::fs::remove_file(export);
+}

@@ -12,6 +12,9 @@
 //!   not http(s), such as WildDuck's `smtp:` targets, a destination the SSRF guard refuses
 //!   under the configured `[security] allow_cidrs`), or a record that is not JSON.
 //!
+//! URLs are shown and logged redacted (`WebhookUrl::redacted`), the Redis URL without its
+//! password: an import's output often ends up in a CI log.
+//!
 //! Nothing is written with `--dry-run`; Redis is only read (to find existing ids). The exit
 //! code is 0 when nothing was refused and 2 when something was (the rest is imported), so a
 //! migration script stops to let someone look.
@@ -64,7 +67,7 @@ impl ImportReport {
                 "{verb:<12} {} {user} [{}] -> {}",
                 hook.id,
                 types.join(", "),
-                hook.url
+                hook.url.redacted()
             );
         }
         for (id, why) in &self.skipped {
@@ -109,7 +112,7 @@ pub async fn run(settings: &Settings, path: &Path, dry_run: bool) -> anyhow::Res
     let documents = documents(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let store = Store::new(&settings.redis)?;
     if !store.ping().await {
-        anyhow::bail!("Redis at {} does not answer", settings.redis.url);
+        anyhow::bail!("Redis at {} does not answer", settings.redis.url_for_logs());
     }
     let webhooks = store.webhooks();
     let destinations = Destinations::new(&settings.security.allow_cidrs);
@@ -169,7 +172,7 @@ pub async fn run(settings: &Settings, path: &Path, dry_run: bool) -> anyhow::Res
                 report.skipped.push((hook.id, "already exists in hookrouter".into()));
                 continue;
             }
-            tracing::info!(webhook = %hook.id, url = %hook.url, "webhook imported from WildDuck");
+            tracing::info!(webhook = %hook.id, url = %hook.url.redacted(), "webhook imported from WildDuck");
         }
         if exists {
             report.skipped.push((hook.id, "already exists in hookrouter".into()));
