@@ -30,6 +30,9 @@ pub const REDIS_ERRORS: &str = "hookrouter_redis_errors_total";
 pub const ACTORS: &str = "hookrouter_delivery_actors";
 pub const CIRCUITS_OPEN: &str = "hookrouter_circuits_open";
 pub const BULLMQ_JOBS: &str = "hookrouter_bullmq_jobs_total";
+pub const BULLMQ_CYCLES: &str = "hookrouter_bullmq_cycles_total";
+pub const INVARIANT_VIOLATIONS: &str = "hookrouter_invariant_violations_total";
+pub const AUDIT_REPAIRS: &str = "hookrouter_audit_repairs_total";
 
 const DURATION_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -76,6 +79,18 @@ fn describe() {
     describe_counter!(REDIS_ERRORS, "Redis commands that failed");
     describe_gauge!(ACTORS, "Delivery actors running");
     describe_gauge!(CIRCUITS_OPEN, "Webhooks whose circuit breaker is open");
+    describe_counter!(
+        INVARIANT_VIOLATIONS,
+        "Delivery actors found breaking an invariant by their self-check (a bug; repaired), by invariant"
+    );
+    describe_counter!(
+        AUDIT_REPAIRS,
+        "Conditions the delivery actors' self-check repaired that are not bugs (a lost work notice, a lease lost in a pause)"
+    );
+    describe_counter!(
+        BULLMQ_CYCLES,
+        "Cycles of the BullMQ source that reached the queue, by what it found (running, paused)"
+    );
     describe_counter!(
         BULLMQ_JOBS,
         "BullMQ jobs moved into the event stream by this instance's BullMQ source"

@@ -177,8 +177,20 @@ async fn a_paused_queue_is_left_alone_until_resumed(version: Bullmq) {
         (health["bullmq"] == "paused").then_some(())
     })
     .await;
-    // Ten more cycles of the source (block_ms 100) with the jobs there: none is taken.
-    actix_rt::time::sleep(Duration::from_millis(1_000)).await;
+    // Ten more cycles of the source with the jobs there (counted by the source itself, so the
+    // wait is for cycles that ran, not for time): none is taken.
+    let paused_cycles = |metrics: String| {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(r#"hookrouter_bullmq_cycles_total{state="paused"} "#))
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let before = paused_cycles(app.metrics_text().await);
+    eventually("ten more cycles on the paused queue", WAIT, || async {
+        (paused_cycles(app.metrics_text().await) >= before + 10).then_some(())
+    })
+    .await;
     let counts = queue.counts().await;
     assert_eq!(
         (&counts["paused"], &counts["waiting"], &counts["isPaused"]),

@@ -85,8 +85,10 @@ fn events(count: usize) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// Two instances that agree on owners, no fault: every pair is delivered exactly once (a
+/// duplicate needs a crash, a pause past the lease, or a receiver that did not answer).
 #[actix_web::test]
-async fn two_instances_with_default_settings_deliver_everything_almost_once() {
+async fn two_instances_with_default_settings_deliver_everything_exactly_once() {
     const EVENTS: usize = 2_000;
     const WEBHOOKS: usize = 4;
     let prefix = support::TestPrefix::new();
@@ -97,11 +99,7 @@ async fn two_instances_with_default_settings_deliver_everything_almost_once() {
             .create_webhook(&format!("{}/{n}", receiver.url()), &["*"])
             .await;
     }
-    let owned = eventually("4 webhooks owned", Duration::from_secs(15), || async {
-        let owned = owners(&services[0], 2).await;
-        (owned.values().sum::<u64>() == WEBHOOKS as u64).then_some(owned)
-    })
-    .await;
+    let owned = agreed_owners(&services, WEBHOOKS as u64).await;
     publish_many(&prefix, &events(EVENTS)).await;
     let total = EVENTS * WEBHOOKS;
     eventually("every pair delivered", Duration::from_secs(60), || async {
@@ -124,12 +122,9 @@ async fn two_instances_with_default_settings_deliver_everything_almost_once() {
     let dupes = duplicates(&counts);
     println!(
         "2 instances, default settings: {EVENTS} events x {WEBHOOKS} webhooks = {total} pairs, all delivered; \
-         {dupes} duplicates ({:.2}%); webhooks owned: {owned:?}",
-        100.0 * dupes as f64 / total as f64
+         {dupes} duplicates; webhooks owned: {owned:?}"
     );
-    assert_eq!(counts.len(), total);
-    assert!(dupes * 100 <= total, "{dupes} duplicates is more than 1%");
-    assert_eq!(owned.values().sum::<u64>(), WEBHOOKS as u64);
+    assert_eq!(dupes, 0, "no fault, no duplicate");
 }
 
 #[actix_web::test]
@@ -220,7 +215,6 @@ async fn killing_the_busiest_of_three_loses_nothing_and_its_webhooks_resume_with
         slowest <= Duration::from_millis(TTL_MS + 2_000),
         "resumed after {slowest:?}"
     );
-    assert_eq!(counts.len(), total);
     assert!(dupes <= MAX_IN_FLIGHT * moved.len(), "{dupes} duplicates");
     drop(services);
 }
@@ -270,7 +264,7 @@ async fn a_rolling_restart_of_three_under_load_loses_nothing() {
     let prefix = support::TestPrefix::new();
     let mut services = instances(3, &prefix, &[]).await;
     let receiver = Receiver::ok();
-    create_webhooks(&services[0], &receiver, WEBHOOKS).await;
+    let ids = create_webhooks(&services[0], &receiver, WEBHOOKS).await;
     owners(&services[0], 3).await;
     // Load keeps coming during the whole restart: 100 events every 100 ms.
     let publishing = {
@@ -302,13 +296,24 @@ async fn a_rolling_restart_of_three_under_load_loses_nothing() {
         (receiver.per_delivery().len() == total).then_some(())
     })
     .await;
+    // Anything still under way has arrived once the queues are empty.
+    for id in &ids {
+        eventually("an empty queue", Duration::from_secs(10), || async {
+            let (_, health) = services[0].call("GET", &format!("/webhooks/{id}/health"), None).await?;
+            (health["backlog"] == 0).then_some(())
+        })
+        .await;
+    }
     let counts = receiver.per_delivery();
+    let dupes = duplicates(&counts);
     println!(
         "rolling restart of 3 under load: {published} events x {WEBHOOKS} webhooks = {total} pairs, all delivered; \
-         {} duplicates",
-        duplicates(&counts)
+         {dupes} duplicates"
     );
-    assert_eq!(counts.len(), total);
+    // Each instance stopped gracefully (its attempts finished and were recorded before its
+    // leases were released) and each new one took its webhooks over by hand-over (drained, the
+    // lease renewed meanwhile): nothing is sent twice.
+    assert_eq!(dupes, 0, "a graceful restart makes no duplicate");
     services.clear();
 }
 

@@ -157,6 +157,7 @@ impl BullMqSource {
                     tracing::info!(queue = self.queue.name(), state = now.as_str(), "BullMQ source");
                 }
                 self.status.set(now);
+                metrics::counter!(crate::metrics::BULLMQ_CYCLES, "state" => now.as_str()).increment(1);
                 self.backoff = BACKOFF_MIN;
                 self.more = state.more || held;
                 self.next_due_ms = state.next_due_ms;

@@ -130,7 +130,19 @@ mod tests {
             !ownership.update(names(&["mx1-0a1b", "mx2-9f00"])),
             "order does not matter"
         );
-        assert_eq!(ownership.owns(&id), ownership.owner(&id) == Some(&me));
+        // Two instances with the same view: each webhook is exactly one's, half each.
+        let mut other = Ownership::new(InstanceName::parse("mx2-9f00").unwrap());
+        other.update(names(&["mx1-0a1b", "mx2-9f00"]));
+        let ids = webhooks(1_000);
+        let mine = ids.iter().filter(|id| ownership.owns(id)).count();
+        assert!(
+            ids.iter().all(|id| ownership.owns(id) != other.owns(id)),
+            "one owner each"
+        );
+        assert!((400..600).contains(&mine), "{mine} of 1000");
+        // A view without this instance owns nothing.
+        assert!(ownership.update(names(&["mx2-9f00"])));
+        assert!(!ids.iter().any(|id| ownership.owns(id)));
         assert!(ownership.update(Vec::new()));
         assert_eq!(ownership.owner(&id), None, "nobody delivers");
     }
@@ -138,8 +150,8 @@ mod tests {
     #[test]
     fn scores_are_stable_across_builds() {
         let id = WebhookId::parse("6b087e4a6618a35b31267fde").unwrap();
-        assert_eq!(score("mx1-0a1b", &id), score("mx1-0a1b", &id));
         // Pinned: changing the function would make instances of two versions disagree.
         assert_eq!(score("mx1-0a1b", &id), 11_408_230_364_318_759_637);
+        assert_eq!(score("mx2-9f00", &id), 6_677_220_014_309_520_501);
     }
 }
