@@ -3,9 +3,10 @@
 //! hookrouter usually shares its machine with the Redis it works through and with the mail
 //! server or API that feeds that Redis. Deliveries are background work: when the CPU is busy
 //! they wait in Redis, durably, and catch up; Redis answering late holds up everyone on it. So
-//! the service lowers its own CPU priority to `instance.nice` (19 by default) at start: under
-//! contention the kernel runs Redis and the neighbours first, and with the CPU to itself the
-//! service runs as fast as before (docs/benchmarks.md: Redis's worst PING during a broadcast to
+//! the service can lower its own CPU priority to `instance.nice` at start (0 by default: left
+//! as started, since scheduling priority is the operator's decision; 19 is the advice for a
+//! machine shared with Redis): under contention the kernel then runs Redis and the neighbours
+//! first, and with the CPU to itself the service runs as fast as before (docs/benchmarks.md: Redis's worst PING during a broadcast to
 //! 1,000 webhooks on 2 cores, 47–71 ms at nice 0 and 3–9 ms at 19, deliveries/s unchanged).
 //!
 //! Linux keeps a nice value per thread, and with autogroups (the default on Debian and Ubuntu)

@@ -93,6 +93,22 @@ fn autogroup(pid: &str) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/autogroup")).expect("autogroups (sched_autogroup)")
 }
 
+/// Scheduling priority is the operator's decision: by default the service leaves its own as
+/// it was started (a lowered default also slowed its lease renewals and its API).
+#[actix_web::test]
+async fn by_default_the_service_keeps_the_priority_it_was_started_with() {
+    let ours = thread_nices(std::process::id())[0];
+    let prefix = support::TestPrefix::new();
+    let service = ServiceProcess::start(REDIS_URL, &prefix, &[]);
+    service.wait_until_reading().await;
+    let nices = thread_nices(service.pid());
+    assert!(nices.len() >= 4, "{nices:?}");
+    assert!(
+        nices.iter().all(|nice| *nice == ours),
+        "ours {ours}, the service's {nices:?}"
+    );
+}
+
 #[actix_web::test]
 async fn the_service_lowers_every_thread_but_not_the_session_it_was_started_from() {
     let ours = autogroup("self");

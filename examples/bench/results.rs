@@ -222,7 +222,8 @@ impl Results {
         self.rows.push(row);
     }
 
-    /// The broadcast at the service's default priority, and the baseline at `instance.nice` 0.
+    /// The broadcast at `instance.nice` 19 (the advice beside Redis), and the baseline at 0 (the
+    /// default).
     pub fn broadcast(&mut self, (row, pings): (Row, Pings), (base_row, base): (Row, Pings)) {
         let beside = self
             .plain_throughput
@@ -249,7 +250,7 @@ impl Results {
             self.notes.push(format!("broadcast: {}", cost.describe()));
         }
         self.notes.push(format!(
-            "broadcast baseline, the same run with the service at instance.nice 0: {:.0} deliveries/s; Redis PING \
+            "broadcast baseline, the same run with the service at instance.nice 0 (the default): {:.0} deliveries/s; Redis PING \
              worst {:.2} ms, p99 {:.2} ms; the longest fan-out script {:.1} ms",
             base_row.rate, base.worst_ms, base.p99_ms, base.slow.fanout_ms,
         ));

@@ -38,7 +38,7 @@ impl std::fmt::Debug for AccessToken {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct InstanceSettings {
     /// This instance's name (letters, digits, '.', '_', '-'); empty = the host name plus a
@@ -46,16 +46,8 @@ pub struct InstanceSettings {
     pub name: String,
     /// The CPU priority (nice, 0 to 19) the service lowers itself to at start, so that Redis and
     /// the neighbours it shares the machine with run first under contention (`priority.rs`).
+    /// 0 (the default) leaves it as started: the operator's decision.
     pub nice: i32,
-}
-
-impl Default for InstanceSettings {
-    fn default() -> Self {
-        Self {
-            name: String::new(),
-            nice: 19,
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
