@@ -34,6 +34,7 @@ pub struct Settings {
     pub dead_letters: DeadLetterSettings,
     pub attempts: AttemptLogSettings,
     pub shutdown: ShutdownSettings,
+    pub invariants: InvariantSettings,
     pub security: SecuritySettings,
     pub metrics: MetricsSettings,
     pub log: LogSettings,
@@ -181,6 +182,7 @@ impl Settings {
         check.range("attempts.max_len", self.attempts.max_len as u64, 1, 100_000_000);
         check.range("attempts.ttl_ms", self.attempts.ttl_ms, 1_000, 3650 * DAY_MS);
         check.range("shutdown.grace_ms", self.shutdown.grace_ms, 0, HOUR_MS);
+        check.range("invariants.check_ms", self.invariants.check_ms, 100, HOUR_MS);
         for cidr in &self.security.allow_cidrs {
             check.rule(
                 cidr.parse::<ipnet::IpNet>().is_ok(),

@@ -351,6 +351,26 @@ impl Default for ShutdownSettings {
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+pub struct InvariantSettings {
+    /// How often each running delivery actor checks that nothing it holds waits without a
+    /// reason, against its own state and against Redis (`actors/delivery/audit.rs`).
+    pub check_ms: u64,
+    /// Abort the process on a violation instead of repairing it (for tests and soaks: a
+    /// violation is a bug, and this makes it impossible to miss).
+    pub abort_on_violation: bool,
+}
+
+impl Default for InvariantSettings {
+    fn default() -> Self {
+        Self {
+            check_ms: 5_000,
+            abort_on_violation: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct SecuritySettings {
     /// Destination ranges allowed despite the SSRF guard (which refuses loopback, private,
     /// link-local, CGNAT, unique-local, multicast... addresses), as CIDRs.

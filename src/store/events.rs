@@ -130,12 +130,37 @@ pub struct FanoutRouter<'a> {
     pub consumer: &'a str,
 }
 
+/// An event appended to a webhook's queue by a fan-out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// Its queue entry.
+    pub entry: StreamId,
+    /// The entry before it in that queue when it was appended (None: the queue was empty).
+    /// Whoever reads the queue up to `before` may take `entry` without reading: nothing lies
+    /// between them.
+    pub before: Option<StreamId>,
+}
+
+impl Appended {
+    /// Parses `<entry><<before>` (`<entry><` when the queue was empty; see `fanout.lua`).
+    fn parse(text: &str) -> Option<Appended> {
+        let (entry, before) = text.split_once('<')?;
+        Some(Appended {
+            entry: StreamId::parse(entry)?,
+            before: match before {
+                "" => None,
+                before => Some(StreamId::parse(before)?),
+            },
+        })
+    }
+}
+
 /// How a fan-out ended.
 #[derive(Debug)]
 pub enum Fanout {
     /// Done: the queue entry of each (event, webhook) pair; None where an earlier try of a
     /// widely matched event had queued it already.
-    Queued(Vec<Option<StreamId>>),
+    Queued(Vec<Option<Appended>>),
     /// Refused: a webhook changed since `FanoutRouter::version`. Sync, then route again.
     Stale,
     /// Refused: an entry was reclaimed by another consumer, which routes the batch.
@@ -259,11 +284,11 @@ impl EventStream {
             .filter(|id| !id.is_empty())
             .map(|id| match id {
                 "-" => Ok(None),
-                id => StreamId::parse(id)
+                id => Appended::parse(id)
                     .map(Some)
                     .ok_or_else(|| StoreError::Corrupt(format!("fan-out answered {id:?} for a queue entry"))),
             })
-            .collect::<StoreResult<Vec<Option<StreamId>>>>()?;
+            .collect::<StoreResult<Vec<Option<Appended>>>>()?;
         if queued.len() != batch.pairs {
             return Err(StoreError::Corrupt(format!(
                 "fan-out answered {} pairs, expected {}",
@@ -373,5 +398,31 @@ impl EventStream {
             .arg(self.keys.events())
             .query_async(&mut conn)
             .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_appended_entry_names_the_one_before_it() {
+        let id = |text| StreamId::parse(text).unwrap();
+        assert_eq!(
+            Appended::parse("5-1<4-0"),
+            Some(Appended {
+                entry: id("5-1"),
+                before: Some(id("4-0"))
+            })
+        );
+        assert_eq!(
+            Appended::parse("5-1<"),
+            Some(Appended {
+                entry: id("5-1"),
+                before: None
+            })
+        );
+        assert_eq!(Appended::parse("5-1"), None, "the script always sends what was before");
+        assert_eq!(Appended::parse("5-1<x"), None);
     }
 }

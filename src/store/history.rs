@@ -20,6 +20,8 @@ use crate::clock::iso8601;
 use crate::domain::{StreamId, WebhookId};
 
 static REPLAY: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/dead_replay.lua")));
+/// Dead letters one replay script looks at.
+const REPLAY_PAGE: usize = 200;
 
 /// A page of a history stream, newest first.
 #[derive(Debug, Serialize)]
@@ -239,14 +241,24 @@ impl HistoryStore {
     /// delivery ids, or all when `ids` is empty. Returns how many.
     pub async fn replay_dead(&self, webhook: &WebhookId, ids: &[String]) -> StoreResult<u64> {
         let mut conn = self.conn.clone();
-        let replayed = REPLAY
-            .key(self.keys.webhook(webhook))
-            .key(self.keys.dead(webhook))
-            .key(self.keys.queue(webhook))
-            .arg(ids)
-            .invoke_async(&mut conn)
-            .await?;
-        Ok(replayed)
+        let (mut replayed, mut start) = (0, "-".to_string());
+        // A page of dead letters per script (see dead_replay.lua).
+        loop {
+            let (count, next): (u64, String) = REPLAY
+                .key(self.keys.webhook(webhook))
+                .key(self.keys.dead(webhook))
+                .key(self.keys.queue(webhook))
+                .arg(&start)
+                .arg(REPLAY_PAGE)
+                .arg(ids)
+                .invoke_async(&mut conn)
+                .await?;
+            replayed += count;
+            if next.is_empty() {
+                return Ok(replayed);
+            }
+            start = next;
+        }
     }
 
     /// Deletes every dead letter of the webhook; returns how many there were.
@@ -256,7 +268,8 @@ impl HistoryStore {
             .atomic()
             .cmd("XLEN")
             .arg(self.keys.dead(webhook))
-            .cmd("DEL")
+            // UNLINK: a long stream is freed in the background, not while Redis waits.
+            .cmd("UNLINK")
             .arg(self.keys.dead(webhook))
             .query_async(&mut conn)
             .await?;

@@ -13,6 +13,7 @@
 //! something first, `MULTI` pipelines where they need not (scripts cost Redis more per command).
 
 mod attempts;
+mod audit;
 mod boards;
 mod bullmq;
 mod events;
@@ -33,9 +34,10 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnecti
 use redis::AsyncConnectionConfig;
 
 pub use attempts::{AttemptOutcome, AttemptRecord};
+pub use audit::{AuditView, HeadEntry};
 pub use boards::BoardStore;
 pub use bullmq::{BullMqQueue, Job, Placement, QueueState};
-pub use events::{EventStream, Fanout, FanoutBatch, FanoutRouter, RawEntry};
+pub use events::{Appended, EventStream, Fanout, FanoutBatch, FanoutRouter, RawEntry};
 pub use history::{AttemptView, DeadLetterView, HistoryCursor, HistoryPage, HistoryStore, RejectedView};
 pub use instances::{Beat, InstanceStore, Member};
 pub use keys::{BullMqKeys, Keys, EVENTS_GROUP};
@@ -43,7 +45,7 @@ pub use leases::{Lease, LeaseStore};
 pub use overview::{Census, OverviewStore, WebhookLine};
 pub use queues::{
     AfterAttempt, CircuitState, DeadLetter, Fetched, LogTrim, LogUpkeep, QueueStore, QueuedDelivery, Retention,
-    RetryLookup, Settled,
+    RetryLookup, Settled, MAX_SETTLED,
 };
 pub use retries::{Due, DueSet, TakenRetries};
 pub use tickets::TicketStore;

@@ -76,12 +76,19 @@ pub struct CircuitState {
     pub since_ms: u64,
 }
 
+/// The most outcomes one flush writes (one `settle.lua` call, which refuses more before
+/// writing anything): a bigger batch is written in several flushes.
+pub const MAX_SETTLED: usize = 256;
+
 /// A finished attempt, as a flush records it.
 #[derive(Debug, Clone)]
 pub struct Settled {
     pub entry: StreamId,
     pub record: AttemptRecord,
     pub after: AfterAttempt,
+    /// A flush holding it may have been written already (its answer was lost): written again,
+    /// it is applied only if it was not.
+    pub repeat: bool,
 }
 
 /// What happens to an entry after an attempt.
@@ -246,9 +253,22 @@ impl QueueStore {
         if unreadable.is_empty() {
             return Ok(());
         }
+        for chunk in unreadable.chunks(MAX_SETTLED) {
+            self.set_aside_chunk(webhook, lease, chunk).await?;
+        }
+        Ok(())
+    }
+
+    async fn set_aside_chunk(
+        &self,
+        webhook: &WebhookId,
+        lease: &Lease,
+        unreadable: &[(&Entry, &'static str)],
+    ) -> StoreResult<()> {
         let now = crate::clock::now_ms();
         let upkeep = LogUpkeep::default();
-        let mut invocation = self.settle_invocation(webhook, lease, None, &Retention::none(now), upkeep);
+        // A repeat: a read that failed after an earlier try dead-lettered some of them.
+        let mut invocation = self.settle_invocation(webhook, lease, None, &Retention::none(now), (upkeep, true));
         for (row, problem) in unreadable {
             tracing::error!(webhook = %webhook, entry = %row.id, %problem, "dead-lettering an unreadable queue entry");
             let fields = QueueFields::of(row);
@@ -290,7 +310,7 @@ impl QueueStore {
         lease: &Lease,
         circuit: Option<CircuitState>,
         retention: &Retention,
-        upkeep: LogUpkeep,
+        (upkeep, repeat): (LogUpkeep, bool),
     ) -> redis::ScriptInvocation<'static> {
         let mut invocation = SETTLE.prepare_invoke();
         invocation
@@ -319,6 +339,7 @@ impl QueueStore {
             Some(circuit) => invocation.arg(circuit.failures).arg(circuit.since_ms),
             None => invocation.arg("keep").arg(0),
         };
+        invocation.arg(u8::from(repeat));
         invocation
     }
 
@@ -327,7 +348,8 @@ impl QueueStore {
     /// attempt joins the log (tended as `upkeep` says), and the circuit's run is written when
     /// given (None: unchanged since the last write). The log entry that holds the attempts
     /// (one per flush; None for no attempts). `Err(Fenced)` when this instance no longer
-    /// holds the webhook's lease: then nothing was written.
+    /// holds the webhook's lease: then nothing was written. At most [`MAX_SETTLED`] outcomes;
+    /// when any is a [`Settled::repeat`], each is applied only if it was not already.
     pub async fn settle(
         &self,
         webhook: &WebhookId,
@@ -339,8 +361,18 @@ impl QueueStore {
         if settled.is_empty() {
             return Ok(None);
         }
-        let mut invocation = self.settle_invocation(webhook, lease, circuit, retention, upkeep);
-        for Settled { entry, record, after } in settled {
+        if settled.len() > MAX_SETTLED {
+            return Err(StoreError::Corrupt(format!(
+                "a flush of {} outcomes; at most {MAX_SETTLED} are written at once",
+                settled.len()
+            )));
+        }
+        let repeat = settled.iter().any(|settled| settled.repeat);
+        let mut invocation = self.settle_invocation(webhook, lease, circuit, retention, (upkeep, repeat));
+        for Settled {
+            entry, record, after, ..
+        } in settled
+        {
             let attempt = record.encode();
             match after {
                 AfterAttempt::Delivered => invocation

@@ -13,7 +13,7 @@ use std::sync::LazyLock;
 
 use redis::{Script, Value};
 
-use super::queues::{decode_entry, fenced, QueueStore, QueuedDelivery};
+use super::queues::{decode_entry, fenced, QueueStore, QueuedDelivery, MAX_SETTLED};
 use super::reply::{bytes, entry, items};
 use super::{Lease, StoreError, StoreResult};
 use crate::domain::{StreamId, WebhookId};
@@ -48,24 +48,41 @@ pub enum Due {
 }
 
 impl QueueStore {
-    /// Puts back entries whose previous actor stopped while sending them, and reports the set.
+    /// Puts back entries whose previous actor stopped while sending them, and reports the set:
+    /// one script per page of the retry hash ([`MAX_SETTLED`] states), so Redis is never held
+    /// for the whole of a big one. Safe to cut into pages only while the actor takes nothing
+    /// from the due set (it starts taking after this).
     pub async fn prepare_retries(&self, webhook: &WebhookId, lease: &Lease) -> StoreResult<DueSet> {
         let mut conn = self.conn.clone();
-        let reply: Value = PREPARE
-            .key(self.keys.lease(webhook))
-            .key(self.keys.retry(webhook))
-            .key(self.keys.due(webhook))
-            .arg(lease.as_str())
-            .invoke_async(&mut conn)
-            .await?;
-        if reply == Value::Int(-1) {
-            return Err(StoreError::Fenced);
+        let mut cursor = "0".to_string();
+        loop {
+            let reply: Value = PREPARE
+                .key(self.keys.lease(webhook))
+                .key(self.keys.retry(webhook))
+                .key(self.keys.due(webhook))
+                .arg(lease.as_str())
+                .arg(&cursor)
+                .arg(MAX_SETTLED)
+                .invoke_async(&mut conn)
+                .await?;
+            if reply == Value::Int(-1) {
+                return Err(StoreError::Fenced);
+            }
+            let parts = items(&reply).ok_or_else(|| StoreError::Corrupt("retry_prepare answered no array".into()))?;
+            cursor = parts
+                .get(2)
+                .and_then(|v| bytes(v))
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .unwrap_or("0")
+                .to_string();
+            if cursor == "0" {
+                return Ok(due_set(&parts));
+            }
         }
-        let parts = items(&reply).ok_or_else(|| StoreError::Corrupt("retry_prepare answered no array".into()))?;
-        Ok(due_set(&parts))
     }
 
-    /// Takes up to `count` entries that are due, earliest first, out of the due set.
+    /// Takes up to `count` entries that are due (at most [`MAX_SETTLED`] a call: one script),
+    /// earliest first, out of the due set.
     pub async fn take_due(
         &self,
         webhook: &WebhookId,
@@ -85,7 +102,7 @@ impl QueueStore {
             .key(self.keys.due(webhook))
             .arg(lease.as_str())
             .arg(max)
-            .arg(count)
+            .arg(count.min(MAX_SETTLED))
             .invoke_async(&mut conn)
             .await?;
         if reply == Value::Int(-1) {
@@ -143,20 +160,21 @@ impl QueueStore {
         entries: &[StreamId],
         due_ms: u64,
     ) -> StoreResult<()> {
-        if entries.is_empty() {
-            return Ok(());
-        }
-        let mut invocation = PUT_BACK.prepare_invoke();
-        invocation
-            .key(self.keys.lease(webhook))
-            .key(self.keys.due(webhook))
-            .arg(lease.as_str())
-            .arg(due_ms);
-        for entry in entries {
-            invocation.arg(entry.to_string());
-        }
         let mut conn = self.conn.clone();
-        fenced(invocation.invoke_async(&mut conn).await?)
+        // A ZADD each is idempotent, so the scripts may be cut anywhere.
+        for chunk in entries.chunks(MAX_SETTLED) {
+            let mut invocation = PUT_BACK.prepare_invoke();
+            invocation
+                .key(self.keys.lease(webhook))
+                .key(self.keys.due(webhook))
+                .arg(lease.as_str())
+                .arg(due_ms);
+            for entry in chunk {
+                invocation.arg(entry.to_string());
+            }
+            fenced(invocation.invoke_async(&mut conn).await?)?;
+        }
+        Ok(())
     }
 
     /// Entries waiting for their retry.

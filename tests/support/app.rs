@@ -29,6 +29,9 @@ pub fn test_settings(prefix: &str) -> Settings {
     settings.retry.max_attempts = 4;
     settings.circuit.probe_initial_ms = 100;
     settings.circuit.probe_max_ms = 400;
+    // A broken invariant is a bug: the test process aborts with the actor's state in the log.
+    settings.invariants.abort_on_violation = true;
+    settings.invariants.check_ms = 500;
     // Receivers run on loopback, which the SSRF guard refuses by default.
     settings.security.allow_cidrs = vec!["127.0.0.0/8".into(), "::1/128".into()];
     settings

@@ -200,9 +200,9 @@ impl Launch {
             .env("HOOKROUTER__WEBHOOKS__RESYNC_MS", "200")
             .env("HOOKROUTER__SECURITY__ALLOW_CIDRS", "127.0.0.0/8,::1/128")
             .env("RUST_LOG", "warn")
-            // Tests share two cores among many processes: at the default nice 19 a service would
-            // crawl beside the tests' own receivers. The priority has tests of its own.
-            .env("HOOKROUTER__INSTANCE__NICE", "0")
+            // A broken invariant is a bug: the service aborts, and the test fails (`Drop`).
+            .env("HOOKROUTER__INVARIANTS__ABORT_ON_VIOLATION", "true")
+            .env("HOOKROUTER__INVARIANTS__CHECK_MS", "500")
             .stdout(Stdio::null())
             .stderr(match &self.log {
                 Some(path) => Stdio::from(
@@ -229,9 +229,21 @@ impl Launch {
 }
 
 impl Drop for ServiceProcess {
+    /// Kills the service; fails the test if it had aborted (a broken invariant: its log says
+    /// which), unless the test is failing already.
     fn drop(&mut self) {
+        use std::os::unix::process::ExitStatusExt;
+        let aborted = self
+            .child
+            .try_wait()
+            .ok()
+            .flatten()
+            .is_some_and(|status| status.signal() == Some(6));
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if aborted && !std::thread::panicking() {
+            panic!("the hookrouter service aborted: an invariant was violated (see its log above)");
+        }
     }
 }
 

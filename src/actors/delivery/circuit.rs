@@ -136,7 +136,6 @@ impl Circuit {
 
     pub fn record_failure(&mut self, failure: Failure) -> Transition {
         if failure.probe {
-            self.probe_out = false;
             let doubled = self.probe_delay.saturating_mul(2);
             let asked = failure.retry_after.unwrap_or_default();
             self.probe_delay = doubled.max(asked).min(self.probe_max);
@@ -155,6 +154,13 @@ impl Circuit {
         } else {
             Transition::None
         }
+    }
+
+    /// The probe's attempt ended, whatever it said: another may go when the schedule allows.
+    /// Called for every outcome, so none (a 410 is neither a success nor a failure of the
+    /// endpoint) can leave the slot taken and the webhook waiting for a probe that never goes.
+    pub fn probe_returned(&mut self) {
+        self.probe_out = false;
     }
 
     /// Takes the probe slot: the entry about to be sent is the probe.
@@ -281,11 +287,13 @@ mod tests {
         let mut probe = clock.failure(2, 3);
         probe.probe = true;
         for expected in [10, 20, 40, 80, 160, 300, 300] {
+            circuit.probe_returned();
             circuit.record_failure(probe);
             assert_eq!(circuit.probe_delay(), Duration::from_secs(expected));
             circuit.send_probe();
         }
         // Retry-After on a failed probe stretches the wait, within the maximum.
+        circuit.probe_returned();
         circuit.probe_now();
         assert_eq!(circuit.probe_delay(), Duration::from_secs(5));
         probe.retry_after = Some(Duration::from_secs(120));
@@ -295,6 +303,22 @@ mod tests {
         assert_eq!(circuit.failures, 0);
         assert_eq!(circuit.failing_since, None);
         assert_eq!(circuit.probe_delay(), Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_probe_answered_neither_way_frees_the_slot() {
+        // A 410 to a probe is neither a success nor a failure of the endpoint: the webhook is
+        // disabled. Re-enabled, it must probe at once, not wait for a probe that never returns.
+        let clock = clock();
+        let mut circuit = Circuit::new(1, PROBES, None);
+        circuit.record_failure(clock.failure(0, 1));
+        circuit.probe_now();
+        circuit.send_probe();
+        assert!(!circuit.may_probe() && !circuit.needs_probe_timer());
+        circuit.probe_returned();
+        assert!(circuit.needs_probe_timer(), "the schedule goes on");
+        circuit.probe_now();
+        assert!(circuit.may_probe(), "re-enabled: probe at once");
     }
 
     #[test]

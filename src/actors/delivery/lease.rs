@@ -10,7 +10,7 @@
 
 use actix::prelude::*;
 
-use super::{DeliveryActor, REDIS_RETRY};
+use super::DeliveryActor;
 
 impl DeliveryActor {
     /// Takes the lease, then starts reading the due set and the queue.
@@ -31,7 +31,7 @@ impl DeliveryActor {
             }
             Err(error) => {
                 tracing::warn!(webhook = %act.webhook.id, %error, "acquiring the webhook's lease failed; retrying");
-                ctx.run_later(REDIS_RETRY, |act, ctx| act.acquire_lease(ctx));
+                act.after_redis_error(ctx, |act, ctx| act.acquire_lease(ctx));
             }
         }));
     }

@@ -23,6 +23,7 @@
 //! (transport errors in words),
 //! `backoff` (retry delays).
 
+mod audit;
 mod backoff;
 mod circuit;
 mod client;
@@ -60,7 +61,7 @@ use crate::config::Settings;
 use crate::domain::{InstanceName, PreparedEvent, Signers, StreamId, Webhook};
 use crate::metrics::{AttemptMetrics, WebhookLabels};
 use crate::security::Destinations;
-use crate::store::{CircuitState, Lease, LeaseStore, QueueStore, Retention, Settled, Store, WebhookStore};
+use crate::store::{Appended, CircuitState, Lease, LeaseStore, QueueStore, Retention, Settled, Store, WebhookStore};
 
 /// Delivered entries are removed from Redis in batches, at most this long after delivery.
 const FLUSH_DELAY: Duration = Duration::from_millis(10);
@@ -87,6 +88,8 @@ pub struct DeliveryConfig {
     pub probes: (Duration, Duration),
     pub disable_after_ms: u64,
     pub retention: Retention,
+    /// How often the self-check runs, and whether a violation aborts (`audit`).
+    pub invariants: crate::config::InvariantSettings,
     /// Each delivery thread opens its own Redis connection with these.
     pub redis: crate::config::RedisSettings,
     /// The SSRF guard, applied again at delivery time.
@@ -116,6 +119,7 @@ impl DeliveryConfig {
             failure_threshold: settings.circuit.failure_threshold,
             probes: settings.circuit.probes(),
             disable_after_ms: settings.circuit.disable_after_ms,
+            invariants: settings.invariants.clone(),
             retention: Retention {
                 attempts_max_len: settings.attempts.max_len,
                 attempts_ttl_ms: settings.attempts.ttl_ms,
@@ -161,10 +165,12 @@ impl StartState {
 }
 
 /// The supervisor queued these events in this webhook's queue (entry ids ascending): one
-/// message per actor per routed batch.
+/// message per actor per routed batch. Each comes with the entry that was before it in the
+/// queue ([`crate::store::Appended`]), so the actor takes it straight only when it has read
+/// everything up to there.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Enqueued(pub Vec<(StreamId, Arc<PreparedEvent>)>);
+pub struct Enqueued(pub Vec<(Appended, Arc<PreparedEvent>)>);
 
 /// The webhook's record changed (url, types, enabled, paused).
 #[derive(Message)]
@@ -255,6 +261,10 @@ pub struct DeliveryActor {
     leases: LeaseStore,
     /// Redis writes under way; shutdown waits for them.
     writes: usize,
+    /// Redis calls that failed and will be tried again ([`REDIS_RETRY`] later).
+    redis_retries: usize,
+    /// The self-check's memory between runs.
+    audit: audit::Audit,
     circuit: Circuit,
     stats: Stats,
     /// Attempts and latency of the last 5 minutes, for reports (boxed: ~1.5 KB).
@@ -316,6 +326,8 @@ impl DeliveryActor {
             lease,
             leased: false,
             writes: 0,
+            redis_retries: 0,
+            audit: audit::Audit::default(),
             stats: Stats::default(),
             rates: Box::default(),
             report_due: false,
@@ -360,6 +372,20 @@ impl DeliveryActor {
         }
     }
 
+    /// Calls `again` after [`REDIS_RETRY`] (a Redis call failed), counted so the self-check
+    /// knows something is coming.
+    fn after_redis_error(
+        &mut self,
+        ctx: &mut Context<Self>,
+        again: impl FnOnce(&mut Self, &mut Context<Self>) + 'static,
+    ) {
+        self.redis_retries += 1;
+        ctx.run_later(REDIS_RETRY, move |act, ctx| {
+            act.redis_retries -= 1;
+            again(act, ctx);
+        });
+    }
+
     /// Answers the shutdown waiters once nothing is under way any more.
     fn check_drained(&mut self) {
         let idle = self.window.is_empty() && self.settled.is_empty() && self.writes == 0;
@@ -391,6 +417,7 @@ impl Actor for DeliveryActor {
         }
         let every = Duration::from_millis(self.config.settings.idle_stop_ms / 2);
         ctx.run_interval(every, |act, _| act.check_idle());
+        self.start_audits(ctx);
         self.resume_counters(ctx);
         // Then the due set and the queue, once the lease is ours.
         self.acquire_lease(ctx);

@@ -13,10 +13,12 @@ use actix::prelude::*;
 
 use super::circuit::{Failure, Transition};
 use super::sender::{Attempt, Verdict};
-use super::{DeliveryActor, FLUSH_DELAY, REDIS_RETRY};
+use super::{DeliveryActor, FLUSH_DELAY};
 use crate::clock::{iso8601, now_ms};
 use crate::domain::StreamId;
-use crate::store::{AfterAttempt, AttemptOutcome, AttemptRecord, DeadLetter, Settled, StoreError, WebhookChange};
+use crate::store::{
+    AfterAttempt, AttemptOutcome, AttemptRecord, DeadLetter, Settled, StoreError, WebhookChange, MAX_SETTLED,
+};
 
 impl DeliveryActor {
     /// Acts on an attempt's outcome.
@@ -24,6 +26,9 @@ impl DeliveryActor {
         let Some(slot) = self.window.remove(&entry) else {
             return;
         };
+        if slot.probe {
+            self.circuit.probe_returned();
+        }
         let attempts = slot.delivery.attempts + 1;
         let now = now_ms();
         let record = |outcome| AttemptRecord {
@@ -135,7 +140,12 @@ impl DeliveryActor {
     /// Queues an outcome for the next flush: at once when a batch waits (they hold
     /// window room), else [`FLUSH_DELAY`] after the first one queued.
     fn record(&mut self, entry: StreamId, record: AttemptRecord, after: AfterAttempt, ctx: &mut Context<Self>) {
-        self.settled.push(Settled { entry, record, after });
+        self.settled.push(Settled {
+            entry,
+            record,
+            after,
+            repeat: false,
+        });
         if self.settled.len() >= self.config.settings.batch() {
             self.flush(ctx);
         } else if self.settled.len() == 1 {
@@ -165,17 +175,23 @@ impl DeliveryActor {
         }
     }
 
-    /// Writes the outcomes waiting, in one fenced script, with the circuit's run as it stands.
-    /// Retried as they were if Redis fails; if the lease is gone, nothing was written and the
-    /// actor stops.
+    /// Writes the outcomes waiting, in fenced scripts of at most [`MAX_SETTLED`], with the
+    /// circuit's run as it stands. Retried if Redis fails (as repeats: the script may have run
+    /// although its answer was lost); if the lease is gone, nothing was written and the actor
+    /// stops.
     pub(super) fn flush(&mut self, ctx: &mut Context<Self>) {
         if let Some(timer) = self.flush_timer.take() {
             ctx.cancel_future(timer);
         }
-        if self.settled.is_empty() {
-            return;
+        while !self.settled.is_empty() {
+            let cut = self.settled.len().min(MAX_SETTLED);
+            let settled: Vec<Settled> = self.settled.drain(..cut).collect();
+            self.write_settled(settled, ctx);
         }
-        let settled = std::mem::take(&mut self.settled);
+    }
+
+    /// One flush's script.
+    fn write_settled(&mut self, settled: Vec<Settled>, ctx: &mut Context<Self>) {
         let (queue, webhook, lease) = (self.queue.clone(), self.webhook.id, self.lease.clone());
         let retention = self.config.retention.clone();
         let plan = self
@@ -195,6 +211,11 @@ impl DeliveryActor {
             match result {
                 Ok(logged) => {
                     act.upkeep.landed(logged, settled.len());
+                    act.retries
+                        .landed(settled.iter().filter_map(|written| match written.after {
+                            AfterAttempt::Retry { due_ms, .. } => Some(due_ms),
+                            _ => None,
+                        }));
                     if act.fetching {
                         act.written_during_read
                             .extend(settled.iter().map(|written| written.entry));
@@ -206,10 +227,14 @@ impl DeliveryActor {
                     tracing::warn!(webhook = %act.webhook.id, %error, "could not record attempts; retrying");
                     act.upkeep.failed();
                     let retry_now = act.settled.is_empty();
-                    let newer = std::mem::replace(&mut act.settled, settled);
+                    let repeats = settled.into_iter().map(|settled| Settled {
+                        repeat: true,
+                        ..settled
+                    });
+                    let newer = std::mem::replace(&mut act.settled, repeats.collect());
                     act.settled.extend(newer);
                     if retry_now {
-                        ctx.run_later(REDIS_RETRY, |act, ctx| act.flush(ctx));
+                        act.after_redis_error(ctx, |act, ctx| act.flush(ctx));
                     }
                 }
             }
@@ -237,7 +262,7 @@ impl DeliveryActor {
             act.writes -= 1;
             if let Err(error) = result {
                 tracing::warn!(webhook = %act.webhook.id, %error, "could not record the disabling; retrying");
-                ctx.run_later(REDIS_RETRY, move |act, ctx| act.disable(reason, ctx));
+                act.after_redis_error(ctx, move |act, ctx| act.disable(reason, ctx));
             }
             act.check_drained();
         }));

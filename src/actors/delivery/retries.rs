@@ -5,9 +5,11 @@
 //! once the earliest has been due for [`GATHER`], so retries falling due close together go in
 //! one call (never before their time: a receiver's `Retry-After` is a minimum).
 
+use std::collections::BTreeMap;
+
 use actix::prelude::*;
 
-use super::{DeliveryActor, REDIS_RETRY};
+use super::DeliveryActor;
 use crate::clock::{now_ms, wait_until};
 use crate::domain::StreamId;
 use crate::store::{AfterAttempt, Due, DueSet, StoreError};
@@ -16,6 +18,12 @@ use crate::store::{AfterAttempt, Due, DueSet, StoreError};
 const GATHER_MS: u64 = 20;
 
 /// What the actor knows of its due set.
+///
+/// Invariant: `waiting` and `next_due` never under-state the set — every entry in it (or on
+/// its way into it) is counted, and the earliest is no later than `next_due` — so the one
+/// timer always fires in time. Over-stating is harmless: a take that finds less corrects it.
+/// That is why a read seeds what it adds with the entries not yet written: a failure recorded
+/// before the read but written after it is not in the read's answer.
 #[derive(Debug, Default)]
 pub(super) struct Retries {
     /// Entries left in flight by a previous actor were put back: takes may start.
@@ -29,11 +37,15 @@ pub(super) struct Retries {
     reading: Option<(u64, Option<u64>)>,
     /// The timer armed for `next_due`.
     timer: Option<(u64, SpawnHandle)>,
+    /// Due times of entries scheduled in memory whose write to the set has not landed yet
+    /// (a multiset: due ms → count).
+    unlanded: BTreeMap<u64, u32>,
 }
 
 impl Retries {
     /// An entry failed and waits, due at `due` (ms).
     pub fn scheduled(&mut self, due: u64) {
+        *self.unlanded.entry(due).or_default() += 1;
         self.waiting += 1;
         self.next_due = Some(earliest(self.next_due, due));
         if let Some((count, first)) = &mut self.reading {
@@ -51,8 +63,27 @@ impl Retries {
         self.reading.is_some()
     }
 
+    /// The writes of entries scheduled at these due times landed in Redis.
+    pub fn landed(&mut self, dues: impl IntoIterator<Item = u64>) {
+        for due in dues {
+            if let Some(count) = self.unlanded.get_mut(&due) {
+                *count -= 1;
+                if *count == 0 {
+                    self.unlanded.remove(&due);
+                }
+            }
+        }
+    }
+
+    /// Whether a timer is armed for the earliest due entry.
+    pub fn timer_armed(&self) -> bool {
+        self.timer.is_some()
+    }
+
+    /// A read begins: what it cannot see yet (entries not written) counts as added.
     fn begin_read(&mut self) {
-        self.reading = Some((0, None));
+        let count = self.unlanded.values().map(|n| u64::from(*n)).sum();
+        self.reading = Some((count, self.unlanded.keys().next().copied()));
     }
 
     /// A read answered with what the set holds now.
@@ -90,7 +121,7 @@ impl DeliveryActor {
             Err(error) => {
                 act.retries.fail_read();
                 tracing::warn!(webhook = %act.webhook.id, %error, "reading the retry state failed; retrying");
-                ctx.run_later(REDIS_RETRY, |act, ctx| act.prepare_retries(ctx));
+                act.after_redis_error(ctx, |act, ctx| act.prepare_retries(ctx));
             }
         }));
     }
@@ -139,7 +170,7 @@ impl DeliveryActor {
     }
 
     /// Returns taken entries to the due set, due now.
-    fn put_back(&mut self, entries: Vec<StreamId>, ctx: &mut Context<Self>) {
+    pub(super) fn put_back(&mut self, entries: Vec<StreamId>, ctx: &mut Context<Self>) {
         for _ in &entries {
             self.retries.scheduled(0);
         }
@@ -157,12 +188,12 @@ impl DeliveryActor {
         ctx.spawn(write.into_actor(self).map(|(result, entries), act, ctx| {
             act.writes -= 1;
             match result {
-                Ok(()) => {}
+                Ok(()) => act.retries.landed(entries.iter().map(|_| 0)),
                 // The new owner finds them with retry state outside the set and puts them back.
                 Err(StoreError::Fenced) => return act.lease_lost(ctx),
                 Err(error) => {
                     tracing::warn!(webhook = %act.webhook.id, %error, "could not return entries to the due set; retrying");
-                    ctx.run_later(REDIS_RETRY, move |act, ctx| act.write_put_back(entries, ctx));
+                    act.after_redis_error(ctx, move |act, ctx| act.write_put_back(entries, ctx));
                 }
             }
             act.check_drained();

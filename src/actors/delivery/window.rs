@@ -14,10 +14,10 @@ use std::time::Instant;
 use actix::prelude::*;
 
 use super::slots::Slot;
-use super::{sender, DeliveryActor, Tried, REDIS_RETRY, TOP_UP_AFTER};
+use super::{sender, DeliveryActor, Tried, TOP_UP_AFTER};
 use crate::clock::now_ms;
 use crate::domain::{DeliveryId, PreparedEvent, StreamId, Webhook};
-use crate::store::{Due, QueuedDelivery, RetryLookup, StoreError};
+use crate::store::{Appended, Due, QueuedDelivery, RetryLookup, StoreError};
 
 impl DeliveryActor {
     fn is_after_cursor(&self, entry: StreamId) -> bool {
@@ -42,11 +42,17 @@ impl DeliveryActor {
 
     /// Takes an entry the supervisor just queued, if the window has room and nothing older
     /// waits in the queue; otherwise leaves it to be read from the queue.
-    pub(super) fn intake(&mut self, entry: StreamId, event: Arc<PreparedEvent>, ctx: &mut Context<Self>) {
+    ///
+    /// The cursor moves to the entry only when the entry before it in the queue is at or
+    /// before the cursor: one another instance appended in between (whose notice may be lost)
+    /// would otherwise be passed over and never read while the actor runs.
+    pub(super) fn intake(&mut self, appended: Appended, event: Arc<PreparedEvent>, ctx: &mut Context<Self>) {
+        let Appended { entry, before } = appended;
         if !self.is_after_cursor(entry) {
             return;
         }
-        if self.caught_up && !self.fetching && self.room() > 0 {
+        let read_up_to_it = before.is_none_or(|before| !self.is_after_cursor(before));
+        if self.caught_up && read_up_to_it && !self.fetching && self.room() > 0 {
             self.cursor = Some(entry);
             let delivery = QueuedDelivery {
                 entry,
@@ -92,6 +98,7 @@ impl DeliveryActor {
     /// but the room is held by outcomes waiting for their flush, with nothing in flight, they
     /// are written at once.
     pub(super) fn fill(&mut self, ctx: &mut Context<Self>) {
+        self.audit.touch();
         if !self.active() || self.fetching || self.retries.reading() {
             return;
         }
@@ -186,7 +193,7 @@ impl DeliveryActor {
                 Err(StoreError::Fenced) => act.lease_lost(ctx),
                 Err(error) => {
                     tracing::warn!(webhook = %act.webhook.id, %error, "reading the webhook queue failed; retrying");
-                    ctx.run_later(REDIS_RETRY, |act, ctx| act.fill(ctx));
+                    act.after_redis_error(ctx, |act, ctx| act.fill(ctx));
                 }
             }
         }));

@@ -330,6 +330,8 @@ impl Handler<Shutdown> for Supervisor {
     type Result = ResponseActFuture<Self, ()>;
 
     fn handle(&mut self, Shutdown { grace }: Shutdown, _: &mut Context<Self>) -> Self::Result {
+        // Before the snapshot below: nothing started after it would be drained.
+        self.roster.close();
         let drains: Vec<_> = self
             .roster
             .running

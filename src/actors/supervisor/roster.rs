@@ -100,6 +100,10 @@ pub struct Roster {
     next_generation: u64,
     store: Store,
     config: Arc<DeliveryConfig>,
+    /// Shutting down: no actor starts any more, whatever asks (a work notice, a replay, a
+    /// retry, the sweep, the lease retry): one started during the drain would be killed with
+    /// requests under way and its lease held, so its deliveries would go out twice.
+    closed: bool,
 }
 
 impl Roster {
@@ -117,7 +121,13 @@ impl Roster {
             next_generation: 0,
             store,
             config,
+            closed: false,
         }
+    }
+
+    /// Starts nothing from now on (shutdown).
+    pub fn close(&mut self) {
+        self.closed = true;
     }
 
     pub fn is_running(&self, id: &WebhookId) -> bool {
@@ -126,7 +136,7 @@ impl Roster {
 
     /// Starts the webhook's actor unless it runs already.
     pub fn start(&mut self, webhook: Arc<Webhook>, start: StartState, supervisor: Addr<Supervisor>) {
-        if self.is_running(&webhook.id) {
+        if self.closed || self.is_running(&webhook.id) {
             return;
         }
         let arbiter = &self.workers[self.next_worker % self.workers.len()];

@@ -25,7 +25,7 @@ use actix::prelude::*;
 use super::Supervisor;
 use crate::actors::delivery::{Enqueued, StartState};
 use crate::domain::{Event, PreparedEvent, StreamId, WebhookId};
-use crate::store::{Fanout, FanoutBatch, FanoutRouter, StoreError};
+use crate::store::{Appended, Fanout, FanoutBatch, FanoutRouter, StoreError};
 
 /// Events of a batch that matched, each with the webhooks it matched.
 type Routed = Vec<(Arc<PreparedEvent>, Vec<WebhookId>)>;
@@ -40,7 +40,7 @@ struct Chunk {
 /// How the fan-out of a batch went: the chunks written, then why the rest was not (None when
 /// all were).
 struct Written {
-    queued: Vec<(Vec<Option<StreamId>>, Routed)>,
+    queued: Vec<(Vec<Option<Appended>>, Routed)>,
     stopped: Option<Stop>,
 }
 
@@ -211,24 +211,24 @@ impl Supervisor {
     /// After a fan-out: hands each queued entry to its actor (one message per actor per batch:
     /// a cross-thread wake-up per actor, not per event), starts owned webhooks' actors, tells
     /// the owners of the others. Returns how many deliveries were queued.
-    fn hand_over_queued(&mut self, queued: Vec<Option<StreamId>>, routed: Routed, ctx: &mut Context<Self>) -> usize {
+    fn hand_over_queued(&mut self, queued: Vec<Option<Appended>>, routed: Routed, ctx: &mut Context<Self>) -> usize {
         let mut entries = queued.into_iter();
         let mut count = 0;
-        let mut handed: HashMap<WebhookId, Vec<(StreamId, Arc<PreparedEvent>)>> = HashMap::new();
+        let mut handed: HashMap<WebhookId, Vec<(Appended, Arc<PreparedEvent>)>> = HashMap::new();
         for (event, targets) in routed {
             for target in targets {
-                let Some(entry) = entries.next().flatten() else {
+                let Some(appended) = entries.next().flatten() else {
                     continue;
                 };
                 count += 1;
-                handed.entry(target).or_default().push((entry, event.clone()));
+                handed.entry(target).or_default().push((appended, event.clone()));
             }
         }
         let mut elsewhere = Vec::new();
         for (target, entries) in handed {
             if !self.roster.is_running(&target) {
                 if !self.ownership.owns(&target) {
-                    elsewhere.push((target, entries.first().map(|(entry, _)| *entry)));
+                    elsewhere.push((target, entries.first().map(|(appended, _)| appended.entry)));
                     continue;
                 }
                 // Idle until now: its actor reads the queue from the start (which holds these

@@ -30,9 +30,12 @@
 --        them to the set; the last part acknowledges the entry and deletes the set. So when a
 --        part is refused or fails, routing the event again repeats nothing.
 -- A queue entry is one field, d = '<entry id>\n<ev>\n<body tail>' (see queues.rs, QueueFields).
--- Returns one string: the new queue entry id for each (event, webhook) in order, '-' where
--- skipped, separated by spaces (one value to send and parse per script, not one per pair),
--- in an array so that it cannot be mistaken for a refusal.
+-- Returns one string: for each (event, webhook) in order, '<new queue entry id><<the entry
+-- before it in that queue>' ('<id><' when the queue was empty), or '-' where skipped,
+-- separated by spaces (one value to send and parse per script, not one per pair), in an array
+-- so that it cannot be mistaken for a refusal. The entry before tells the webhook's actor
+-- whether it has read everything up to the new entry: another instance may have appended in
+-- between, and its notice may be lost (a cursor must never pass an unread entry).
 if (redis.call('GET', KEYS[3]) or '0') ~= ARGV[5] then
   return 'stale'
 end
@@ -46,6 +49,19 @@ local function entry(id, ev, tail)
   return id .. '\n' .. ev .. '\n' .. tail
 end
 
+-- The last entry of each queue written so far: read once per queue, then known.
+local last = {}
+local function append(queue, d)
+  local before = last[queue]
+  if before == nil then
+    local tail = redis.call('XREVRANGE', queue, '+', '-', 'COUNT', 1)
+    before = tail[1] and tail[1][1] or ''
+  end
+  local id = redis.call('XADD', queue, '*', 'd', d)
+  last[queue] = id
+  return id .. '<' .. before
+end
+
 local out, done = {}, {}
 local i = 10
 while i <= #ARGV do
@@ -55,7 +71,7 @@ while i <= #ARGV do
     local d, n = entry(id, ARGV[i + 2], ARGV[i + 3]), tonumber(ARGV[i + 4])
     for t = 1, n do
       local w = tonumber(ARGV[i + 4 + t])
-      out[#out + 1] = redis.call('XADD', KEYS[3 + w], '*', 'd', d)
+      out[#out + 1] = append(KEYS[3 + w], d)
     end
     i = i + 5 + n
   elseif kind == 'p' then
@@ -69,7 +85,7 @@ while i <= #ARGV do
       if written[t] == 1 then
         out[#out + 1] = '-'
       else
-        out[#out + 1] = redis.call('XADD', queues[t], '*', 'd', d)
+        out[#out + 1] = append(queues[t], d)
         added[#added + 1] = queues[t]
       end
     end

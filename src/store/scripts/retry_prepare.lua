@@ -1,12 +1,19 @@
 -- Run when a webhook's delivery actor starts: every entry with retry state that is not in the
 -- due set was in flight when its previous actor stopped (a crash, or another instance owned
 -- it); put it back, due at the time its state records. Then report the due set.
+-- One page of the retry hash per call (HSCAN, about ARGV[3] entries), so that a webhook with a
+-- million failed entries holds Redis for one page at a time; the caller goes on from the
+-- cursor it gets back until that is 0. Nothing is needed when every state is in the set.
 -- Fenced: only the holder of the lease (ARGV[1]) does this; otherwise returns -1.
 -- KEYS[1] lease  KEYS[2] retry hash  KEYS[3] due set
--- Returns {entries in the due set, earliest due or false}.
+-- ARGV[1] lease value  ARGV[2] HSCAN cursor ('0' to begin)  ARGV[3] page size
+-- Returns {entries in the due set, earliest due or false, next cursor ('0': done)}.
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+local next_cursor = '0'
 if redis.call('HLEN', KEYS[2]) > redis.call('ZCARD', KEYS[3]) then
-  local states = redis.call('HGETALL', KEYS[2])
+  local page = redis.call('HSCAN', KEYS[2], ARGV[2], 'COUNT', ARGV[3])
+  next_cursor = page[1]
+  local states = page[2]
   for i = 1, #states, 2 do
     if not redis.call('ZSCORE', KEYS[3], states[i]) then
       local due = string.match(states[i + 1], '^%d+:(%d+)') or '0'
@@ -15,4 +22,4 @@ if redis.call('HLEN', KEYS[2]) > redis.call('ZCARD', KEYS[3]) then
   end
 end
 local first = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
-return {redis.call('ZCARD', KEYS[3]), first[2] or false}
+return {redis.call('ZCARD', KEYS[3]), first[2] or false, next_cursor}

@@ -12,7 +12,11 @@
 -- that its entries from that one on hold the cap; see upkeep.rs)
 -- ARGV[5] dead letter cap  ARGV[6] oldest dead letter id to keep (ms)
 -- ARGV[7] the circuit's run of failures (or 'keep')  ARGV[8] since (ms)
--- ARGV[9..] records, each one of:
+-- ARGV[9] '1' when these records may have been written already (the actor writes them again
+-- after a write whose answer it did not get: the script may have run all the same): then each
+-- record is applied only if it was not (the entry is still queued; a retry's attempt count is
+-- newer than the one stored), so a repeat appends no dead letter, attempt or retry twice
+-- ARGV[10..] records (at most MAX_RECORDS: the writer cuts bigger flushes), each one of:
 --   'd', entry, retried (1/0), attempt        delivered: leaves the queue (and its retry state)
 --   'r', entry, retry state, due, attempt     failed, retried when due: joins the due set
 --   'x', entry, attempt ('' = none), n, the dead letter's n field/value pairs
@@ -22,7 +26,13 @@
 -- the exact cap in attempts is applied when asked (ARGV[4]): the newest entries holding `cap`
 -- attempts are kept, the older ones trimmed.
 -- Returns the id of the log entry added ('' when no attempt was logged).
+--
+-- Nothing is written before every record is read and checked, and no command can fail after
+-- (every list is sliced, see `batched`): Redis does not undo a script that errors half-way, and
+-- a half-applied flush that is written again would repeat what it had applied.
+local MAX_RECORDS = 256
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+local repeating = ARGV[9] == '1'
 
 -- Calls `command` with `head` then the items of `list`, in chunks (Lua's unpack is bounded).
 local function batched(head, list)
@@ -35,40 +45,63 @@ local function batched(head, list)
   end
 end
 
+-- Whether a record of a repeated flush was applied by the first try.
+local function still_queued(entry)
+  return #redis.call('XRANGE', KEYS[2], entry, entry) > 0
+end
+local function newer_attempt(entry, state)
+  local stored = redis.call('HGET', KEYS[3], entry)
+  if not stored then return true end
+  return tonumber(string.match(state, '^(%d+)')) > tonumber(string.match(stored, '^(%d+)') or '0')
+end
+
 local leaving, forget, unschedule = {}, {}, {}
-local retry_state, due, log = {}, {}, {}
-local dead = false
+local retry_state, due, log, letters = {}, {}, {}, {}
 local function logged(attempt)
   if attempt ~= '' then
     log[#log + 1] = 'a'
     log[#log + 1] = attempt
   end
 end
-local i = 9
+local records, i = 0, 10
 while i <= #ARGV do
+  records = records + 1
+  if records > MAX_RECORDS then
+    return redis.error_reply('settle: more than ' .. MAX_RECORDS .. ' records in one flush; nothing written')
+  end
   local kind, entry = ARGV[i], ARGV[i + 1]
   if kind == 'd' then
-    leaving[#leaving + 1] = entry
-    if ARGV[i + 2] == '1' then forget[#forget + 1] = entry end
-    logged(ARGV[i + 3])
+    if not repeating or still_queued(entry) then
+      leaving[#leaving + 1] = entry
+      if ARGV[i + 2] == '1' then forget[#forget + 1] = entry end
+      logged(ARGV[i + 3])
+    end
     i = i + 4
   elseif kind == 'r' then
-    retry_state[#retry_state + 1] = entry
-    retry_state[#retry_state + 1] = ARGV[i + 2]
-    due[#due + 1] = ARGV[i + 3]
-    due[#due + 1] = entry
-    logged(ARGV[i + 4])
+    if not repeating or newer_attempt(entry, ARGV[i + 2]) then
+      retry_state[#retry_state + 1] = entry
+      retry_state[#retry_state + 1] = ARGV[i + 2]
+      due[#due + 1] = ARGV[i + 3]
+      due[#due + 1] = entry
+      logged(ARGV[i + 4])
+    end
     i = i + 5
   else
-    logged(ARGV[i + 2])
     local n = tonumber(ARGV[i + 3])
-    redis.call('XADD', KEYS[5], 'MAXLEN', ARGV[5], '*', unpack(ARGV, i + 4, i + 3 + 2 * n))
-    leaving[#leaving + 1] = entry
-    forget[#forget + 1] = entry
-    unschedule[#unschedule + 1] = entry
-    dead = true
+    if not repeating or still_queued(entry) then
+      logged(ARGV[i + 2])
+      letters[#letters + 1] = {i + 4, i + 3 + 2 * n}
+      leaving[#leaving + 1] = entry
+      forget[#forget + 1] = entry
+      unschedule[#unschedule + 1] = entry
+    end
     i = i + 4 + 2 * n
   end
+end
+
+-- Every record is read: now the writes.
+for _, span in ipairs(letters) do
+  redis.call('XADD', KEYS[5], 'MAXLEN', ARGV[5], '*', unpack(ARGV, span[1], span[2]))
 end
 if #leaving > 0 then batched({'XDEL', KEYS[2]}, leaving) end
 if #forget > 0 then batched({'HDEL', KEYS[3]}, forget) end
@@ -77,11 +110,12 @@ if #retry_state > 0 then
   batched({'HSET', KEYS[3]}, retry_state)
   batched({'ZADD', KEYS[4]}, due)
 end
-if dead then redis.call('XTRIM', KEYS[5], 'MINID', '~', ARGV[6]) end
+if #letters > 0 then redis.call('XTRIM', KEYS[5], 'MINID', '~', ARGV[6]) end
 local logged = ''
 if #log > 0 then
   local cap = tonumber(ARGV[2])
-  -- Keep the XADD in one piece: a flush is at most max_in_flight attempts.
+  -- One entry per flush: at most MAX_RECORDS attempts, 2 values each, well within unpack's
+  -- limit (about 8,000).
   logged = redis.call('XADD', KEYS[6], 'MAXLEN', cap, '*', unpack(log))
   if ARGV[4] == '1' then
     -- Walk back from the newest entry until `cap` attempts are counted; trim what is older.

@@ -12,8 +12,10 @@ local sets = tonumber(ARGV[4])
 for i = 4, 3 + sets do
   redis.call('ZREM', KEYS[i], ARGV[1])
 end
+-- UNLINK: a queue or log of a million entries is freed in the background, not while Redis
+-- (and everyone on it) waits.
 for i = 4 + sets, #KEYS do
-  redis.call('DEL', KEYS[i])
+  redis.call('UNLINK', KEYS[i])
 end
 redis.call('DEL', KEYS[1])
 local version = redis.call('INCR', KEYS[2])
