@@ -58,7 +58,8 @@ impl WildDuckQueue {
         format!("{}:webhooks:{rest}", self.prefix)
     }
 
-    async fn node(&self, args: &[&str], stdin: Option<Vec<u8>>) -> Value {
+    /// `node wildduck-queue.js <version> <url> <prefix> <args…>`, killed when dropped.
+    fn command(&self, args: &[&str]) -> tokio::process::Command {
         let mut command = tokio::process::Command::new("node");
         command
             .current_dir(node_dir())
@@ -67,10 +68,26 @@ impl WildDuckQueue {
             .arg(&self.redis_url)
             .arg(&self.prefix)
             .args(args)
+            .kill_on_drop(true);
+        command
+    }
+
+    /// Lines of JSON, one event each: what `add` reads.
+    fn lines(events: &[Value]) -> Vec<u8> {
+        let mut input = Vec::new();
+        for event in events {
+            input.extend_from_slice(event.to_string().as_bytes());
+            input.push(b'\n');
+        }
+        input
+    }
+
+    async fn node(&self, args: &[&str], stdin: Option<Vec<u8>>) -> Value {
+        let mut command = self.command(args);
+        command
             .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true);
+            .stderr(Stdio::inherit());
         let mut child = command.spawn().expect("node runs (scripts/test installs it)");
         if let Some(input) = stdin {
             let mut pipe = child.stdin.take().expect("stdin");
@@ -91,6 +108,32 @@ impl WildDuckQueue {
         })
     }
 
+    /// Like [`WildDuckQueue::add`], but None instead of a panic when node fails or takes more
+    /// than `limit` (Redis down: it may have added some).
+    pub async fn try_add(&self, events: &[Value], limit: std::time::Duration) -> Option<usize> {
+        let mut child = self
+            .command(&["add"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let mut pipe = child.stdin.take()?;
+        pipe.write_all(&Self::lines(events)).await.ok()?;
+        drop(pipe);
+        let output = actix_rt::time::timeout(limit, child.wait_with_output())
+            .await
+            .ok()?
+            .ok()?;
+        let reply: Value = serde_json::from_slice(&output.stdout).ok()?;
+        output
+            .status
+            .success()
+            .then(|| reply["added"].as_u64())
+            .flatten()
+            .map(|n| n as usize)
+    }
+
     /// Publishes each event as WildDuck does; returns how many jobs were added.
     pub async fn add(&self, events: &[Value]) -> usize {
         self.add_with(events, None).await
@@ -98,11 +141,7 @@ impl WildDuckQueue {
 
     /// Like [`WildDuckQueue::add`], with job options merged over WildDuck's (delay, priority).
     pub async fn add_with(&self, events: &[Value], options: Option<Value>) -> usize {
-        let mut input = Vec::new();
-        for event in events {
-            input.extend_from_slice(event.to_string().as_bytes());
-            input.push(b'\n');
-        }
+        let input = Self::lines(events);
         let options = options.map(|o| o.to_string());
         let mut args = vec!["add"];
         if let Some(options) = &options {

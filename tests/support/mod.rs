@@ -10,6 +10,8 @@
 pub mod app;
 pub mod browser;
 pub mod bullmq;
+pub mod chaos;
+pub mod ledger;
 pub mod ports;
 pub mod process;
 pub mod python;

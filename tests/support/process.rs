@@ -247,10 +247,14 @@ impl Drop for ServiceProcess {
     }
 }
 
-/// A private redis-server (no persistence) on its own port.
+/// A private redis-server on its own port: without persistence, or with an append-only file
+/// fsynced on every write ([`RedisProcess::persistent`]), so that a `kill -9` loses nothing it
+/// acknowledged.
 pub struct RedisProcess {
     child: Option<Child>,
     pub port: u16,
+    /// Where the append-only file lives, when persistent.
+    dir: Option<std::path::PathBuf>,
 }
 
 impl RedisProcess {
@@ -259,6 +263,20 @@ impl RedisProcess {
         RedisProcess {
             child: None,
             port: free_port(),
+            dir: None,
+        }
+    }
+
+    /// Like [`RedisProcess::unstarted`], keeping its data in an append-only file
+    /// (`appendfsync always`) under a directory of its own, so every restart reloads it.
+    pub fn persistent() -> RedisProcess {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("hrtest-redis-{port}-{:08x}", rand::random::<u32>()));
+        std::fs::create_dir_all(&dir).expect("a directory for the append-only file");
+        RedisProcess {
+            child: None,
+            port,
+            dir: Some(dir),
         }
     }
 
@@ -266,20 +284,25 @@ impl RedisProcess {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
-    /// Starts (or restarts) the server, empty, and waits until it answers.
+    /// Starts (or restarts) the server and waits until it answers: empty, or with what its
+    /// append-only file holds.
     pub async fn start(&mut self) {
         self.stop();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
+        let port = self.port.to_string();
+        let mut args = vec!["--port", &port, "--bind", "127.0.0.1", "--save", ""];
+        match &self.dir {
+            Some(dir) => args.extend([
                 "--appendonly",
-                "no",
-            ])
+                "yes",
+                "--appendfsync",
+                "always",
+                "--dir",
+                dir.to_str().expect("a UTF-8 temp path"),
+            ]),
+            None => args.extend(["--appendonly", "no"]),
+        }
+        let child = Command::new("redis-server")
+            .args(&args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -298,7 +321,7 @@ impl RedisProcess {
         .await;
     }
 
-    /// Kills the server; its data is gone.
+    /// Kills the server (`kill -9`); its data is gone unless it is persistent.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
@@ -310,6 +333,9 @@ impl RedisProcess {
 impl Drop for RedisProcess {
     fn drop(&mut self) {
         self.stop();
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 

@@ -101,7 +101,7 @@ impl Drop for Flapping {
 }
 
 async fn serve(mut socket: TcpStream, log: Arc<Mutex<Vec<Seen>>>, choose: Arc<dyn Fn(usize) -> Flap + Send + Sync>) {
-    let Some(head) = read_request(&mut socket).await else {
+    let Some((head, _)) = read_request(&mut socket).await else {
         return;
     };
     let id = head
@@ -135,10 +135,10 @@ async fn serve(mut socket: TcpStream, log: Arc<Mutex<Vec<Seen>>>, choose: Arc<dy
     let _ = socket.shutdown().await;
 }
 
-/// Reads the head and body of one request; returns the head.
-async fn read_request(socket: &mut TcpStream) -> Option<String> {
+/// Reads the head and body of one request.
+pub async fn read_request(socket: &mut TcpStream) -> Option<(String, Vec<u8>)> {
     let mut buffer = Vec::new();
-    let mut chunk = [0u8; 4096];
+    let mut chunk = [0u8; 8192];
     loop {
         let read = socket.read(&mut chunk).await.ok()?;
         if read == 0 {
@@ -162,7 +162,7 @@ async fn read_request(socket: &mut TcpStream) -> Option<String> {
                 }
                 buffer.extend_from_slice(&chunk[..read]);
             }
-            return Some(head);
+            return Some((head, buffer[end + 4..end + 4 + length].to_vec()));
         }
     }
 }
