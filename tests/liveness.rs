@@ -293,7 +293,15 @@ async fn a_replay_during_a_graceful_stop_is_delivered_once_after_the_restart() {
         (health["backlog"] == 0).then_some(())
     })
     .await;
-    let took = restarted.elapsed();
+    // When the first replay went out after the restart: at once, not after a lease held by
+    // the stopped instance expired.
+    let took = replays
+        .received()
+        .iter()
+        .filter(|r| r.json()["ev"] == "b.failing" && r.at > restarted)
+        .map(|r| r.at - restarted)
+        .min()
+        .expect("a replay after the restart");
     let per_delivery = replays.per_delivery();
     let failing: Vec<usize> = replays
         .received()
@@ -304,8 +312,8 @@ async fn a_replay_during_a_graceful_stop_is_delivered_once_after_the_restart() {
     // Each: its failed original and one replay.
     assert!(failing.iter().all(|requests| *requests == 2), "{per_delivery:?}");
     assert!(
-        took < Duration::from_secs(8),
-        "the replays waited {took:?} (a lease left behind?)"
+        took < Duration::from_secs(5),
+        "the first replay went {took:?} after the restart (a lease left behind?)"
     );
 }
 
@@ -313,4 +321,33 @@ async fn metrics_text(service: &ServiceProcess) -> Option<String> {
     let mut response = awc::Client::default().get(service.url("/metrics")).send().await.ok()?;
     let body = response.body().limit(16 * 1024 * 1024).await.ok()?;
     String::from_utf8(body.to_vec()).ok()
+}
+
+/// Found by the chaos soak: a take of due retries removes them from the due set in Redis; when
+/// its answer was lost (Redis restarted, the connection cut), the actor never got them, and
+/// they kept their retry state outside the set and outside memory until a restart. Here the
+/// proxy in front of Redis cuts the connection right after forwarding the take.
+#[actix_web::test]
+async fn a_take_of_due_retries_whose_answer_is_lost_loses_nothing() {
+    let take = redis::Script::new(include_str!("../src/store/scripts/retry_take.lua"));
+    let proxy = support::tcp::RedisProxy::start("127.0.0.1:6379").await;
+    let proxied = proxy.url();
+    let receiver = Receiver::scripted(|n, _| if n == 0 { Reply::Status(500) } else { Reply::Status(200) });
+    let app = TestApp::spawn_with(move |s| {
+        s.redis.url = proxied;
+        s.circuit.failure_threshold = 100;
+    })
+    .await;
+    // Loaded in Redis, so the take is the one EVALSHA that runs it (not a NOSCRIPT first).
+    let _: String = app.redis(redis::cmd("SCRIPT").arg("LOAD").arg(include_str!("../src/store/scripts/retry_take.lua"))).await;
+    let webhook = app.create_webhook(&receiver.url(), &["*"], None).await;
+    proxy.lose_reply_to(take.get_hash().as_bytes());
+    app.publish(json!({"ev": "user.created"})).await;
+    support::eventually("the take to run with its answer lost", Duration::from_secs(10), || async {
+        (proxy.cuts() == 1).then_some(())
+    })
+    .await;
+    let got = receiver.wait_for(2, Duration::from_secs(5)).await;
+    assert_eq!(got[1].id(), got[0].id(), "the failed delivery, tried again");
+    app.settled(&[&webhook]).await;
 }

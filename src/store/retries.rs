@@ -48,13 +48,15 @@ pub enum Due {
 }
 
 impl QueueStore {
-    /// Puts back entries whose previous actor stopped while sending them, and reports the set:
-    /// one script per page of the retry hash ([`MAX_SETTLED`] states), so Redis is never held
-    /// for the whole of a big one. Safe to cut into pages only while the actor takes nothing
-    /// from the due set (it starts taking after this).
-    pub async fn prepare_retries(&self, webhook: &WebhookId, lease: &Lease) -> StoreResult<DueSet> {
+    /// Puts back entries with retry state that are neither in the due set nor in `held` (the
+    /// entries the actor has in memory: none at its start) — left in flight by a previous
+    /// actor, or taken by a take whose answer was lost — and reports the set: one script per
+    /// page of the retry hash ([`MAX_SETTLED`] states), so Redis is never held for the whole of
+    /// a big one. Safe to cut into pages only while the actor takes nothing from the due set.
+    pub async fn prepare_retries(&self, webhook: &WebhookId, lease: &Lease, held: &[StreamId]) -> StoreResult<DueSet> {
         let mut conn = self.conn.clone();
         let mut cursor = "0".to_string();
+        let held: Vec<String> = held.iter().map(ToString::to_string).collect();
         loop {
             let reply: Value = PREPARE
                 .key(self.keys.lease(webhook))
@@ -63,6 +65,7 @@ impl QueueStore {
                 .arg(lease.as_str())
                 .arg(&cursor)
                 .arg(MAX_SETTLED)
+                .arg(&held)
                 .invoke_async(&mut conn)
                 .await?;
             if reply == Value::Int(-1) {

@@ -106,11 +106,21 @@ fn earliest(current: Option<u64>, due: u64) -> u64 {
 }
 
 impl DeliveryActor {
-    /// At start: puts back what a previous actor left in flight, and learns the set.
+    /// At start: puts back what a previous actor left in flight, and learns the set. Again
+    /// after a take whose answer was lost (it may have taken entries out of the set that this
+    /// actor never got): then what it holds in memory is left alone.
     pub(super) fn prepare_retries(&mut self, ctx: &mut Context<Self>) {
+        self.retries.ready = false;
         self.retries.begin_read();
+        let held: Vec<StreamId> = self
+            .window
+            .keys()
+            .copied()
+            .chain(self.writing.iter().copied())
+            .chain(self.settled.iter().map(|settled| settled.entry))
+            .collect();
         let (queue, webhook, lease) = (self.queue.clone(), self.webhook.id, self.lease.clone());
-        let prepare = async move { queue.prepare_retries(&webhook, &lease).await };
+        let prepare = async move { queue.prepare_retries(&webhook, &lease, &held).await };
         ctx.spawn(prepare.into_actor(self).map(|result, act, ctx| match result {
             Ok(left) => {
                 act.retries.end_read(left);
@@ -160,9 +170,12 @@ impl DeliveryActor {
                 }
                 Err(StoreError::Fenced) => return act.lease_lost(ctx),
                 Err(error) => {
+                    // The take may have run and taken entries out of the set, its answer lost:
+                    // learn the set again as a starting actor does, keeping what is in memory.
                     act.retries.fail_read();
-                    tracing::warn!(webhook = %act.webhook.id, %error, "taking due retries failed; retrying");
-                    act.retries.next_due = Some(earliest(act.retries.next_due, now_ms() + 1_000));
+                    act.retries.ready = false;
+                    tracing::warn!(webhook = %act.webhook.id, %error, "taking due retries failed; reading the due set again");
+                    act.after_redis_error(ctx, |act, ctx| act.prepare_retries(ctx));
                 }
             }
             act.fill(ctx);
