@@ -1,6 +1,7 @@
 //! WildDuck compatibility beyond the API shapes: importing WildDuck's webhooks from a
 //! `mongoexport` (the real binary's `import-wildduck` command), type patterns lowercased as
-//! WildDuck stores them, and `[routing] userless_to_user_webhooks`.
+//! WildDuck stores them, and `[routing] userless_to_user_webhooks`. The API's answers edge by
+//! edge are in `tests/wildduck_api.rs`.
 
 mod support;
 
@@ -134,6 +135,32 @@ async fn an_imported_export_keeps_wildduck_ids_and_its_webhooks_deliver() {
     let _ = std::fs::remove_file(array);
 }
 
+/// An export with ObjectIds in capitals (a hand-made one, or a user id kept as a string): the
+/// ids are lowercased, so the webhook gets its user's events.
+#[actix_web::test]
+async fn imported_upper_case_ids_are_lowercased_and_route() {
+    let receiver = Receiver::ok();
+    let app = TestApp::spawn().await;
+    let upper = ANN.to_uppercase();
+    let export = std::env::temp_dir().join(format!("{}-upper.json", app.prefix));
+    let record = json!({"_id": {"$oid": "5F1E9D2C8B3A4E00123400AB"}, "type": ["user.*"], "user": upper,
+                        "url": receiver.url()});
+    std::fs::write(&export, record.to_string()).expect("write the export");
+    let (code, out) = import_wildduck(&app.prefix, &export, false).await;
+    assert_eq!(code, 0, "{out}");
+    let (_, list) = app.list_webhooks(&format!("user={upper}")).await;
+    assert_eq!(list["results"][0]["id"], "5f1e9d2c8b3a4e00123400ab", "{list}");
+    assert_eq!(list["results"][0]["user"], ANN);
+    // The running instance learns of the import through Redis, like of any other writer's.
+    support::eventually("the imported webhook to route", Duration::from_secs(10), || async {
+        app.publish(json!({"ev": "user.created", "user": upper})).await;
+        (receiver.count() > 0).then_some(())
+    })
+    .await;
+    assert_eq!(receiver.received()[0].json()["user"], ANN);
+    let _ = std::fs::remove_file(export);
+}
+
 #[actix_web::test]
 async fn type_patterns_and_type_filters_are_lowercased_as_wildduck_does() {
     let receiver = Receiver::ok();
@@ -144,7 +171,8 @@ async fn type_patterns_and_type_filters_are_lowercased_as_wildduck_does() {
     assert_eq!(status, 200, "{created}");
     let id = created["id"].as_str().unwrap().to_string();
     let (_, webhook) = app.get_webhook(&id).await;
-    assert_eq!(webhook["type"], json!(["user.created", "marked.spam"]));
+    // Trimmed and lowercased, in the order and with the repeats given, as WildDuck stores them.
+    assert_eq!(webhook["type"], json!(["user.created", "marked.spam", "user.created"]));
 
     app.update_webhook(&id, json!({"type": ["Mailbox.*", "Forward Added"]}))
         .await;

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use hookrouter::domain::{EventType, TypePattern, UserId, Webhook, WebhookId, WebhookSecret, WebhookUrl};
 use hookrouter::routing::RouteIndex;
 
-use super::publish::Publisher;
+use super::publish::{user, Publisher};
 use super::report::Row;
 use super::scenarios::{row, wait_deliveries};
 use super::service::Service;
@@ -51,7 +51,7 @@ pub async fn many_webhooks(bench: &Bench) -> (Row, ManyFindings) {
     let events = if bench.quick { 2_000 } else { 10_000 };
     let mut publisher = Publisher::connect(&bench.redis, &prefix).await;
     let publish_started = now_us();
-    publisher.publish(0, events, |n| format!("u{}", n % 1000)).await;
+    publisher.publish(0, events, |n| user(n % 1000)).await;
     wait_deliveries(&sink, events, Duration::from_secs(300)).await;
     let mut measured = row(
         &format!("{}k user webhooks", count / 1000),
@@ -96,7 +96,7 @@ async fn register(service: &Rc<Service>, url: &str, from: u64, to: u64) {
         let batch: Vec<_> = (next..(next + 64).min(to))
             .map(|i| {
                 let (service, url) = (service.clone(), url.to_string());
-                actix_rt::spawn(async move { service.create_webhook(&url, &["*"], Some(&format!("u{i}"))).await })
+                actix_rt::spawn(async move { service.create_webhook(&url, &["*"], Some(&user(i))).await })
             })
             .collect();
         for task in batch {
@@ -126,12 +126,12 @@ fn matching_cost(webhooks: usize) -> f64 {
     };
     for i in 0..webhooks {
         let pattern = ["*", "marked.*", "marked.spam", "user.*"][i % 4];
-        index.insert(&webhook(Some(UserId::parse(&format!("u{i}")).unwrap()), pattern));
+        index.insert(&webhook(Some(UserId::parse(&user(i as u64)).unwrap()), pattern));
     }
     for pattern in ["user.created", "mailbox.*"].iter().cycle().take(10) {
         index.insert(&webhook(None, pattern));
     }
-    let users: Vec<UserId> = (0..1000).map(|i| UserId::parse(&format!("u{i}")).unwrap()).collect();
+    let users: Vec<UserId> = (0..1000).map(|i| UserId::parse(&user(i as u64)).unwrap()).collect();
     let ev = EventType::parse("marked.spam").unwrap();
     let mut out = Vec::new();
     let rounds = 1_000_000;
@@ -180,7 +180,7 @@ pub async fn backlog(bench: &Bench) -> (Row, BacklogFindings) {
     let mut publisher = Publisher::connect(&bench.redis, &prefix).await;
     let redis_before = publisher.redis_memory().await;
     let started = Instant::now();
-    publisher.publish(0, events, |n| format!("u{}", n % 1000)).await;
+    publisher.publish(0, events, |n| user(n % 1000)).await;
     while service.backlog(&webhook).await != events {
         actix_rt::time::sleep(Duration::from_millis(100)).await;
         assert!(

@@ -64,7 +64,7 @@ impl ImportReport {
                 "{verb:<12} {} {user} [{}] -> {}",
                 hook.id,
                 types.join(", "),
-                hook.url
+                hook.url.redacted()
             );
         }
         for (id, why) in &self.skipped {
@@ -169,7 +169,7 @@ pub async fn run(settings: &Settings, path: &Path, dry_run: bool) -> anyhow::Res
                 report.skipped.push((hook.id, "already exists in hookrouter".into()));
                 continue;
             }
-            tracing::info!(webhook = %hook.id, url = %hook.url, "webhook imported from WildDuck");
+            tracing::info!(webhook = %hook.id, url = %hook.url.redacted(), "webhook imported from WildDuck");
         }
         if exists {
             report.skipped.push((hook.id, "already exists in hookrouter".into()));
