@@ -1,15 +1,15 @@
-//! WildDuck compatibility beyond the API shapes: importing WildDuck's webhooks from a
-//! `mongoexport` (the real binary's `import-wildduck` command), type patterns lowercased as
-//! WildDuck stores them, and `[routing] userless_to_user_webhooks`. The API's answers edge by
-//! edge are in `tests/wildduck_api.rs`.
+//! WildDuck compatibility: WildDuck's own webhook API tests run against the real binary,
+//! importing WildDuck's webhooks from a `mongoexport` (the real binary's `import-wildduck`
+//! command), type patterns lowercased as WildDuck stores them, and `[routing]
+//! userless_to_user_webhooks`. The API's answers edge by edge are in `tests/wildduck_api.rs`.
 
 mod support;
 
 use std::time::Duration;
 
 use serde_json::json;
-use support::process::import_wildduck;
-use support::{Receiver, TestApp};
+use support::process::{import_wildduck, ServiceProcess};
+use support::{Receiver, TestApp, REDIS_URL};
 
 const ANN: &str = "5f1e9d2c8b3a4e00aaaaaaaa";
 
@@ -236,4 +236,50 @@ async fn by_default_a_user_webhook_gets_only_its_users_events() {
 #[actix_web::test]
 async fn with_the_wildduck_setting_user_webhooks_get_userless_events_too() {
     assert!(userless_event_reaches_user_webhook(true).await);
+}
+
+/// WildDuck's own webhook API test file, `test/api/webhooks-test.js` from zone-eu/wildduck,
+/// branch `fastify-migration` (kept unchanged but for a header in
+/// `tests/node/wildduck/test/api/`), run the way WildDuck runs it: mocha with the `spec`
+/// reporter, `NODE_ENV=test`, supertest and `@zone-eu/wild-config` (versions as WildDuck pins
+/// them, in `tests/node/package.json`), against a running server whose port wild-config reads
+/// (`APPCONF_api_port`). Here the server is hookrouter's binary. Every one of its 8 tests must
+/// pass.
+#[actix_web::test]
+async fn wildducks_own_webhook_api_tests_pass_against_hookrouter() {
+    let suite = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/node/wildduck");
+    let mocha = suite.join("../node_modules/mocha/bin/mocha.js");
+    assert!(
+        mocha.exists() && suite.join("../node_modules/@zone-eu/wild-config").exists(),
+        "the Node test packages are missing: run `scripts/test --setup-only` (npm ci in tests/node)"
+    );
+    let prefix = support::TestPrefix::new();
+    let mut service = ServiceProcess::start(REDIS_URL, &prefix, &[]);
+    service.wait_until_serving().await;
+    let output = tokio::process::Command::new("node")
+        .current_dir(&suite)
+        .arg(&mocha)
+        .args(["--reporter", "spec", "test/api/webhooks-test.js"])
+        .env("NODE_ENV", "test")
+        .env("APPCONF_api_port", service.port.to_string())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("node runs (scripts/test installs it)");
+    service.terminate();
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "mocha failed:\n{report}");
+    assert!(report.contains("8 passing") && !report.contains("failing"), "{report}");
+    for test in [
+        "should POST /webhooks expect success",
+        "should GET /webhooks expect success / type filter",
+        "should DELETE /webhooks/{webhook} expect failure / malformed id",
+        "should DELETE /webhooks/{webhook} expect failure / unknown id",
+    ] {
+        assert!(report.contains(&format!("✔ {test}")), "{test} did not pass:\n{report}");
+    }
 }

@@ -1,7 +1,8 @@
 //! WildDuck's webhook API, edge by edge: each request here gets the answer WildDuck 1.45's
 //! routes (`lib/api/webhooks.js`) give it — status, `code`, error text where clients read it,
 //! echoes and paging — and upper-case ObjectIds are lowercased wherever they enter, so they
-//! route. WildDuck's tokens are in `tests/wildduck_tokens.rs`.
+//! route. WildDuck's own test file runs in `tests/wildduck.rs`; WildDuck's tokens in
+//! `tests/wildduck_tokens.rs`.
 
 mod support;
 
