@@ -268,7 +268,22 @@ mod tests {
                 ..Grants::default()
             }
         );
-        assert_eq!(role_grants("audit"), Some(Grants::default()));
+        for role in [
+            "auth",
+            "attachments",
+            "tokenAuth",
+            "audit",
+            "auditclient",
+            "export",
+            "settings",
+            "downloader",
+        ] {
+            assert_eq!(
+                role_grants(role),
+                Some(Grants::default()),
+                "{role}: a role without webhook rights"
+            );
+        }
         assert_eq!(role_grants("nobody"), None);
         assert!(is_wildduck_token(TOKEN) && !is_wildduck_token("short") && !is_wildduck_token(&"g".repeat(40)));
     }
