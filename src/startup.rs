@@ -24,7 +24,7 @@ use crate::config::Settings;
 use crate::domain::InstanceName;
 use crate::security::{tls, AccessTokens, Destinations};
 use crate::shutdown::{Delivering, Shutdown};
-use crate::store::{BullMqQueue, Store};
+use crate::store::{BullMqQueue, Store, WildDuckTokenStore};
 
 /// The delivering side of a running instance.
 struct Router {
@@ -60,12 +60,12 @@ impl Application {
         crate::metrics::handle();
         let listen = settings.listen_addr()?;
         let access = AccessTokens::new(&settings.api.access_tokens);
-        if access.is_empty() {
+        if access.is_empty() && !settings.api.wildduck_tokens {
             if !listen.ip().is_loopback() {
                 anyhow::bail!(
                     "refusing to serve the API on {listen} without access tokens: anyone who can reach it could \
                      manage webhooks. Set [api] access_tokens (or HOOKROUTER__API__ACCESS_TOKENS=<token>,...), \
-                     or listen on a loopback address such as 127.0.0.1:8787"
+                     turn on [api] wildduck_tokens, or listen on a loopback address such as 127.0.0.1:8787"
                 );
             }
             tracing::warn!(%listen, "no [api] access_tokens: the API is open to every local user");
@@ -79,6 +79,7 @@ impl Application {
         let destinations = Arc::new(Destinations::new(&settings.security.allow_cidrs));
         let store = Store::new(&settings.redis)?;
         watch_redis(store.clone(), settings.redis.url_for_logs());
+        let wildduck = wildduck_tokens(&settings)?;
         if settings.bullmq.enabled && !settings.webhooks.enabled {
             tracing::warn!("[bullmq] enabled has no effect on an API-only instance ([webhooks] enabled = false)");
         }
@@ -118,6 +119,7 @@ impl Application {
             router: router.as_ref().map(|r| r.handle.clone()),
             destinations,
             access,
+            wildduck,
             dashboard: api::dashboard::Dashboard::new(stopping_seen, settings.leases.ttl()),
         });
         let server = HttpServer::new(move || {
@@ -223,6 +225,26 @@ fn watch_redis(store: Store, url: String) {
             actix_rt::time::sleep(CHECK_EVERY).await;
         }
     });
+}
+
+/// What checks WildDuck's tokens, with `[api] wildduck_tokens` (connected lazily).
+fn wildduck_tokens(settings: &Settings) -> anyhow::Result<Option<api::auth::WildDuckTokens>> {
+    if !settings.api.wildduck_tokens {
+        return Ok(None);
+    }
+    let url = settings.wildduck_redis_url();
+    let store = WildDuckTokenStore::new(url, Duration::from_millis(settings.redis.timeout_ms))?;
+    let redis_for_logs = crate::config::RedisSettings {
+        url: url.to_string(),
+        ..settings.redis.clone()
+    }
+    .url_for_logs();
+    tracing::info!(redis = %redis_for_logs, "accepting the access tokens WildDuck issues");
+    Ok(Some(api::auth::WildDuckTokens {
+        store,
+        secret: Arc::from(settings.api.wildduck_secret.0.as_bytes()),
+        lifetime_s: settings.api.wildduck_token_lifetime_s,
+    }))
 }
 
 /// Starts the delivering side; `parts` has everything but the delivery arbiters, made here.

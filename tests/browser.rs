@@ -216,7 +216,7 @@ async fn with_tokens_the_page_asks_for_one_and_shows_nothing_until_it_is_valid()
     assert_eq!(before["text_has_urls"], false);
     let answers = before["answers"].as_array().unwrap();
     assert!(
-        !answers.is_empty() && answers.iter().all(|a| a[1] == 401),
+        !answers.is_empty() && answers.iter().all(|a| a[1] == 403),
         "{answers:?}"
     );
     let wrong = &result["wrong"];
@@ -231,7 +231,7 @@ async fn with_tokens_the_page_asks_for_one_and_shows_nothing_until_it_is_valid()
         .iter()
         .any(|u| u.as_str().unwrap().contains("/dashboard/stream?") && u.as_str().unwrap().contains("ticket=")));
     // The refused calls show as failed loads in the console; nothing else may.
-    assert_clean(&result, &host(&app), &["401 (Unauthorized)"]);
+    assert_clean(&result, &host(&app), &["403 (Forbidden)"]);
 }
 
 #[actix_web::test]

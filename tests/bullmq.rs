@@ -60,7 +60,8 @@ async fn wildduck_jobs_reach_global_and_user_webhooks(version: Bullmq) {
     let events = [
         json!({"ev": "user.created", "user": ANN, "username": "ann", "name": "Ann", "address": "ann@example.com"}),
         json!({"ev": "user.created", "user": BOB, "username": "bob", "name": "Bob", "address": "bob@example.com"}),
-        json!({"ev": "forward added", "user": ANN, "type": "forward", "filter": "6f1e9d2c8b3a4e0012345678",
+        // An ObjectId in capitals is the same user: lowercased, it reaches ann's webhook.
+        json!({"ev": "forward added", "user": ANN.to_uppercase(), "type": "forward", "filter": "6f1e9d2c8b3a4e0012345678",
                "target": "smtp://mx.example.net"}),
         json!({"ev": "mailbox.created", "user": ANN, "mailbox": "6f1e9d2c8b3a4e0012345679", "path": "INBOX/Receipts"}),
         json!({"ev": "address.forwarded.created", "address": "6f1e9d2c8b3a4e001234567a", "value": "fwd@example.com"}),

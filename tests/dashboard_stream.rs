@@ -65,7 +65,7 @@ async fn with_tokens_the_stream_takes_a_single_use_ticket_and_the_page_is_open()
             .send()
             .await
             .unwrap();
-        assert_eq!(response.status(), 401, "{method} {path}");
+        assert_eq!(response.status(), 403, "{method} {path}");
     }
     let stream = |query: String| anonymous.get(app.url(&format!("/dashboard/stream?{query}"))).send();
     let mut refused = stream(String::new()).await.unwrap();

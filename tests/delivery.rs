@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use support::{eventually, Receiver, Reply, TestApp};
 
+const ANN: &str = "5f1e9d2c8b3a4e00aaaaaaaa";
+const BOB: &str = "5f1e9d2c8b3a4e00bbbbbbbb";
 const WAIT: Duration = Duration::from_secs(10);
 
 #[actix_web::test]
@@ -122,16 +124,14 @@ async fn user_webhooks_get_only_their_users_events_and_global_ones_get_all() {
     let bob = Receiver::ok();
     let ids = [
         app.create_webhook(&global.url(), &["*"], None).await,
-        app.create_webhook(&ann.url(), &["*"], Some("ann")).await,
-        app.create_webhook(&bob.url(), &["mailbox.*"], Some("bob")).await,
+        app.create_webhook(&ann.url(), &["*"], Some(ANN)).await,
+        app.create_webhook(&bob.url(), &["mailbox.*"], Some(BOB)).await,
     ];
 
-    app.publish(json!({"ev": "mailbox.created", "user": "ann", "n": 1}))
-        .await;
-    app.publish(json!({"ev": "mailbox.created", "user": "bob", "n": 2}))
-        .await;
+    app.publish(json!({"ev": "mailbox.created", "user": ANN, "n": 1})).await;
+    app.publish(json!({"ev": "mailbox.created", "user": BOB, "n": 2})).await;
     app.publish(json!({"ev": "address.forwarded.created", "n": 3})).await; // no user
-    app.publish(json!({"ev": "user.created", "user": "bob", "n": 4})).await;
+    app.publish(json!({"ev": "user.created", "user": BOB, "n": 4})).await;
 
     app.settled(&ids.each_ref().map(String::as_str)).await;
     let numbers = |r: &Receiver| {

@@ -1,14 +1,15 @@
-//! WildDuck compatibility beyond the API shapes: importing WildDuck's webhooks from a
-//! `mongoexport` (the real binary's `import-wildduck` command), type patterns lowercased as
-//! WildDuck stores them, and `[routing] userless_to_user_webhooks`.
+//! WildDuck compatibility: WildDuck's own webhook API tests run against the real binary,
+//! importing WildDuck's webhooks from a `mongoexport` (the real binary's `import-wildduck`
+//! command), type patterns lowercased as WildDuck stores them, and `[routing]
+//! userless_to_user_webhooks`. The API's answers edge by edge are in `tests/wildduck_api.rs`.
 
 mod support;
 
 use std::time::Duration;
 
 use serde_json::json;
-use support::process::import_wildduck;
-use support::{Receiver, TestApp};
+use support::process::{import_wildduck, ServiceProcess};
+use support::{Receiver, TestApp, REDIS_URL};
 
 const ANN: &str = "5f1e9d2c8b3a4e00aaaaaaaa";
 
@@ -134,6 +135,32 @@ async fn an_imported_export_keeps_wildduck_ids_and_its_webhooks_deliver() {
     let _ = std::fs::remove_file(array);
 }
 
+/// An export with ObjectIds in capitals (a hand-made one, or a user id kept as a string): the
+/// ids are lowercased, so the webhook gets its user's events.
+#[actix_web::test]
+async fn imported_upper_case_ids_are_lowercased_and_route() {
+    let receiver = Receiver::ok();
+    let app = TestApp::spawn().await;
+    let upper = ANN.to_uppercase();
+    let export = std::env::temp_dir().join(format!("{}-upper.json", app.prefix));
+    let record = json!({"_id": {"$oid": "5F1E9D2C8B3A4E00123400AB"}, "type": ["user.*"], "user": upper,
+                        "url": receiver.url()});
+    std::fs::write(&export, record.to_string()).expect("write the export");
+    let (code, out) = import_wildduck(&app.prefix, &export, false).await;
+    assert_eq!(code, 0, "{out}");
+    let (_, list) = app.list_webhooks(&format!("user={upper}")).await;
+    assert_eq!(list["results"][0]["id"], "5f1e9d2c8b3a4e00123400ab", "{list}");
+    assert_eq!(list["results"][0]["user"], ANN);
+    // The running instance learns of the import through Redis, like of any other writer's.
+    support::eventually("the imported webhook to route", Duration::from_secs(10), || async {
+        app.publish(json!({"ev": "user.created", "user": upper})).await;
+        (receiver.count() > 0).then_some(())
+    })
+    .await;
+    assert_eq!(receiver.received()[0].json()["user"], ANN);
+    let _ = std::fs::remove_file(export);
+}
+
 #[actix_web::test]
 async fn type_patterns_and_type_filters_are_lowercased_as_wildduck_does() {
     let receiver = Receiver::ok();
@@ -144,7 +171,8 @@ async fn type_patterns_and_type_filters_are_lowercased_as_wildduck_does() {
     assert_eq!(status, 200, "{created}");
     let id = created["id"].as_str().unwrap().to_string();
     let (_, webhook) = app.get_webhook(&id).await;
-    assert_eq!(webhook["type"], json!(["user.created", "marked.spam"]));
+    // Trimmed and lowercased, in the order and with the repeats given, as WildDuck stores them.
+    assert_eq!(webhook["type"], json!(["user.created", "marked.spam", "user.created"]));
 
     app.update_webhook(&id, json!({"type": ["Mailbox.*", "Forward Added"]}))
         .await;
@@ -208,4 +236,50 @@ async fn by_default_a_user_webhook_gets_only_its_users_events() {
 #[actix_web::test]
 async fn with_the_wildduck_setting_user_webhooks_get_userless_events_too() {
     assert!(userless_event_reaches_user_webhook(true).await);
+}
+
+/// WildDuck's own webhook API test file, `test/api/webhooks-test.js` from zone-eu/wildduck,
+/// branch `fastify-migration` (kept unchanged but for a header in
+/// `tests/node/wildduck/test/api/`), run the way WildDuck runs it: mocha with the `spec`
+/// reporter, `NODE_ENV=test`, supertest and `@zone-eu/wild-config` (versions as WildDuck pins
+/// them, in `tests/node/package.json`), against a running server whose port wild-config reads
+/// (`APPCONF_api_port`). Here the server is hookrouter's binary. Every one of its 8 tests must
+/// pass.
+#[actix_web::test]
+async fn wildducks_own_webhook_api_tests_pass_against_hookrouter() {
+    let suite = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/node/wildduck");
+    let mocha = suite.join("../node_modules/mocha/bin/mocha.js");
+    assert!(
+        mocha.exists() && suite.join("../node_modules/@zone-eu/wild-config").exists(),
+        "the Node test packages are missing: run `scripts/test --setup-only` (npm ci in tests/node)"
+    );
+    let prefix = support::TestPrefix::new();
+    let mut service = ServiceProcess::start(REDIS_URL, &prefix, &[]);
+    service.wait_until_serving().await;
+    let output = tokio::process::Command::new("node")
+        .current_dir(&suite)
+        .arg(&mocha)
+        .args(["--reporter", "spec", "test/api/webhooks-test.js"])
+        .env("NODE_ENV", "test")
+        .env("APPCONF_api_port", service.port.to_string())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("node runs (scripts/test installs it)");
+    service.terminate();
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "mocha failed:\n{report}");
+    assert!(report.contains("8 passing") && !report.contains("failing"), "{report}");
+    for test in [
+        "should POST /webhooks expect success",
+        "should GET /webhooks expect success / type filter",
+        "should DELETE /webhooks/{webhook} expect failure / malformed id",
+        "should DELETE /webhooks/{webhook} expect failure / unknown id",
+    ] {
+        assert!(report.contains(&format!("✔ {test}")), "{test} did not pass:\n{report}");
+    }
 }

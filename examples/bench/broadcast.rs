@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::cost::{Cost, Probe};
-use super::publish::Publisher;
+use super::publish::{user, Publisher};
 use super::report::Row;
 use super::scenarios::{row, wait_deliveries};
 use super::service::Service;
@@ -212,7 +212,7 @@ pub async fn broadcast(bench: &Bench, nice: u8) -> (Row, Pings) {
     let slowlog = watch_slow_commands(&bench.redis);
     let pinger = ping_loop(&bench.redis, stop.clone());
     let started = now_us();
-    publisher.publish(0, events, |n| format!("u{}", n % 1000)).await;
+    publisher.publish(0, events, |n| user(n % 1000)).await;
     let expected = events * webhooks as u64;
     let got = wait_deliveries(&sink, expected, Duration::from_secs(600)).await;
     stop.store(true, Ordering::Relaxed);

@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::cost::{Cost, Probe};
-use super::publish::Publisher;
+use super::publish::{user, Publisher};
 use super::report::Row;
 use super::scenarios::row;
 use super::service::Service;
@@ -79,7 +79,7 @@ pub async fn steady(bench: &Bench, n: usize) -> (Row, u64) {
     let all: Vec<&Service> = services.iter().collect();
     let before = probe.snapshot(&all).await;
     let started = now_us();
-    publisher.publish(0, events, |e| format!("u{}", e % 1000)).await;
+    publisher.publish(0, events, |e| user(e % 1000)).await;
     let expected = events * WEBHOOKS as u64;
     let deadline = Instant::now() + Duration::from_secs(600);
     while sink.tally.distinct.load(Ordering::SeqCst) < expected && Instant::now() < deadline {
@@ -135,7 +135,7 @@ fn steady_publisher(mut publisher: Publisher, stop: Rc<Cell<bool>>) -> actix_rt:
         while !stop.get() {
             tick.tick().await;
             for _ in 0..10 {
-                publisher.publish(n, 1, |e| format!("u{}", e % 1000)).await;
+                publisher.publish(n, 1, |e| user(e % 1000)).await;
                 n += 1;
             }
         }

@@ -125,7 +125,7 @@ async fn main() {
     let connections = 10 * 16;
     let body = bytes::Bytes::from(format!(
         r#"{{"id":"6b087e4a6618a35b31267fde:1764181570123-0","time":1764181570123,{}"#,
-        &publish::event(1, "u1", sink::now_us())[1..]
+        &publish::event(1, &publish::user(1), sink::now_us())[1..]
     ));
     let ceiling_secs = if args.quick { 1 } else { 3 };
     let ceiling = match &bench.nginx {

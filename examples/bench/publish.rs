@@ -10,11 +10,17 @@ pub struct Publisher {
     key: String,
 }
 
-/// The n-th event, for `user`.
+/// The n-th event, for `user`, as WildDuck publishes `marked.spam`: the message's ObjectId in
+/// `message` and its IMAP uid (here n) in `id`, which deliveries carry as `message`.
 pub fn event(n: u64, user: &str, sent: u64) -> String {
     format!(
-        r#"{{"ev":"marked.spam","user":"{user}","mailbox":"6f1e9d2c8b3a4e0012345678","message":{n},"from":"spammer@example.net","subject":"You won","sent":{sent}}}"#
+        r#"{{"ev":"marked.spam","user":"{user}","mailbox":"6f1e9d2c8b3a4e0012345678","message":"6f1e9d2c8b3a4e0012345679","id":{n},"from":"spammer@example.net","subject":"You won","sent":{sent}}}"#
     )
+}
+
+/// The n-th user: a WildDuck user id (an ObjectId), as webhooks' users must be.
+pub fn user(n: u64) -> String {
+    format!("5f1e9d2c{n:016x}")
 }
 
 impl Publisher {

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::cost::{Cost, Probe};
 use super::nginx::Nginx;
-use super::publish::Publisher;
+use super::publish::{user, Publisher};
 use super::report::{Latency, Row};
 use super::service::Service;
 use super::sink::{now_us, Sink};
@@ -93,7 +93,7 @@ async fn blast(bench: &Bench, name: &str, how: Blast<'_>) -> Row {
     let mut probe = Probe::connect(&bench.redis).await;
     let before = probe.snapshot(&[&service]).await;
     let started = now_us();
-    publisher.publish(0, events, |n| format!("u{}", n % 1000)).await;
+    publisher.publish(0, events, |n| user(n % 1000)).await;
     let refused = if refuse_every > 0 {
         events.div_ceil(refuse_every)
     } else {
@@ -147,7 +147,7 @@ async fn blast_nginx(bench: &Bench, nginx: &Nginx, events: u64) -> Row {
     let base = nginx.counts().await;
     let before = probe.snapshot(&[&service]).await;
     let started = Instant::now();
-    publisher.publish(0, events, |n| format!("u{}", n % 1000)).await;
+    publisher.publish(0, events, |n| user(n % 1000)).await;
     let expected = events * 10;
     let deadline = started + Duration::from_secs(900);
     let (got, connections) = loop {
@@ -232,7 +232,7 @@ async fn paced(bench: &Bench, name: &str, black_holes: usize, seconds: u64) -> R
     }
     let mut publisher = Publisher::connect(&bench.redis, &prefix).await;
     // Warm the connections up (and let the black holes fill their windows), then measure.
-    publisher.publish(0, 100, |n| format!("u{n}")).await;
+    publisher.publish(0, 100, user).await;
     wait_deliveries(&sink, 1_000, Duration::from_secs(30)).await;
     actix_rt::time::sleep(Duration::from_millis(500)).await;
     sink.tally.reset();
@@ -244,7 +244,7 @@ async fn paced(bench: &Bench, name: &str, black_holes: usize, seconds: u64) -> R
         // One event every millisecond on average: 10 per 10 ms tick, each its own XADD, so they
         // enter the stream spread out like a real producer's.
         for k in 0..10 {
-            publisher.publish(t * 10 + k, 1, |n| format!("u{}", n % 1000)).await;
+            publisher.publish(t * 10 + k, 1, |n| user(n % 1000)).await;
         }
     }
     let events = ticks * 10;

@@ -1,8 +1,11 @@
 //! Opaque list cursors: `next`/`previous` values a client passes back unchanged.
 //!
-//! A webhook list cursor is the base64url of `n:<id>` (the page after webhook `<id>`) or
-//! `p:<id>` (the page before it). Ids sort by creation time, so pages stay stable while
-//! webhooks are added. A history cursor (attempts, dead letters, rejected entries) is the
+//! A webhook list cursor is the base64url of `n:<id>:<page>` (the page after webhook `<id>`)
+//! or `p:<id>:<page>` (the page before it), `<page>` being that page's number (as WildDuck's
+//! cursors carry it, so clients need not count pages; older cursors have none). Which way a
+//! cursor goes is the parameter's choice (`next` or `previous`), as with WildDuck's cursors,
+//! which hold only a position. Ids sort by creation time, so pages stay stable while webhooks
+//! are added. A history cursor (attempts, dead letters, rejected entries) is the
 //! base64url of `s:<stream entry id>`: the page of entries older than that one; or, in the
 //! attempt log, whose entries hold one flush each, `s:<stream entry id>/<n>`: the first `n`
 //! attempts of that entry, then the older entries.
@@ -13,22 +16,34 @@ use base64::Engine;
 use crate::domain::{StreamId, WebhookId};
 use crate::store::{HistoryCursor, ListDirection};
 
-pub fn encode(direction: ListDirection, id: &WebhookId) -> String {
+/// A position in the webhook list, and the number of the page it leads to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListCursor {
+    pub id: WebhookId,
+    pub page: Option<u64>,
+}
+
+pub fn encode(direction: ListDirection, id: &WebhookId, page: u64) -> String {
     let tag = match direction {
         ListDirection::Next => 'n',
         ListDirection::Previous => 'p',
     };
-    URL_SAFE_NO_PAD.encode(format!("{tag}:{id}"))
+    URL_SAFE_NO_PAD.encode(format!("{tag}:{id}:{page}"))
 }
 
-pub fn decode(cursor: &str) -> Option<(ListDirection, WebhookId)> {
-    let (tag, id) = open(cursor)?;
-    let direction = match tag.as_str() {
-        "n" => ListDirection::Next,
-        "p" => ListDirection::Previous,
-        _ => return None,
+pub fn decode(cursor: &str) -> Option<ListCursor> {
+    let (tag, rest) = open(cursor)?;
+    if tag != "n" && tag != "p" {
+        return None;
+    }
+    let (id, page) = match rest.split_once(':') {
+        Some((id, page)) => (id, Some(page.parse().ok()?)),
+        None => (rest.as_str(), None),
     };
-    Some((direction, WebhookId::parse(&id)?))
+    Some(ListCursor {
+        id: WebhookId::parse(id)?,
+        page,
+    })
 }
 
 pub fn encode_entry(cursor: &HistoryCursor) -> String {
@@ -67,14 +82,14 @@ mod tests {
     #[test]
     fn round_trips_and_refuses_garbage() {
         let id = WebhookId::generate();
-        assert_eq!(
-            decode(&encode(ListDirection::Next, &id)),
-            Some((ListDirection::Next, id))
-        );
-        assert_eq!(
-            decode(&encode(ListDirection::Previous, &id)),
-            Some((ListDirection::Previous, id))
-        );
+        for direction in [ListDirection::Next, ListDirection::Previous] {
+            assert_eq!(
+                decode(&encode(direction, &id, 3)),
+                Some(ListCursor { id, page: Some(3) })
+            );
+        }
+        let older = URL_SAFE_NO_PAD.encode(format!("n:{id}"));
+        assert_eq!(decode(&older), Some(ListCursor { id, page: None }));
         assert_eq!(decode("not-a-cursor"), None);
         assert_eq!(decode(""), None);
         let entry = StreamId { ms: 17, seq: 2 };
@@ -83,6 +98,6 @@ mod tests {
             assert_eq!(decode_entry(&encode_entry(&cursor)), Some(cursor));
         }
         assert_eq!(decode_entry(&URL_SAFE_NO_PAD.encode("s:17-2/x")), None);
-        assert_eq!(decode_entry(&encode(ListDirection::Next, &id)), None);
+        assert_eq!(decode_entry(&encode(ListDirection::Next, &id, 1)), None);
     }
 }

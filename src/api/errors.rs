@@ -20,11 +20,16 @@ pub enum ApiError {
     /// 400: the fields that were wrong, each with the rule it broke.
     #[error("Invalid input: {}", describe(.0))]
     InputValidation(BTreeMap<String, String>),
-    #[error("Unknown webhook")]
+    /// 404, with WildDuck's words.
+    #[error("Invalid or unknown webhook identifier")]
     WebhookNotFound,
-    /// 401: no access token, or not a valid one.
-    #[error("A valid access token is required (X-Access-Token header, accessToken query parameter or Authorization: Bearer)")]
+    /// 403 (as WildDuck answers): no access token where one is needed, or not a valid one.
+    #[error("Invalid accessToken value")]
     InvalidToken,
+    /// 403: a valid token whose role may not do this (a WildDuck `user` token creating a
+    /// webhook, say).
+    #[error("Not enough privileges")]
+    MissingPrivileges,
     /// 401: the dashboard stream's ticket is missing, used, expired or unknown.
     #[error("A valid ticket is required: get one with POST /dashboard/ticket (each opens one stream, within 30 s)")]
     InvalidTicket,
@@ -61,6 +66,7 @@ impl ApiError {
             ApiError::InputValidation(_) => "InputValidationError",
             ApiError::WebhookNotFound => "WebhookNotFound",
             ApiError::InvalidToken => "InvalidToken",
+            ApiError::MissingPrivileges => "MissingPrivileges",
             ApiError::InvalidTicket => "InvalidTicket",
             ApiError::RouteNotFound(_) => "RouteNotFound",
             ApiError::MethodNotAllowed(_) => "MethodNotAllowed",
@@ -94,7 +100,8 @@ impl ResponseError for ApiError {
         match self {
             ApiError::InputValidation(_) => StatusCode::BAD_REQUEST,
             ApiError::WebhookNotFound | ApiError::RouteNotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::InvalidToken | ApiError::InvalidTicket => StatusCode::UNAUTHORIZED,
+            ApiError::InvalidToken | ApiError::MissingPrivileges => StatusCode::FORBIDDEN,
+            ApiError::InvalidTicket => StatusCode::UNAUTHORIZED,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -113,6 +120,7 @@ impl ResponseError for ApiError {
                 ApiError::InputValidation(details) => Some(details.clone()),
                 _ => None,
             },
+            message: matches!(self, ApiError::InvalidToken).then(|| self.to_string()),
         })
     }
 }
@@ -132,7 +140,8 @@ pub fn json_errors<B: 'static>() -> ErrorHandlers<B> {
         let status = response.status();
         let (message, code) = match status {
             StatusCode::BAD_REQUEST => ("Invalid input: the request could not be read", "InputValidationError"),
-            StatusCode::UNAUTHORIZED => ("A valid access token is required", "InvalidToken"),
+            StatusCode::UNAUTHORIZED => ("Unauthorized", "InvalidTicket"),
+            StatusCode::FORBIDDEN => ("Invalid accessToken value", "InvalidToken"),
             StatusCode::NOT_FOUND => ("No such route", "RouteNotFound"),
             StatusCode::METHOD_NOT_ALLOWED => ("Method not allowed here", "MethodNotAllowed"),
             StatusCode::PAYLOAD_TOO_LARGE => ("Request body is larger than the limit", "PayloadTooLarge"),
@@ -144,6 +153,7 @@ pub fn json_errors<B: 'static>() -> ErrorHandlers<B> {
             error: message.to_string(),
             code: code.to_string(),
             details: None,
+            message: None,
         });
         Ok(ErrorHandlerResponse::Response(
             ServiceResponse::new(request, body)
@@ -159,9 +169,10 @@ pub fn json_errors<B: 'static>() -> ErrorHandlers<B> {
 #[derive(IntoResponses)]
 #[allow(dead_code)]
 pub enum CommonErrors {
-    /// `InvalidToken`: access tokens are configured and none valid was given.
-    #[response(status = 401)]
-    Unauthorized(#[to_schema] ErrorBody),
+    /// `InvalidToken`: a token is needed (or was given) and it is not valid; or
+    /// `MissingPrivileges`: a WildDuck-issued token whose role may not do this.
+    #[response(status = 403)]
+    Forbidden(#[to_schema] ErrorBody),
     /// `InternalError`; the cause is logged, not returned.
     #[response(status = 500)]
     Internal(#[to_schema] ErrorBody),
@@ -174,7 +185,10 @@ pub enum CommonErrors {
 #[derive(IntoResponses)]
 #[allow(dead_code)]
 pub enum NotFound {
-    /// `WebhookNotFound`: unknown or malformed id.
+    /// `InputValidationError`: the id is not 24 hexadecimal characters.
+    #[response(status = 400)]
+    Malformed(#[to_schema] ErrorBody),
+    /// `WebhookNotFound` ("Invalid or unknown webhook identifier"): no webhook has this id.
     #[response(status = 404)]
     Webhook(#[to_schema] ErrorBody),
 }

@@ -13,7 +13,7 @@ use super::errors::{ApiError, BodyErrors, CommonErrors, NotFound};
 use super::input::{Fields, Query};
 use super::requests::{PageParams, ReplayDeadLetters};
 use super::responses::{Cursor, HistoryResponse, Purged, Replayed};
-use super::webhooks::{DEFAULT_LIMIT, MAX_LIMIT};
+use super::webhook_list::{DEFAULT_LIMIT, MAX_LIMIT};
 use super::{cursor, ApiState};
 use crate::store::{AttemptView, DeadLetterView, HistoryCursor, HistoryPage, Notice, RejectedView};
 
@@ -98,7 +98,7 @@ fn replay_ids(body: &[u8]) -> Result<Vec<String>, ApiError> {
     }
     let value: Value =
         serde_json::from_slice(body).map_err(|e| ApiError::invalid("body", format!("must be valid JSON ({e})")))?;
-    let mut fields = Fields::object(value, &["ids"], &["sess", "ip"])?;
+    let mut fields = Fields::object(value, &["ids"])?;
     let ids = fields.parse("ids", |value| {
         let rule = format!("must be a list of 1 to {MAX_REPLAY_IDS} delivery ids");
         let Value::Array(items) = value else { return Err(rule) };

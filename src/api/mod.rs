@@ -7,7 +7,7 @@
 //! | `GET /metrics` | [`metrics::render`] |
 //! | `GET /instances` | [`instances::list`] |
 //! | `GET /openapi.json` | [`openapi::serve`] (generated from the handlers) |
-//! | `GET, POST /webhooks` | [`webhooks::list`], [`webhooks::create`] |
+//! | `GET, POST /webhooks` | [`webhook_list::list`], [`webhooks::create`] |
 //! | `GET, PUT, DELETE /webhooks/{id}` | [`webhooks::get`], [`webhooks::update`], [`webhooks::delete`] |
 //! | `GET /webhooks/{id}/health` | [`health::webhook`] |
 //! | `GET /webhooks/{id}/secret`, `POST /webhooks/{id}/secret/rotate` | [`controls::secret`], [`controls::rotate_secret`] |
@@ -33,8 +33,10 @@ mod input;
 mod instances;
 mod metrics;
 pub mod openapi;
+mod params;
 mod requests;
 mod responses;
+mod webhook_list;
 mod webhooks;
 
 use std::sync::Arc;
@@ -75,12 +77,14 @@ pub struct ApiState {
     /// The SSRF guard's create/update check.
     pub destinations: Arc<Destinations>,
     pub access: AccessTokens,
+    /// The tokens WildDuck issues, when `[api] wildduck_tokens` is on.
+    pub wildduck: Option<auth::WildDuckTokens>,
     /// The dashboard's shared snapshot, text index and stop signal.
     pub dashboard: dashboard::Dashboard,
 }
 
 impl ApiState {
-    /// The webhook a path names: 404 `WebhookNotFound` when the id is malformed or unknown.
+    /// The webhook a path names: 400 when the id is malformed, 404 `WebhookNotFound` when unknown.
     async fn webhook(&self, id: &str) -> Result<Webhook, ApiError> {
         let id = webhooks::parse_id(id)?;
         self.store.webhooks().get(&id).await?.ok_or(ApiError::WebhookNotFound)
@@ -125,7 +129,10 @@ pub fn configure(state: web::Data<ApiState>) -> impl FnOnce(&mut web::ServiceCon
             )
             .app_data(web::QueryConfig::default().error_handler(|error, _| query_error(error).into()))
             .app_data(web::PayloadConfig::default().limit(body_limit))
-            .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::WebhookNotFound.into()))
+            .app_data(
+                web::PathConfig::default()
+                    .error_handler(|error, _| ApiError::invalid("path", error.to_string()).into()),
+            )
             .service(resource("/health").route(web::get().to(health::service)))
             .service(resource("/events").route(web::post().to(events::publish)))
             .service(resource("/metrics").route(web::get().to(metrics::render)))
@@ -133,7 +140,7 @@ pub fn configure(state: web::Data<ApiState>) -> impl FnOnce(&mut web::ServiceCon
             .service(resource("/openapi.json").route(web::get().to(openapi::serve)))
             .service(
                 resource("/webhooks")
-                    .route(web::get().to(webhooks::list))
+                    .route(web::get().to(webhook_list::list))
                     .route(web::post().to(webhooks::create)),
             )
             .service(

@@ -9,7 +9,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 
 use super::dashboard::{page, stream, tickets, view};
-use super::{controls, events, health, history, instances, metrics, webhooks};
+use super::{controls, events, health, history, instances, metrics, webhook_list, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -23,7 +23,7 @@ use super::{controls, events, health, history, instances, metrics, webhooks};
         metrics::render,
         instances::list,
         events::publish,
-        webhooks::list,
+        webhook_list::list,
         webhooks::create,
         webhooks::get,
         webhooks::update,

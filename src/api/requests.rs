@@ -13,30 +13,37 @@ use utoipa::{IntoParams, ToSchema};
 use super::input::string;
 use crate::domain::WebhookSecret;
 
-/// WildDuck clients send these with every call; they are accepted and ignored.
-pub const IGNORED_KEYS: &[&str] = &["sess", "ip"];
-
-/// `POST /webhooks`. Keys other than these are refused.
+/// `POST /webhooks`, as JSON or as a form (`application/x-www-form-urlencoded`), as WildDuck
+/// takes it: `type[]=user.*&type[]=marked.spam&url=…` or `type=a&type=b` (a lone `type=a` is
+/// not a list, and is refused as there). Keys other than these are refused.
 #[derive(Deserialize, ToSchema)]
 #[allow(dead_code)]
 pub struct CreateWebhook {
-    /// 1–32 patterns (each ≤ 128 bytes): `*`, `a.*`, `a.b.*` or an exact type. A single
-    /// string is taken as a list of one. Stored trimmed and lowercased, as WildDuck does.
+    /// 1–256 patterns (each ≤ 128 bytes): `*`, `a.*`, `a.b.*` or an exact type, in a list
+    /// (a single string is refused, as WildDuck refuses it). Stored trimmed and lowercased, in
+    /// the order given, as WildDuck does.
     #[serde(rename = "type")]
-    #[schema(min_items = 1, max_items = 32, example = json!(["user.*", "marked.spam"]))]
+    #[schema(min_items = 1, max_items = 256, example = json!(["user.*", "marked.spam"]))]
     types: Vec<String>,
-    /// http or https, at most 2048 characters, no credentials; internal addresses are refused.
-    #[schema(example = "https://example.com/hooks", pattern = "^https?://", max_length = 2048)]
+    /// http or https, at most 2048 characters, as given; credentials (`https://user:pass@host/`)
+    /// are sent as `Authorization: Basic`; internal addresses are refused.
+    #[schema(
+        example = "https://example.com/hooks",
+        pattern = "^[Hh][Tt][Tt][Pp][Ss]?://",
+        max_length = 2048
+    )]
     url: String,
-    /// Only this user's events; null or absent for every user's.
-    #[schema(min_length = 1, max_length = 128)]
+    /// Only this user's events: a WildDuck user id (24 hex characters, lowercased); absent for
+    /// every user's. `me`: the caller's own user, with a WildDuck `user` token.
+    #[schema(pattern = "^([0-9a-fA-F]{24}|me)$")]
     user: Option<String>,
     /// `whsec_` + base64 of 24–64 bytes; generated when absent.
     #[schema(pattern = "^whsec_")]
     secret: Option<String>,
-    /// WildDuck's session id; ignored.
+    /// WildDuck's session id (1–255 characters); checked, not kept.
+    #[schema(min_length = 1, max_length = 255)]
     sess: Option<String>,
-    /// WildDuck's client IP; ignored.
+    /// The end user's IP address (IPv4 or IPv6); checked, not kept.
     ip: Option<String>,
 }
 
@@ -45,15 +52,16 @@ pub struct CreateWebhook {
 #[allow(dead_code)]
 pub struct UpdateWebhook {
     #[serde(rename = "type")]
-    #[schema(min_items = 1, max_items = 32)]
+    #[schema(min_items = 1, max_items = 256)]
     types: Option<Vec<String>>,
-    #[schema(pattern = "^https?://", max_length = 2048)]
+    #[schema(pattern = "^[Hh][Tt][Tt][Pp][Ss]?://", max_length = 2048)]
     url: Option<String>,
-    /// null makes the webhook global.
-    #[schema(min_length = 1, max_length = 128)]
+    /// A WildDuck user id; null makes the webhook global.
+    #[schema(pattern = "^[0-9a-fA-F]{24}$")]
     user: Option<String>,
     /// true re-enables a disabled webhook (clearing its reason).
     enabled: Option<bool>,
+    #[schema(min_length = 1, max_length = 255)]
     sess: Option<String>,
     ip: Option<String>,
 }
@@ -93,29 +101,36 @@ pub enum PublishEvents {
     Many(Vec<EventBody>),
 }
 
-/// `GET /webhooks` filters and paging.
+/// `GET /webhooks` filters and paging, as WildDuck reads them. Other parameters are ignored.
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)]
 pub struct ListParams {
-    /// Webhooks whose type list contains exactly this string (lowercased, as patterns are).
+    /// Webhooks whose type list contains exactly this string (lowercased, as patterns are;
+    /// at most 128 characters; empty: no filter). Echoed in the answer.
     #[serde(rename = "type")]
     types: Option<String>,
     /// Webhooks that would receive an event of this type (lowercased, as patterns are; with
-    /// `user`: that user's events).
+    /// `user`: that user's events; empty: no filter). hookrouter's own.
     event: Option<String>,
-    /// Webhooks of this user.
+    /// Webhooks of this WildDuck user (24 hex characters; `me` with a WildDuck `user` token).
+    #[param(pattern = "^([0-9a-fA-F]{24}|me)$")]
     user: Option<String>,
     /// 1–250, default 20.
     #[param(minimum = 1, maximum = 250)]
-    limit: Option<u32>,
-    /// `nextCursor` of the previous page.
+    limit: Option<f64>,
+    /// `nextCursor` of the previous page (empty: none). Wins over `previous`.
     next: Option<String>,
-    /// `previousCursor` of the previous page.
+    /// `previousCursor` of the previous page (empty: none); followed unless `page` is 1 (or
+    /// between 0 and 1, or negative): then the first page is listed, as in WildDuck 1.45.
     previous: Option<String>,
-    /// Page number, echoed back.
-    #[param(minimum = 1)]
-    page: Option<u32>,
+    /// The number of the page asked for, echoed back when there is an earlier page.
+    page: Option<f64>,
+    /// WildDuck's session id (1–255 characters); checked, not kept.
+    #[param(min_length = 1, max_length = 255)]
+    sess: Option<String>,
+    /// The end user's IP address; checked, not kept.
+    ip: Option<String>,
 }
 
 /// Paging of history lists (attempts, dead letters, rejected entries).

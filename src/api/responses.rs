@@ -10,6 +10,7 @@ use utoipa::{PartialSchema, ToSchema};
 
 use super::webhooks::WebhookView;
 use crate::actors::delivery::HealthReport;
+use crate::domain::js_number::JsNumber;
 
 /// `{"success": true}`.
 #[derive(Serialize, ToSchema)]
@@ -58,22 +59,35 @@ impl ToSchema for Cursor {}
 #[derive(Serialize, ToSchema)]
 pub struct ErrorBody {
     pub error: String,
-    /// `InputValidationError`, `WebhookNotFound`, `InvalidToken`, `InvalidTicket`,
-    /// `RouteNotFound`, `MethodNotAllowed`, `PayloadTooLarge`, `InternalError`,
+    /// `InputValidationError`, `WebhookNotFound`, `InvalidToken`, `MissingPrivileges`,
+    /// `InvalidTicket`, `RouteNotFound`, `MethodNotAllowed`, `PayloadTooLarge`, `InternalError`,
     /// `ServiceUnavailable`.
     pub code: String,
     /// Field (or `body`, or query parameter) → the rule it broke.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub details: Option<BTreeMap<String, String>>,
+    /// `InvalidToken` only: the same words as `error`, where WildDuck's API puts them for a
+    /// refused token (`{"code": "InvalidToken", "message": "Invalid accessToken value"}`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
+/// A page of webhooks, in WildDuck's shape.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WebhookList {
     pub success: bool,
+    /// The `type` filter (lowercased), when one was given: WildDuck echoes it.
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub type_filter: Option<String>,
+    /// Whose webhooks these are: the `user` filter, the caller's own user for a WildDuck
+    /// `user`-role token, or null.
+    pub user: Option<String>,
     /// Webhooks matching the filters.
     pub total: u64,
-    pub page: u64,
+    /// The `page` given (any number; the cursor's page when none was), or 1 on the first page.
+    #[schema(value_type = f64)]
+    pub page: JsNumber,
     pub previous_cursor: Cursor,
     pub next_cursor: Cursor,
     pub results: Vec<WebhookView>,

@@ -1,28 +1,34 @@
-//! `/webhooks`: list, create, read, update and delete webhooks, in WildDuck's JSON shapes.
+//! `/webhooks`: create, read, update and delete webhooks, in WildDuck's JSON shapes (the list is
+//! in [`super::webhook_list`]).
+//!
+//! `POST /webhooks` and `DELETE /webhooks/{id}` answer as WildDuck's routes answer
+//! (`lib/api/webhooks.js`): parameters from a JSON or form body and the query string, merged;
+//! `sess` and `ip` checked; every input error first (400 `InputValidationError`), then the
+//! caller's rights (403 `MissingPrivileges`), then a missing webhook (404 `WebhookNotFound`,
+//! "Invalid or unknown webhook identifier"). What hookrouter adds or refuses beyond that (the
+//! SSRF guard, `http`/`https` only, whole-segment wildcards, 1–256 patterns) is listed in
+//! docs/wildduck.md.
 
-use std::collections::HashMap;
-
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use super::auth::Caller;
 use super::errors::{ApiError, BodyErrors, CommonErrors, NotFound};
 use super::input::{Fields, Query};
-use super::requests::{parse_enabled, parse_secret, CreateWebhook, ListParams, UpdateWebhook, IGNORED_KEYS};
-use super::responses::{CreatedWebhook, Cursor, Success, WebhookList, WebhookResponse};
-use super::{cursor, ApiState};
+use super::params;
+use super::requests::{parse_enabled, parse_secret, CreateWebhook, UpdateWebhook};
+use super::responses::{CreatedWebhook, Success, WebhookResponse};
+use super::ApiState;
 use crate::clock::{iso8601, now_ms};
 use crate::domain::{
-    normalize_type, parse_types, parse_url, parse_user, EventType, UserId, Webhook, WebhookId, WebhookSecret,
-    WebhookUrl,
+    parse_types, parse_url, parse_user, parse_user_or_null, UserId, Webhook, WebhookId, WebhookSecret, WebhookUrl,
 };
-use crate::store::{ListDirection, ListQuery, WebhookChange};
+use crate::store::WebhookChange;
 
-pub const MAX_LIMIT: u64 = 250;
-pub const DEFAULT_LIMIT: u64 = 20;
-
-/// A webhook as the API shows it.
+/// A webhook as the API shows it: its URL as stored (a secret in it too), as WildDuck shows it
+/// to callers allowed to read the webhook. Logs and the dashboard show it redacted.
 #[derive(Serialize, ToSchema)]
 pub struct WebhookView {
     /// 24 lowercase hex characters.
@@ -31,8 +37,7 @@ pub struct WebhookView {
     types: Vec<String>,
     /// null for a global webhook.
     user: Option<String>,
-    /// The destination. Lists show query values and secret-looking path segments as `***`;
-    /// `GET /webhooks/{id}` shows it whole.
+    /// The destination, as stored.
     url: String,
     /// ISO 8601.
     created: String,
@@ -46,22 +51,12 @@ pub struct WebhookView {
 }
 
 impl WebhookView {
-    /// The webhook with its whole URL: only `GET /webhooks/{id}` shows it.
-    fn whole(webhook: &Webhook) -> WebhookView {
-        WebhookView {
-            url: webhook.url.to_string(),
-            ..WebhookView::listed(webhook)
-        }
-    }
-
-    /// The webhook as lists show it: query values and secret-looking path segments of its URL
-    /// are `***` (see [`crate::domain::WebhookUrl::redacted`]).
-    pub fn listed(webhook: &Webhook) -> WebhookView {
+    pub fn of(webhook: &Webhook) -> WebhookView {
         WebhookView {
             id: webhook.id.to_string(),
             types: webhook.types.iter().map(ToString::to_string).collect(),
             user: webhook.user.as_ref().map(ToString::to_string),
-            url: webhook.url.redacted(),
+            url: webhook.url.to_string(),
             created: iso8601(webhook.created_ms),
             enabled: webhook.enabled,
             disabled_reason: webhook.disabled_reason.clone(),
@@ -70,9 +65,14 @@ impl WebhookView {
     }
 }
 
-/// Path ids that are not well-formed are simply unknown webhooks.
+/// A webhook id in a path, or the rule it broke.
+fn id_rule(id: &str) -> Result<WebhookId, String> {
+    WebhookId::parse(id).ok_or_else(|| "must be 24 hexadecimal characters".to_string())
+}
+
+/// A webhook id in a path: a malformed one is a 400, as in WildDuck.
 pub fn parse_id(id: &str) -> Result<WebhookId, ApiError> {
-    WebhookId::parse(id).ok_or(ApiError::WebhookNotFound)
+    id_rule(id).map_err(|rule| ApiError::invalid("id", rule))
 }
 
 /// The SSRF guard's create/update check; a refusal is a 400 on `url`.
@@ -82,70 +82,37 @@ async fn guard_destination(state: &ApiState, url: &WebhookUrl, fields: &mut Fiel
     }
 }
 
-/// List webhooks, oldest first.
-#[utoipa::path(get, path = "/webhooks", tag = "webhooks", params(ListParams),
-    responses((status = 200, body = WebhookList), BodyErrors, CommonErrors))]
-pub async fn list(
-    state: web::Data<ApiState>,
-    query: web::Query<HashMap<String, String>>,
-) -> Result<HttpResponse, ApiError> {
-    let mut query = Query::new(query.into_inner());
-    let limit = query.integer("limit", 1..=MAX_LIMIT, DEFAULT_LIMIT);
-    let page = query.integer("page", 1..=u32::MAX as u64, 1);
-    let user = query.parse("user", UserId::parse);
-    // Both filters are lowercased, as the patterns they are compared with were.
-    let event = query.parse("event", |e| EventType::parse(&normalize_type(e)));
-    let type_pattern = query.parse("type", |t| match normalize_type(t) {
-        t if (1..=128).contains(&t.len()) => Ok(t),
-        _ => Err("must be 1 to 128 bytes".to_string()),
-    });
-    let invalid_cursor = || "must be a cursor from a previous response".to_string();
-    let next = query.parse("next", |c| cursor::decode(c).ok_or_else(invalid_cursor));
-    let previous = query.parse("previous", |c| cursor::decode(c).ok_or_else(invalid_cursor));
-    if next.is_some() && previous.is_some() {
-        query
-            .errors
-            .insert("previous".into(), "cannot be combined with next".into());
-    }
-    query.finish()?;
-    let list_query = ListQuery {
-        user,
-        type_pattern,
-        event,
-        limit: limit as usize,
-        cursor: next.or(previous),
-    };
-    let found = state.store.webhooks().list(&list_query).await?;
-    let first = found.results.first().map(|w| w.id);
-    let last = found.results.last().map(|w| w.id);
-    let cursor_at = |present: bool, direction, id: Option<WebhookId>| {
-        Cursor(id.filter(|_| present).map(|id| cursor::encode(direction, &id)))
-    };
-    Ok(HttpResponse::Ok().json(WebhookList {
-        success: true,
-        total: found.total,
-        page,
-        previous_cursor: cursor_at(found.has_previous, ListDirection::Previous, first),
-        next_cursor: cursor_at(found.has_next, ListDirection::Next, last),
-        results: found.results.iter().map(WebhookView::listed).collect(),
-    }))
-}
-
 /// Create a webhook. The response holds its signing secret.
-#[utoipa::path(post, path = "/webhooks", tag = "webhooks", request_body = CreateWebhook,
+///
+/// The body is JSON or a form (`type[]=a&type[]=b&url=…`); query parameters count too.
+#[utoipa::path(post, path = "/webhooks", tag = "webhooks",
+    request_body(content(
+        (CreateWebhook = "application/json"),
+        (CreateWebhook = "application/x-www-form-urlencoded"),
+    )),
     responses((status = 200, body = CreatedWebhook), BodyErrors, CommonErrors))]
-pub async fn create(state: web::Data<ApiState>, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
-    let mut fields = Fields::object(body.into_inner(), &["type", "url", "user", "secret"], IGNORED_KEYS)?;
+pub async fn create(
+    state: web::Data<ApiState>,
+    caller: Caller,
+    request: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let mut input = params::merged(&request, &body)?;
+    params::me(&mut input, caller.object_id_user());
+    let mut fields = Fields::new(input, &["type", "url", "user", "secret"]);
     let types = fields.require("type", parse_types);
     let url = fields.require("url", parse_url);
-    let user = fields.parse("user", parse_user).flatten();
+    let user = fields.parse("user", parse_user);
     let secret = fields.parse("secret", parse_secret);
-    if let Some(url) = &url {
-        guard_destination(&state, url, &mut fields).await;
-    }
-    let (Some(types), Some(url)) = (types, url) else {
+    let (Some(types), Some(url), true) = (types, url, fields.errors.is_empty()) else {
         return Err(ApiError::InputValidation(fields.errors));
     };
+    // WildDuck asks for `createOwn` when the webhook is the caller's and `createAny` otherwise;
+    // no role in its roles.json has `createOwn` for webhooks.
+    if !caller.grants.create_any {
+        return Err(ApiError::MissingPrivileges);
+    }
+    guard_destination(&state, &url, &mut fields).await;
     fields.finish()?;
     let webhook = Webhook {
         id: WebhookId::generate(),
@@ -176,7 +143,7 @@ pub async fn get(state: web::Data<ApiState>, id: web::Path<String>) -> Result<Ht
     let webhook = state.webhook(&id).await?;
     Ok(HttpResponse::Ok().json(WebhookResponse {
         success: true,
-        webhook: WebhookView::whole(&webhook),
+        webhook: WebhookView::of(&webhook),
     }))
 }
 
@@ -188,9 +155,9 @@ pub async fn update(
     id: web::Path<String>,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
-    // A malformed id is a 404 before any body error.
+    // A malformed id is refused before any body error.
     parse_id(&id)?;
-    let mut fields = Fields::object(body.into_inner(), &["type", "url", "user", "enabled"], IGNORED_KEYS)?;
+    let mut fields = Fields::object(body.into_inner(), &["type", "url", "user", "enabled"])?;
     if fields.is_empty() && fields.errors.is_empty() {
         return Err(ApiError::invalid(
             "body",
@@ -200,7 +167,7 @@ pub async fn update(
     let change = WebhookChange {
         types: fields.parse("type", parse_types),
         url: fields.parse("url", parse_url),
-        user: fields.parse("user", parse_user),
+        user: fields.parse("user", parse_user_or_null),
         enabled: fields.parse("enabled", parse_enabled),
         disabled_reason: Some("disabled through the API".into()),
         ..WebhookChange::default()
@@ -214,17 +181,44 @@ pub async fn update(
 }
 
 /// Delete a webhook: its actor stops, its queue, dead letters and attempt log are dropped.
-#[utoipa::path(delete, path = "/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)),
+#[utoipa::path(delete, path = "/webhooks/{id}", tag = "webhooks",
+    params(("id" = String, Path), ("sess" = Option<String>, Query), ("ip" = Option<String>, Query)),
     responses((status = 200, body = Success), NotFound, CommonErrors))]
-pub async fn delete(state: web::Data<ApiState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let id = parse_id(&id)?;
-    let version = state
-        .store
-        .webhooks()
-        .delete(&id)
-        .await?
-        .ok_or(ApiError::WebhookNotFound)?;
-    state.changed(id, Some(version)).await;
-    tracing::info!(webhook = %id, "webhook deleted");
-    Ok(HttpResponse::Ok().json(Success::yes()))
+pub async fn delete(
+    state: web::Data<ApiState>,
+    caller: Caller,
+    request: HttpRequest,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    // WildDuck validates the path and query parameters together, and allows no others.
+    let mut query = Query::from_params(params::without_token(params::parse(request.query_string())));
+    query.only(&[]);
+    query.session();
+    let id = id_rule(&id).map_err(|rule| query.errors.insert("id".into(), rule)).ok();
+    let errors = std::mem::take(&mut query.errors);
+    let (Some(id), true) = (id, errors.is_empty()) else {
+        return Err(ApiError::InputValidation(errors));
+    };
+    let webhook = state.store.webhooks().get(&id).await?;
+    let owner = webhook.as_ref().and_then(|w| w.user.as_ref()).map(UserId::as_str);
+    let allowed = if caller.owns(owner) {
+        caller.grants.delete_own
+    } else {
+        caller.grants.delete_any
+    };
+    if !allowed {
+        return Err(ApiError::MissingPrivileges);
+    }
+    if webhook.is_none() {
+        return Err(ApiError::WebhookNotFound);
+    }
+    let deleted = state.store.webhooks().delete(&id).await?;
+    if let Some(version) = deleted {
+        state.changed(id, Some(version)).await;
+        tracing::info!(webhook = %id, "webhook deleted");
+    }
+    // Deleted by someone else meanwhile: WildDuck answers `success: false` then.
+    Ok(HttpResponse::Ok().json(Success {
+        success: deleted.is_some(),
+    }))
 }

@@ -85,6 +85,22 @@ impl Settings {
             "each token must be at least 16 characters",
         );
         check.rule(
+            !self.api.wildduck_tokens || !self.api.wildduck_secret.0.is_empty(),
+            "api.wildduck_secret",
+            "must be set (to WildDuck's [api.accessControl] secret) when api.wildduck_tokens is on",
+        );
+        check.range(
+            "api.wildduck_token_lifetime_s",
+            self.api.wildduck_token_lifetime_s,
+            1,
+            10 * 365 * 86_400,
+        );
+        check.rule(
+            url::Url::parse(self.wildduck_redis_url()).is_ok_and(|u| matches!(u.scheme(), "redis" | "rediss" | "unix")),
+            "api.wildduck_redis_url",
+            "must be empty (= bullmq.url, or redis.url) or a redis://, rediss:// or unix:// URL",
+        );
+        check.rule(
             url::Url::parse(&self.redis.url).is_ok_and(|u| matches!(u.scheme(), "redis" | "rediss" | "unix")),
             "redis.url",
             "must be a redis://, rediss:// or unix:// URL",
@@ -232,6 +248,15 @@ impl Settings {
             "bullmq.lock_ms",
             "must be more than 3 x redis.timeout_ms and at most 3600000",
         );
+    }
+
+    /// WildDuck's Redis for `[api] wildduck_tokens`: its own setting, else WildDuck's BullMQ
+    /// Redis, else hookrouter's.
+    pub fn wildduck_redis_url(&self) -> &str {
+        [&self.api.wildduck_redis_url, &self.bullmq.url, &self.redis.url]
+            .into_iter()
+            .find(|url| !url.is_empty())
+            .map_or("", String::as_str)
     }
 
     /// The API's bind address (validated by [`Settings::validate`]).

@@ -13,8 +13,20 @@ pub struct ApiSettings {
     /// Largest request body the API reads, in bytes (`POST /events` batches are the big ones).
     pub body_limit_bytes: usize,
     /// Tokens that grant access to the API. Empty: no access control, which the service only
-    /// accepts on a loopback `listen` address.
+    /// accepts on a loopback `listen` address (unless `wildduck_tokens` is on).
     pub access_tokens: Vec<AccessToken>,
+    /// Also accept the access tokens WildDuck issues (read from WildDuck's Redis), with their
+    /// roles: then every call needs a token.
+    pub wildduck_tokens: bool,
+    /// WildDuck's `[api.accessControl] secret`, which signs its tokens (needed with
+    /// `wildduck_tokens`).
+    pub wildduck_secret: AccessToken,
+    /// WildDuck's `[api.accessControl] tokenLifetime`: how old (seconds) a token with a ttl may
+    /// get, however often it is used (WildDuck's default: 180 days).
+    pub wildduck_token_lifetime_s: u64,
+    /// WildDuck's Redis, where its tokens are; empty = `[bullmq] url`, or `[redis] url` when that
+    /// is empty too.
+    pub wildduck_redis_url: String,
 }
 
 impl Default for ApiSettings {
@@ -23,11 +35,16 @@ impl Default for ApiSettings {
             listen: "127.0.0.1:8787".into(),
             body_limit_bytes: 4 * 1024 * 1024,
             access_tokens: Vec::new(),
+            wildduck_tokens: false,
+            wildduck_secret: AccessToken(String::new()),
+            wildduck_token_lifetime_s: 180 * 24 * 3600,
+            wildduck_redis_url: String::new(),
         }
     }
 }
 
-/// An API access token. Its `Debug` hides it, so settings can be logged safely.
+/// An API access token (or another secret setting). Its `Debug` hides it, so settings can be
+/// logged safely.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(transparent)]
 pub struct AccessToken(pub String);

@@ -2,7 +2,15 @@
 //!
 //! A producer's event is a JSON object: `ev` (the type), optional `time` (ms since epoch),
 //! optional `user`, and any other fields, which pass through untouched and in order. `id` is
-//! reserved for the delivery id; an event's own `id` field is dropped.
+//! reserved for the delivery id; an event's own `id` field is dropped. Two changes are made,
+//! both as WildDuck makes them:
+//!
+//! - a `user` that is an ObjectId (24 hex) is lowercased, in routing and in the body, so
+//!   `5F1E…` reaches the webhooks of `5f1e…` (see [`UserId`]);
+//! - `marked.spam` and `marked.ham` carry the message's IMAP uid as `id` when WildDuck publishes
+//!   them; WildDuck's worker moves it into `message` (replacing the message's ObjectId) and
+//!   drops `id`, so receivers written for WildDuck read the uid in `message`. Without an `id`,
+//!   `message` goes too, as there. See [`shape_marked`].
 //!
 //! [`PreparedEvent`] is an event ready to deliver: its JSON body is serialized once, minus the
 //! leading `"id"` member, and shared (behind an `Arc`) by every webhook it goes to. Each
@@ -86,11 +94,20 @@ impl Event {
                 ))
             }
         };
-        let user = match fields.get("user") {
+        let user = match fields.get_mut("user") {
             None | Some(Value::Null) => None,
-            Some(Value::String(user)) => Some(UserId::parse(user).map_err(|rule| EventError::new("user", rule))?),
+            Some(Value::String(text)) => {
+                let user = UserId::parse(text).map_err(|rule| EventError::new("user", rule))?;
+                if user.as_str() != text {
+                    *text = user.as_str().to_string();
+                }
+                Some(user)
+            }
             Some(_) => return Err(EventError::new("user", "must be a string")),
         };
+        if MARKED.contains(&ev.as_str()) {
+            shape_marked(&mut fields);
+        }
         fields.shift_remove("id");
         Ok(Event { ev, time, user, fields })
     }
@@ -123,6 +140,28 @@ impl Event {
             stream_id,
             ev: self.ev.clone(),
             tail: tail.freeze(),
+        }
+    }
+}
+
+/// The event types whose body WildDuck's worker reshapes.
+const MARKED: [&str; 2] = ["marked.spam", "marked.ham"];
+
+/// WildDuck's worker on `marked.spam`/`marked.ham`: `data.message = data.id; delete data.id`.
+/// `message` keeps its place (or comes last when absent); an absent `id` leaves no `message`
+/// (JSON drops `undefined`). The headers it adds from MongoDB are not available here.
+fn shape_marked(fields: &mut Map<String, Value>) {
+    match fields.shift_remove("id") {
+        Some(uid) => {
+            match fields.get_mut("message") {
+                Some(message) => *message = uid,
+                None => {
+                    fields.insert("message".into(), uid);
+                }
+            };
+        }
+        None => {
+            fields.shift_remove("message");
         }
     }
 }
@@ -190,6 +229,42 @@ mod tests {
         );
         let parsed: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(parsed["username"], "ann");
+    }
+
+    fn body_of(raw: &str) -> Value {
+        let prepared = parse(raw).unwrap().prepare(StreamId { ms: 9, seq: 0 });
+        let id = DeliveryId::new(
+            &WebhookId::parse("0123456789abcdef01234567").unwrap(),
+            prepared.stream_id,
+        );
+        serde_json::from_slice(&prepared.body(&id)).unwrap()
+    }
+
+    #[test]
+    fn object_id_users_are_lowercased_in_routing_and_body() {
+        let event = parse(r#"{"ev":"a","user":"5F1E9D2C8B3A4E00AAAAAAAA"}"#).unwrap();
+        assert_eq!(event.user.unwrap().as_str(), "5f1e9d2c8b3a4e00aaaaaaaa");
+        assert_eq!(
+            body_of(r#"{"ev":"a","user":"5F1E9D2C8B3A4E00AAAAAAAA"}"#)["user"],
+            "5f1e9d2c8b3a4e00aaaaaaaa"
+        );
+        assert_eq!(body_of(r#"{"ev":"a","user":"Ann"}"#)["user"], "Ann");
+    }
+
+    #[test]
+    fn marked_events_carry_the_uid_in_message_as_wildduck_delivers_them() {
+        // What WildDuck publishes (lib/imap-notifier.js) and what its worker delivers.
+        let published = r#"{"time":5,"ev":"marked.spam","user":"5f1e9d2c8b3a4e0012345678","mailbox":"6f1e9d2c8b3a4e0012345678","message":"6f1e9d2c8b3a4e0012345679","id":42}"#;
+        let prepared = parse(published).unwrap().prepare(StreamId { ms: 9, seq: 0 });
+        assert_eq!(
+            std::str::from_utf8(&prepared.tail).unwrap(),
+            r#""time":5,"ev":"marked.spam","user":"5f1e9d2c8b3a4e0012345678","mailbox":"6f1e9d2c8b3a4e0012345678","message":42}"#
+        );
+        assert_eq!(body_of(r#"{"ev":"marked.ham","id":7,"user":"u"}"#)["message"], 7);
+        let without_uid = body_of(r#"{"ev":"marked.ham","message":"6f1e9d2c8b3a4e0012345679"}"#);
+        assert_eq!(without_uid.get("message"), None);
+        // Other events keep `message`.
+        assert_eq!(body_of(r#"{"ev":"x","message":"m","id":1}"#)["message"], "m");
     }
 
     #[test]

@@ -5,6 +5,48 @@ use std::sync::Arc;
 
 pub const MAX_TYPE_LEN: usize = 128;
 
+/// Every event type WildDuck publishes (`lib/events.js`, 1.45): what a webhook subscribed to
+/// each one by one lists, and what tests and benchmarks publish.
+pub const WILDDUCK_EVENT_TYPES: [&str; 37] = [
+    "dkim.created",
+    "dkim.updated",
+    "dkim.deleted",
+    "cert.created",
+    "cert.updated",
+    "cert.deleted",
+    "domainalias.created",
+    "domainalias.deleted",
+    "address.user.created",
+    "address.user.deleted",
+    "address.forwarded.created",
+    "address.forwarded.deleted",
+    "address.domain.renamed",
+    "filter.deleted",
+    "filter.created",
+    "asp.created",
+    "asp.deleted",
+    "user.created",
+    "user.password.changed",
+    "user.delete.started",
+    "user.delete.completed",
+    "user.delete.cancelled",
+    "autoreply.user.enabled",
+    "autoreply.user.disabled",
+    "mfa.totp.enabled",
+    "mfa.totp.disabled",
+    "mfa.custom.enabled",
+    "mfa.custom.disabled",
+    "mfa.webauthn.registered",
+    "mfa.webauthn.removed",
+    "mfa.disabled",
+    "mailbox.created",
+    "mailbox.renamed",
+    "mailbox.deleted",
+    "marked.spam",
+    "marked.ham",
+    "forward added",
+];
+
 /// A valid event type: 1–128 bytes, no `*`, no control characters.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct EventType(Arc<str>);

@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::domain::{parse_types, parse_url, parse_user, TypePattern, UserId, WebhookId, WebhookUrl};
+use crate::domain::{parse_types, parse_url, parse_user_or_null, TypePattern, UserId, WebhookId, WebhookUrl};
 
 /// One document of the export and where it was.
 #[derive(Debug)]
@@ -78,7 +78,7 @@ impl WildDuckWebhook {
             "user",
             fields
                 .remove("user")
-                .map_or(Ok(None), |user| parse_user(unwrap_oid(user))),
+                .map_or(Ok(None), |user| parse_user_or_null(unwrap_oid(user))),
         );
         let created = note(p, "created", fields.remove("created").map(date_ms).transpose());
         match (id, types, url, user, created) {
@@ -177,6 +177,15 @@ mod tests {
         assert_eq!(a.created_ms, 1_595_842_220_123);
         assert_eq!(a.types[0].to_string(), "user.*");
         assert_eq!(a.user.unwrap().as_str(), "5f1e9d2c8b3a4e00aaaaaaaa");
+    }
+
+    #[test]
+    fn upper_case_object_ids_are_lowercased() {
+        let hook = WildDuckWebhook::read(json!({"_id": {"$oid": "5F1E9D2C8B3A4E0012345678"}, "type": ["*"],
+            "user": "5F1E9D2C8B3A4E00AAAAAAAA", "url": "https://example.com/h"}))
+        .unwrap();
+        assert_eq!(hook.id.to_string(), "5f1e9d2c8b3a4e0012345678");
+        assert_eq!(hook.user.unwrap().as_str(), "5f1e9d2c8b3a4e00aaaaaaaa");
     }
 
     #[test]

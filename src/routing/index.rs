@@ -1,4 +1,10 @@
 //! The routing index: webhooks by scope (global or per user), then by pattern.
+//!
+//! Routing an event costs a bounded number of steps however many webhooks exist and however
+//! many patterns each lists (up to 256): a hash lookup per candidate pattern of the event
+//! (`*`, each `a.*` prefix of its type, the type itself) in the global scope, and in its
+//! user's scope either the same lookups or, for a user with few routes, a scan of at most
+//! [`FEW_ROUTES`] of them.
 
 use std::collections::HashMap;
 
@@ -55,15 +61,69 @@ impl PatternIndex {
         }
     }
 
-    #[cfg(test)]
     fn is_empty(&self) -> bool {
         self.all.is_empty() && self.prefixes.is_empty() && self.exact.is_empty()
     }
 }
 
+/// A user's routes up to this many are a list checked in full (less memory than a hashed index,
+/// and most users have a handful); past it they are hashed by pattern like the global ones.
+pub const FEW_ROUTES: usize = 32;
+
+/// One user's routes: `(pattern, webhook)` pairs.
+enum UserScope {
+    /// At most [`FEW_ROUTES`] routes, checked one by one.
+    Few(Vec<(TypePattern, WebhookId)>),
+    /// More, hashed by pattern (it stays hashed if it shrinks again).
+    Many(PatternIndex),
+}
+
+impl UserScope {
+    fn add(&mut self, pattern: &TypePattern, id: WebhookId) {
+        match self {
+            UserScope::Few(routes) if routes.len() < FEW_ROUTES => routes.push((pattern.clone(), id)),
+            UserScope::Few(routes) => {
+                let mut index = PatternIndex::default();
+                for (pattern, id) in routes.drain(..) {
+                    index.bucket(&pattern).push(id);
+                }
+                index.bucket(pattern).push(id);
+                *self = UserScope::Many(index);
+            }
+            UserScope::Many(index) => index.bucket(pattern).push(id),
+        }
+    }
+
+    fn remove(&mut self, webhook: &Webhook) {
+        match self {
+            UserScope::Few(routes) => routes.retain(|(_, id)| *id != webhook.id),
+            UserScope::Many(index) => webhook.types.iter().for_each(|p| index.remove(p, &webhook.id)),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            UserScope::Few(routes) => routes.is_empty(),
+            UserScope::Many(index) => index.is_empty(),
+        }
+    }
+
+    fn collect(&self, ev: &EventType, out: &mut Vec<WebhookId>) {
+        match self {
+            UserScope::Few(routes) => out.extend(
+                routes
+                    .iter()
+                    .filter(|(pattern, _)| pattern.matches(ev))
+                    .map(|(_, id)| *id),
+            ),
+            UserScope::Many(index) => index.collect(ev.as_str(), out),
+        }
+    }
+}
+
 /// Webhooks by scope. Global webhooks (which every event may reach, and which can be many) are
-/// hashed by pattern; a user's webhooks (a handful per user, even with 100k users) are a short
-/// list checked in full, which costs less memory than a hashed index per user.
+/// hashed by pattern; a user's webhooks (a handful per user, even with 100k users) are a
+/// [`UserScope`]: a short list, hashed once it grows past [`FEW_ROUTES`].
 ///
 /// With [`UserlessEvents::ToEveryWebhook`], events without a user also go to user webhooks;
 /// those are then hashed by pattern a second time (`userless`), so such an event costs the same
@@ -71,7 +131,7 @@ impl PatternIndex {
 #[derive(Default)]
 pub struct RouteIndex {
     global: PatternIndex,
-    users: HashMap<UserId, Vec<(TypePattern, WebhookId)>>,
+    users: HashMap<UserId, UserScope>,
     /// Every user webhook by pattern, kept only when userless events go to them.
     userless: Option<PatternIndex>,
 }
@@ -97,8 +157,8 @@ impl RouteIndex {
                 Some(user) => {
                     self.users
                         .entry(user.clone())
-                        .or_default()
-                        .push((pattern.clone(), webhook.id));
+                        .or_insert_with(|| UserScope::Few(Vec::new()))
+                        .add(pattern, webhook.id);
                     if let Some(userless) = &mut self.userless {
                         userless.bucket(pattern).push(webhook.id);
                     }
@@ -113,7 +173,7 @@ impl RouteIndex {
             None => webhook.types.iter().for_each(|p| self.global.remove(p, &webhook.id)),
             Some(user) => {
                 if let Some(scope) = self.users.get_mut(user) {
-                    scope.retain(|(_, id)| *id != webhook.id);
+                    scope.remove(webhook);
                     if scope.is_empty() {
                         self.users.remove(user);
                     }
@@ -133,12 +193,7 @@ impl RouteIndex {
         match user {
             Some(user) => {
                 if let Some(scope) = self.users.get(user) {
-                    out.extend(
-                        scope
-                            .iter()
-                            .filter(|(pattern, _)| pattern.matches(ev))
-                            .map(|(_, id)| *id),
-                    );
+                    scope.collect(ev, out);
                 }
             }
             None => {
@@ -221,6 +276,63 @@ mod tests {
                 assert_eq!(route(&index, ev, user), expected, "{ev} for {user:?} under {rule:?}");
             }
         }
+    }
+
+    /// A user with more routes than [`FEW_ROUTES`] is hashed, and still agrees with the
+    /// reference, through growth and removal; 256 patterns (every WildDuck event and more) fit.
+    #[test]
+    fn a_user_with_many_patterns_is_hashed_and_routes_the_same() {
+        let names: Vec<String> = (0..250).map(|n| format!("app{}.e{n}", n % 7)).collect();
+        let mut many: Vec<&str> = names.iter().map(String::as_str).collect();
+        many.extend([
+            "user.*",
+            "mailbox.created",
+            "*",
+            "app3.*",
+            "forward added",
+            "marked.spam",
+        ]);
+        assert_eq!(many.len(), 256);
+        let webhooks = [
+            webhook(&many, Some("u1")),
+            webhook(&["user.created", "app1.*"], Some("u1")),
+            webhook(&["app2.e2"], Some("u2")),
+        ];
+        let mut index = RouteIndex::new(UserlessEvents::ToGlobalWebhooks);
+        index.insert(&webhooks[1]);
+        assert!(matches!(index.users.values().next(), Some(UserScope::Few(_))));
+        index.insert(&webhooks[0]);
+        index.insert(&webhooks[2]);
+        assert!(matches!(
+            index.users.get(&UserId::parse("u1").unwrap()),
+            Some(UserScope::Many(_))
+        ));
+        for ev in [
+            "app1.e1",
+            "app1.e8",
+            "app3.e3",
+            "user.created",
+            "other",
+            "app2.e2",
+            "forward added",
+        ] {
+            for user in ["u1", "u2"] {
+                let user_id = UserId::parse(user).unwrap();
+                let event_type = EventType::parse(ev).unwrap();
+                let mut expected: Vec<WebhookId> = webhooks
+                    .iter()
+                    .filter(|w| w.receives(&event_type, Some(&user_id), UserlessEvents::ToGlobalWebhooks))
+                    .map(|w| w.id)
+                    .collect();
+                expected.sort();
+                assert_eq!(route(&index, ev, Some(user)), expected, "{ev} for {user}");
+            }
+        }
+        index.remove(&webhooks[0]);
+        assert_eq!(route(&index, "app1.e1", Some("u1")), [webhooks[1].id]);
+        index.remove(&webhooks[1]);
+        index.remove(&webhooks[2]);
+        assert!(index.users.is_empty(), "emptied scopes are dropped");
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! API access tokens.
 //!
-//! A request carries its token in the `X-Access-Token` header, the `accessToken` query
-//! parameter (as WildDuck's API does) or `Authorization: Bearer <token>`. Tokens are compared
-//! as SHA-256 digests in constant time, against every configured token, so neither the
-//! comparison nor the position of the match leaks anything.
+//! A request carries its token where WildDuck's API looks for one, in this order: the
+//! `accessToken` query parameter, the `X-Access-Token` header, or the `Authorization` header
+//! (`Bearer <token>`, or the bare token); empty values are skipped. Tokens are compared as
+//! SHA-256 digests in constant time, against every configured token, so neither the comparison
+//! nor the position of the match leaks anything.
 
 use ring::digest::{digest as sha256, SHA256};
 use subtle::ConstantTimeEq;
@@ -35,21 +36,26 @@ impl AccessTokens {
         matched.into()
     }
 
-    /// The token a request carries, from any of the three places.
+    /// The token a request carries, from the first of the three places that has one.
     pub fn presented(headers: &actix_web::http::header::HeaderMap, query: &str) -> Option<String> {
-        if let Some(token) = headers.get("x-access-token").and_then(|v| v.to_str().ok()) {
-            return Some(token.to_string());
-        }
-        if let Some(token) = headers
-            .get(actix_web::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        {
-            return Some(token.trim().to_string());
-        }
-        url::form_urlencoded::parse(query.as_bytes())
+        let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
+        let from_query = url::form_urlencoded::parse(query.as_bytes())
             .find(|(key, _)| key == "accessToken")
-            .map(|(_, value)| value.into_owned())
+            .map(|(_, value)| value.into_owned());
+        let from_authorization = header(actix_web::http::header::AUTHORIZATION.as_str()).map(|v| {
+            // WildDuck: `authorization.replace(/^Bearer\s+/i, '').trim()`.
+            let bearer =
+                v.get(..6).is_some_and(|p| p.eq_ignore_ascii_case("bearer")) && v[6..].starts_with(char::is_whitespace);
+            if bearer { &v[6..] } else { v }.trim().to_string()
+        });
+        [
+            from_query,
+            header("x-access-token").map(str::to_string),
+            from_authorization,
+        ]
+        .into_iter()
+        .flatten()
+        .find(|token| !token.is_empty())
     }
 }
 
@@ -78,15 +84,11 @@ mod tests {
     }
 
     #[test]
-    fn finds_the_token_in_each_place() {
+    fn finds_the_token_where_wildduck_looks_first() {
         let mut headers = HeaderMap::new();
-        assert_eq!(
-            AccessTokens::presented(&headers, "a=1&accessToken=q%2Dtok"),
-            Some("q-tok".into())
-        );
         headers.insert(
             HeaderName::from_static("authorization"),
-            HeaderValue::from_static("Bearer b-tok"),
+            HeaderValue::from_static("bearer   b-tok "),
         );
         assert_eq!(AccessTokens::presented(&headers, ""), Some("b-tok".into()));
         headers.insert(
@@ -94,6 +96,18 @@ mod tests {
             HeaderValue::from_static("h-tok"),
         );
         assert_eq!(AccessTokens::presented(&headers, ""), Some("h-tok".into()));
+        assert_eq!(
+            AccessTokens::presented(&headers, "a=1&accessToken=q%2Dtok"),
+            Some("q-tok".into()),
+            "the query parameter comes first"
+        );
+        assert_eq!(AccessTokens::presented(&headers, "accessToken="), Some("h-tok".into()));
+        let mut bare = HeaderMap::new();
+        bare.insert(
+            HeaderName::from_static("authorization"),
+            HeaderValue::from_static("tok"),
+        );
+        assert_eq!(AccessTokens::presented(&bare, ""), Some("tok".into()));
         assert_eq!(AccessTokens::presented(&HeaderMap::new(), "other=1"), None);
     }
 }

@@ -50,6 +50,14 @@
 //! | `B:<queue>:events` | stream | BullMQ's event log (`added`, `waiting`, `completed`, …), capped at `opts.maxLenEvents` |
 //! | `B:<queue>:<id>` | hash | a job: `name`, `data` (the JSON payload), `opts`, `timestamp`, `delay`, `priority`, … |
 //! | `B:<queue>:id` | string | the job id counter (`Queue.add` INCRs it; never touched here) |
+//!
+//! With `[api] wildduck_tokens`, the API also reads the access tokens WildDuck issues, in
+//! WildDuck's Redis and under WildDuck's own key ([`wildduck_token`]); hookrouter only extends
+//! and deletes them where WildDuck itself would (see `security::wildduck_tokens`):
+//!
+//! | key | type | holds |
+//! |---|---|---|
+//! | `tn:token:<sha256>` | hash | a WildDuck access token (by the hex SHA-256 of the token): `user`, `role`, `created`, `ttl`, `authVersion`, `s` (signature); expires after `ttl` s unused |
 
 use std::sync::Arc;
 
@@ -100,6 +108,11 @@ impl BullMqKeys {
         ]
         .map(|kind| self.key(kind))
     }
+}
+
+/// WildDuck's key for an access token, by the token's hex SHA-256 (no prefix: it is WildDuck's).
+pub fn wildduck_token(digest: &str) -> String {
+    format!("tn:token:{digest}")
 }
 
 /// The consumer group every delivering instance reads the event stream with.

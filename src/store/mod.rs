@@ -8,7 +8,8 @@
 //! log, dead letters, rejected entries), [`BullMqQueue`] a BullMQ queue read as a second source
 //! of events (WildDuck's), [`InstanceStore`] and [`LeaseStore`] membership and webhook
 //! ownership, and for the dashboard [`OverviewStore`] (reads over many webhooks at once),
-//! [`BoardStore`] (each delivering instance's board) and [`TicketStore`] (stream tickets).
+//! [`BoardStore`] (each delivering instance's board) and [`TicketStore`] (stream tickets); and
+//! [`WildDuckTokenStore`], the access tokens WildDuck issues, in WildDuck's Redis.
 //! Multi-key changes are atomic: Lua scripts (in `scripts/`) where they must check
 //! something first, `MULTI` pipelines where they need not (scripts cost Redis more per command).
 
@@ -27,6 +28,7 @@ mod reply;
 mod retries;
 mod tickets;
 mod webhooks;
+mod wildduck_tokens;
 
 use std::time::Duration;
 
@@ -50,6 +52,7 @@ pub use queues::{
 pub use retries::{Due, DueSet, TakenRetries};
 pub use tickets::TicketStore;
 pub use webhooks::{ListDirection, ListQuery, Notice, WebhookChange, WebhookPage, WebhookStore};
+pub use wildduck_tokens::WildDuckTokenStore;
 
 use crate::config::RedisSettings;
 

@@ -299,7 +299,7 @@ impl DeliveryActor {
     ) -> DeliveryActor {
         let store = Store::for_this_thread(&config.redis).unwrap_or_else(|_| shared.clone());
         DeliveryActor {
-            uri: webhook.url.as_str().parse().ok(),
+            uri: webhook.url.target().parse().ok(),
             signers: Arc::new(webhook.signers()),
             webhook,
             queue: store.queue(),

@@ -1,7 +1,9 @@
 //! One HTTP delivery attempt, through this thread's client ([`super::client`]).
 //!
 //! Redirects are never followed: a 3xx is a failed attempt like any other non-2xx. A transport
-//! error is put in words by [`super::failure::describe`].
+//! error is put in words by [`super::failure::describe`]. A URL with credentials is requested
+//! without them, which go in an `Authorization: Basic` header instead (as WildDuck's axios
+//! sends them; see [`crate::domain::WebhookUrl::basic_auth`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -84,12 +86,15 @@ pub async fn post(client: awc::Client, delivery: Delivery) -> Attempt {
     let now = crate::clock::now_ms();
     let timestamp = now / 1000;
     let signature = signers.signature(id.as_str(), timestamp, &body, now);
-    let request = client
+    let mut request = client
         .post(uri)
         .insert_header((header::CONTENT_TYPE, "application/json"))
         .insert_header((WEBHOOK_ID, id.as_str()))
         .insert_header((WEBHOOK_TIMESTAMP, header::HeaderValue::from(timestamp)))
         .insert_header((WEBHOOK_SIGNATURE, signature));
+    if let Some(credentials) = webhook.url.basic_auth() {
+        request = request.insert_header((header::AUTHORIZATION, credentials));
+    }
     let exchange = async {
         let mut response = request
             .send_body(body)

@@ -277,7 +277,7 @@ impl DeliveryActor {
     /// Takes a new version of the webhook's record.
     pub(super) fn apply(&mut self, webhook: Arc<Webhook>, ctx: &mut Context<Self>) {
         let was_active = self.active();
-        self.uri = webhook.url.as_str().parse().ok();
+        self.uri = webhook.url.target().parse().ok();
         self.signers = Arc::new(webhook.signers());
         self.webhook = webhook;
         if was_active && !self.active() {

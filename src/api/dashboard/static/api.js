@@ -1,5 +1,6 @@
 // Talking to the service: every call carries the access token the tab holds (sessionStorage),
-// and a 401 becomes an AuthError the page answers with its sign-in form.
+// and a refused token (403 InvalidToken, as WildDuck answers) becomes an AuthError the page
+// answers with its sign-in form.
 
 const TOKEN_KEY = 'hookrouter.accessToken';
 
@@ -34,7 +35,9 @@ export async function api(path, { method = 'GET', body, signal } = {}) {
   } catch (_) {
     data = null;
   }
-  if (response.status === 401) throw new AuthError((data && data.error) || 'Access token required');
+  if (response.status === 403 && data && data.code === 'InvalidToken') {
+    throw new AuthError(data.error || 'Access token required');
+  }
   if (!response.ok) throw new HttpError((data && data.error) || `HTTP ${response.status}`, response.status);
   return data;
 }
