@@ -339,13 +339,21 @@ async fn a_take_of_due_retries_whose_answer_is_lost_loses_nothing() {
     })
     .await;
     // Loaded in Redis, so the take is the one EVALSHA that runs it (not a NOSCRIPT first).
-    let _: String = app.redis(redis::cmd("SCRIPT").arg("LOAD").arg(include_str!("../src/store/scripts/retry_take.lua"))).await;
+    let _: String = app
+        .redis(
+            redis::cmd("SCRIPT")
+                .arg("LOAD")
+                .arg(include_str!("../src/store/scripts/retry_take.lua")),
+        )
+        .await;
     let webhook = app.create_webhook(&receiver.url(), &["*"], None).await;
     proxy.lose_reply_to(take.get_hash().as_bytes());
     app.publish(json!({"ev": "user.created"})).await;
-    support::eventually("the take to run with its answer lost", Duration::from_secs(10), || async {
-        (proxy.cuts() == 1).then_some(())
-    })
+    support::eventually(
+        "the take to run with its answer lost",
+        Duration::from_secs(10),
+        || async { (proxy.cuts() == 1).then_some(()) },
+    )
     .await;
     let got = receiver.wait_for(2, Duration::from_secs(5)).await;
     assert_eq!(got[1].id(), got[0].id(), "the failed delivery, tried again");
