@@ -33,6 +33,10 @@ pub const BULLMQ_JOBS: &str = "hookrouter_bullmq_jobs_total";
 pub const BULLMQ_CYCLES: &str = "hookrouter_bullmq_cycles_total";
 pub const INVARIANT_VIOLATIONS: &str = "hookrouter_invariant_violations_total";
 pub const AUDIT_REPAIRS: &str = "hookrouter_audit_repairs_total";
+pub const CONCURRENCY_CUTS: &str = "hookrouter_concurrency_cuts_total";
+pub const HOST_CONNECTIONS: &str = "hookrouter_host_connections";
+pub const HOST_CAP: &str = "hookrouter_host_connection_cap";
+pub const HOST_WAITING: &str = "hookrouter_host_waiting_webhooks";
 
 const DURATION_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -79,6 +83,16 @@ fn describe() {
     describe_counter!(REDIS_ERRORS, "Redis commands that failed");
     describe_gauge!(ACTORS, "Delivery actors running");
     describe_gauge!(CIRCUITS_OPEN, "Webhooks whose circuit breaker is open");
+    describe_counter!(
+        CONCURRENCY_CUTS,
+        "Times a webhook's adaptive concurrency was halved on a sign of overload (429, 503, a refused or reset connection, a timeout)"
+    );
+    describe_gauge!(
+        HOST_CONNECTIONS,
+        "Connections (attempts holding a permit) per receiving host"
+    );
+    describe_gauge!(HOST_CAP, "The per-host connection cap, per receiving host");
+    describe_gauge!(HOST_WAITING, "Webhooks waiting for a connection to their host");
     describe_counter!(
         INVARIANT_VIOLATIONS,
         "Delivery actors found breaking an invariant by their self-check (a bug; repaired), by invariant"
@@ -164,9 +178,28 @@ impl AttemptMetrics {
     }
 }
 
-/// The metrics text, with the scrape-time gauges set first.
-pub fn render(backlog: Option<u64>, lag: Option<u64>, actors: Option<usize>) -> String {
+/// Hosts with series of their own; the rest are summed under `host="other"`.
+const HOST_LABELS: usize = 50;
+
+/// One receiving host's connections: (scheme://host:port, in use, cap, webhooks waiting).
+pub type HostLine = (String, i64, i64, i64);
+
+/// The metrics text, with the scrape-time gauges set first. `hosts` sorted by connections in
+/// use, busiest first: the first [`HOST_LABELS`] get a label each (a bounded set of series).
+pub fn render(backlog: Option<u64>, lag: Option<u64>, actors: Option<usize>, hosts: &[HostLine]) -> String {
     let handle = handle();
+    let (named, rest) = hosts.split_at(hosts.len().min(HOST_LABELS));
+    for (host, in_use, cap, waiting) in named {
+        metrics::gauge!(HOST_CONNECTIONS, "host" => host.clone()).set(*in_use as f64);
+        metrics::gauge!(HOST_CAP, "host" => host.clone()).set(*cap as f64);
+        metrics::gauge!(HOST_WAITING, "host" => host.clone()).set(*waiting as f64);
+    }
+    if !rest.is_empty() {
+        let sum = |pick: fn(&HostLine) -> i64| rest.iter().map(pick).sum::<i64>() as f64;
+        metrics::gauge!(HOST_CONNECTIONS, "host" => "other").set(sum(|h| h.1));
+        metrics::gauge!(HOST_CAP, "host" => "other").set(sum(|h| h.2));
+        metrics::gauge!(HOST_WAITING, "host" => "other").set(sum(|h| h.3));
+    }
     if let Some(backlog) = backlog {
         metrics::gauge!(BACKLOG).set(backlog as f64);
     }

@@ -255,7 +255,12 @@ fn start_router(settings: &Arc<Settings>, mut parts: SupervisorSetup) -> anyhow:
         true => Some(BullMqQueue::new(&store, &settings.bullmq, &settings.redis)?),
         false => None,
     };
-    let arbiters: Vec<Arbiter> = (0..settings.delivery_workers()).map(|_| Arbiter::new()).collect();
+    let count = settings.delivery_workers();
+    let arbiters: Vec<Arbiter> = (0..count).map(|_| Arbiter::new()).collect();
+    for (index, arbiter) in arbiters.iter().enumerate() {
+        // Each thread's share of every host's connection cap depends on its place.
+        arbiter.spawn_fn(move || crate::actors::delivery::set_delivery_thread(index, count));
+    }
     parts.workers = arbiters.iter().map(Arbiter::handle).collect();
     let (actors, owned, instance) = (parts.actors.clone(), parts.owned.clone(), parts.instance.clone());
     let supervisor = Supervisor::new(settings, parts).start();

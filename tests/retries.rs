@@ -211,6 +211,8 @@ async fn retry_now_probes_at_once_and_makes_every_waiting_entry_due() {
         s.circuit.probe_max_ms = 60_000;
         s.retry.initial_delay_ms = 60_000;
         s.retry.max_delay_ms = 60_000;
+        // The whole window at once (no adaptive start): the ten go out together.
+        s.delivery.initial_concurrency = s.delivery.max_in_flight;
     })
     .await;
     let (receiver, healthy) = Receiver::failing_until_healed(Reply::Status(503));

@@ -230,6 +230,7 @@ async fn internal_destinations_are_refused_again_at_delivery_time() {
             paused: false,
             secret: WebhookSecret::generate(),
             previous_secret: None,
+            delivery: Default::default(),
         };
         store.webhooks().create(&webhook).await.unwrap();
         ids.push(webhook.id.to_string());

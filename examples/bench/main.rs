@@ -26,6 +26,7 @@ mod cost;
 mod instances;
 mod loadgen;
 mod nginx;
+mod one_host;
 mod publish;
 mod report;
 mod results;
@@ -50,7 +51,7 @@ struct Args {
     #[arg(long)]
     quick: bool,
     /// Scenarios to run (default: all): throughput, refusing, throughput-tls, latency,
-    /// isolation, many, backlog, bullmq, broadcast, instances.
+    /// isolation, many, backlog, bullmq, broadcast, broadcast-one-host, instances.
     #[arg(long = "scenario")]
     scenarios: Vec<String>,
     /// The sink of the throughput scenario and its ceiling: `actix` (counts and latency) or
@@ -158,6 +159,9 @@ async fn main() {
     let mut results = Results::default();
     if wanted("throughput") {
         results.throughput(scenarios::throughput(&bench, ceiling.rate()).await, &ceiling);
+        if bench.nginx.is_none() {
+            results.throughput_without_flow_control(scenarios::throughput_without_flow_control(&bench).await);
+        }
     }
     if wanted("refusing") {
         results.refusing(scenarios::refusing(&bench).await);
@@ -187,6 +191,11 @@ async fn main() {
         let measured = broadcast::broadcast(&bench, 19).await;
         let baseline = broadcast::broadcast(&bench, 0).await;
         results.broadcast(measured, baseline);
+    }
+    if wanted("broadcast-one-host") {
+        let on = one_host::broadcast_one_host(&bench, true).await;
+        let off = one_host::broadcast_one_host(&bench, false).await;
+        results.one_host(&on, &off);
     }
     if wanted("instances") {
         let one = instances::steady(&bench, 1).await;

@@ -22,14 +22,14 @@ pub struct Nginx {
 /// one worker thread does, and leaves the other to the service and Redis (a second worker would
 /// only compete with them). Keep-alive for the whole run, bodies kept in memory (never written
 /// to disk), no access log. `return 204` answers a POST (a static file would answer 405).
-fn config(dir: &std::path::Path, port: u16) -> String {
+fn config(dir: &std::path::Path, port: u16, worker_connections: usize) -> String {
     let dir = dir.display();
     format!(
         r#"worker_processes 1;
 pid {dir}/nginx.pid;
 error_log {dir}/error.log warn;
 events {{
-    worker_connections 10000;
+    worker_connections {worker_connections};
 }}
 http {{
     access_log off;
@@ -56,8 +56,12 @@ http {{
     )
 }
 
-/// `requests` and `accepts` from a stub_status page.
-fn parse_status(page: &str) -> Option<(u64, u64)> {
+/// `requests`, `accepts` and the active connections from a stub_status page.
+fn parse_status(page: &str) -> Option<(u64, u64, u64)> {
+    let active = page
+        .lines()
+        .find_map(|l| l.strip_prefix("Active connections:"))
+        .and_then(|n| n.trim().parse().ok())?;
     let mut lines = page.lines();
     lines.find(|l| l.trim_start().starts_with("server accepts"))?;
     let numbers: Vec<u64> = lines
@@ -65,7 +69,7 @@ fn parse_status(page: &str) -> Option<(u64, u64)> {
         .split_whitespace()
         .filter_map(|n| n.parse().ok())
         .collect();
-    Some((*numbers.get(2)?, *numbers.first()?))
+    Some((*numbers.get(2)?, *numbers.first()?, active))
 }
 
 /// What a status read found: requests and connections accepted since start, the status polls
@@ -74,17 +78,25 @@ fn parse_status(page: &str) -> Option<(u64, u64)> {
 pub struct Counts {
     pub requests: u64,
     pub accepts: u64,
+    /// Connections open now (the status poll's own included).
+    pub active: u64,
 }
 
 impl Nginx {
     /// Starts nginx (`nginx -p <tmp> -c <tmp>/nginx.conf -g 'daemon off;'`) on a free port and
     /// waits until it answers.
     pub async fn start() -> Nginx {
+        Nginx::start_with(10_000).await
+    }
+
+    /// Like [`Nginx::start`], with at most `worker_connections` connections at once (beyond,
+    /// nginx refuses them, as a real ingress at its limit does).
+    pub async fn start_with(worker_connections: usize) -> Nginx {
         let port = free_port();
         let dir = std::env::temp_dir().join(format!("hrbench-nginx-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("create nginx's temporary directory");
         let conf = dir.join("nginx.conf");
-        std::fs::write(&conf, config(&dir, port)).expect("write nginx.conf");
+        std::fs::write(&conf, config(&dir, port, worker_connections)).expect("write nginx.conf");
         let child = Command::new("nginx")
             .arg("-p")
             .arg(&dir)
@@ -126,11 +138,12 @@ impl Nginx {
         let mut response = self.client.get(url).send().await.ok()?;
         self.polls.set(self.polls.get() + 1);
         let page = response.body().await.ok()?;
-        let (requests, accepts) = parse_status(&String::from_utf8_lossy(&page))?;
+        let (requests, accepts, active) = parse_status(&String::from_utf8_lossy(&page))?;
         // The status page counts the request asking for it: every poll so far is in `requests`.
         Some(Counts {
             requests: requests.saturating_sub(self.polls.get()),
             accepts,
+            active,
         })
     }
 
@@ -164,7 +177,7 @@ mod tests {
     fn reads_stub_status() {
         let page = "Active connections: 161 \nserver accepts handled requests\n 170 170 3000123 \n\
                     Reading: 0 Writing: 1 Waiting: 160 \n";
-        assert_eq!(super::parse_status(page), Some((3_000_123, 170)));
+        assert_eq!(super::parse_status(page), Some((3_000_123, 170, 161)));
         assert_eq!(super::parse_status("Active connections: 1"), None);
     }
 }

@@ -6,6 +6,7 @@ use super::broadcast::Pings;
 use super::bullmq::{self, BullMqFindings};
 use super::ceiling::Ceiling;
 use super::instances::Handover;
+use super::one_host::OneHost;
 use super::report::{self, Row, Target};
 use super::scale::{BacklogFindings, ManyFindings};
 use super::scenarios::Isolation;
@@ -79,6 +80,49 @@ impl Results {
                 .push("2% refused: run with --scenario throughput too, to compare with a clean run".into()),
         }
         self.rows.push(row);
+    }
+
+    /// The same blast without flow control, run just after: what the adaptive start costs.
+    pub fn throughput_without_flow_control(&mut self, row: Row) {
+        let plain = self.plain_throughput.unwrap_or(0.0);
+        println!("throughput without flow control: {:.0} deliveries/s", row.rate);
+        self.notes.push(format!(
+            "throughput with flow control (adaptive start at 2, per-host cap 64): {plain:.0} deliveries/s; the same \
+             run without it (no cap, 16 in flight from the start): {:.0}/s = {:.2} x",
+            row.rate,
+            plain / row.rate.max(1.0)
+        ));
+        self.targets.push(Target {
+            what: "throughput: no loss from the adaptive start (>= 0.95 x without flow control)".into(),
+            measured: format!("{:.2} x", plain / row.rate.max(1.0)),
+            met: plain >= 0.95 * row.rate,
+        });
+        self.rows.push(row);
+    }
+
+    /// A broadcast to one host with flow control and without.
+    pub fn one_host(&mut self, on: &OneHost, off: &OneHost) {
+        for found in [on, off] {
+            self.notes.push(format!(
+                "broadcast-one-host ({}): {} of {} deliveries, {:.0}/s; nginx (worker_connections 4096) had at most \
+                 {} connections open; {} dead letters; {} webhooks left with a backlog",
+                found.label,
+                found.delivered,
+                found.expected,
+                found.rate,
+                found.connections_max,
+                found.dead_letters,
+                found.stalled
+            ));
+        }
+        self.targets.push(Target {
+            what: "broadcast-one-host: everything delivered, no dead letter, at most 64 (+1) connections".into(),
+            measured: format!(
+                "{} of {}, {} dead letters, {} connections at most",
+                on.delivered, on.expected, on.dead_letters, on.connections_max
+            ),
+            met: on.delivered == on.expected && on.dead_letters == 0 && on.connections_max <= 65,
+        });
     }
 
     pub fn throughput_tls(&mut self, row: Row, ceiling: &Ceiling) {

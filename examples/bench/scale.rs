@@ -143,6 +143,7 @@ fn matching_cost(webhooks: usize, patterns: usize) -> f64 {
         paused: false,
         secret: secret.clone(),
         previous_secret: None,
+        delivery: Default::default(),
     };
     for i in 0..webhooks {
         let pattern = ["*", "marked.*", "marked.spam", "user.*"][i % 4];

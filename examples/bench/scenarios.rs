@@ -61,7 +61,16 @@ struct Blast<'a> {
     tls: Option<&'a BenchTls>,
     /// The sink refuses (422) every n-th event; 0: none.
     refuse_every: u64,
+    /// Without flow control (no per-host cap, every webhook at `max_in_flight` from the
+    /// start), as before it existed: the baseline of the adaptive start.
+    without_flow_control: bool,
 }
+
+/// The settings that turn flow control off (the baseline).
+const WITHOUT_FLOW_CONTROL: [(&str, &str); 2] = [
+    ("HOOKROUTER__DELIVERY__MAX_CONNECTIONS_PER_HOST", "100000"),
+    ("HOOKROUTER__DELIVERY__INITIAL_CONCURRENCY", "16"),
+];
 
 /// The webhooks, then the events as fast as they can be published; measured until every
 /// delivery the sink accepts has arrived.
@@ -72,9 +81,13 @@ async fn blast(bench: &Bench, name: &str, how: Blast<'_>) -> Row {
         events,
         tls,
         refuse_every,
+        without_flow_control,
     } = how;
     let prefix = bench.prefix(name);
-    let env: Vec<(&str, String)> = tls.map(BenchTls::service_env).into_iter().collect();
+    let mut env: Vec<(&str, String)> = tls.map(BenchTls::service_env).into_iter().collect();
+    if without_flow_control {
+        env.extend(WITHOUT_FLOW_CONTROL.map(|(key, value)| (key, value.to_string())));
+    }
     let service = Service::start(&bench.redis, &prefix, &env);
     service.wait_ready().await;
     let sink = match tls {
@@ -111,6 +124,19 @@ async fn blast(bench: &Bench, name: &str, how: Blast<'_>) -> Row {
     sink.stop().await;
     publisher.clean(&prefix).await;
     row
+}
+
+/// 1b: the throughput blast again, without flow control: the baseline for what the adaptive
+/// start and the per-host cap cost (the 10 webhooks share one host: the sink).
+pub async fn throughput_without_flow_control(bench: &Bench) -> Row {
+    let events = if bench.quick { 10_000 } else { 100_000 };
+    let how = Blast {
+        webhooks: 10,
+        events,
+        without_flow_control: true,
+        ..Blast::default()
+    };
+    blast(bench, "throughput without flow control", how).await
 }
 
 /// 1: 100,000 events × 10 webhooks (1M deliveries) as fast as possible; compared with the

@@ -113,6 +113,15 @@ impl Service {
             .to_string()
     }
 
+    /// `GET /metrics`, as text.
+    pub async fn metrics(&self) -> String {
+        let Ok(mut response) = self.client.get(self.url("/metrics")).send().await else {
+            return String::new();
+        };
+        let body = response.body().limit(64 << 20).await.unwrap_or_default();
+        String::from_utf8_lossy(&body).into_owned()
+    }
+
     pub async fn backlog(&self, webhook: &str) -> u64 {
         let health = self.call("GET", &format!("/webhooks/{webhook}/health"), None).await;
         health.and_then(|h| h["backlog"].as_u64()).unwrap_or(u64::MAX)

@@ -140,6 +140,7 @@ async fn stored_report(state: &ApiState, webhook: &Webhook) -> Result<HealthRepo
             dead_lettered: 0,
             instance: None,
             rates: Default::default(),
+            flow: None,
             reported_at: iso8601(now_ms()),
         })
         .aged(now_ms());

@@ -23,7 +23,8 @@ pub async fn render(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError
     };
     let lag = state.store.events().lag().await.ok();
     let actors = state.router.as_ref().map(|router| router.actors.len());
-    let body = crate::metrics::render(backlog, lag, actors);
+    let hosts = crate::actors::delivery::host_figures();
+    let body = crate::metrics::render(backlog, lag, actors, &hosts);
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(body))

@@ -11,7 +11,7 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use super::input::string;
-use crate::domain::WebhookSecret;
+use crate::domain::{Ordering, RateLimit, WebhookSecret, MAX_RATE_LIMIT};
 
 /// `POST /webhooks`, as JSON or as a form (`application/x-www-form-urlencoded`), as WildDuck
 /// takes it: `type[]=user.*&type[]=marked.spam&url=…` or `type=a&type=b` (a lone `type=a` is
@@ -40,6 +40,14 @@ pub struct CreateWebhook {
     /// `whsec_` + base64 of 24–64 bytes; generated when absent.
     #[schema(pattern = "^whsec_")]
     secret: Option<String>,
+    /// At most this many deliveries a second (1–100000); what waits stays queued. Absent: none.
+    #[serde(rename = "rateLimit")]
+    #[schema(minimum = 1, maximum = 100000)]
+    rate_limit: Option<u32>,
+    /// `parallel` (the default: a failing delivery waits out of the way of the others) or
+    /// `strict` (one at a time in stream order; a failing one holds the rest).
+    #[schema(pattern = "^(parallel|strict)$")]
+    ordering: Option<String>,
     /// WildDuck's session id (1–255 characters); checked, not kept.
     #[schema(min_length = 1, max_length = 255)]
     sess: Option<String>,
@@ -61,6 +69,13 @@ pub struct UpdateWebhook {
     user: Option<String>,
     /// true re-enables a disabled webhook (clearing its reason).
     enabled: Option<bool>,
+    /// Deliveries per second (1–100000); null removes the limit.
+    #[serde(rename = "rateLimit")]
+    #[schema(minimum = 1, maximum = 100000, nullable)]
+    rate_limit: Option<u32>,
+    /// `parallel` or `strict`.
+    #[schema(pattern = "^(parallel|strict)$")]
+    ordering: Option<String>,
     #[schema(min_length = 1, max_length = 255)]
     sess: Option<String>,
     ip: Option<String>,
@@ -151,4 +166,26 @@ pub fn parse_enabled(value: Value) -> Result<bool, String> {
 
 pub fn parse_secret(value: Value) -> Result<WebhookSecret, String> {
     WebhookSecret::parse(&string(value)?)
+}
+
+/// `rateLimit`: deliveries per second (a number, or its digits in a form body); null removes
+/// the limit.
+pub fn parse_rate_limit(value: Value) -> Result<Option<RateLimit>, String> {
+    let rule = || format!("must be a whole number of deliveries per second from 1 to {MAX_RATE_LIMIT}, or null");
+    match value {
+        Value::Null => Ok(None),
+        Value::Number(n) => n.as_u64().ok_or_else(rule).and_then(RateLimit::parse).map(Some),
+        Value::String(text) => text
+            .trim()
+            .parse()
+            .map_err(|_| rule())
+            .and_then(RateLimit::parse)
+            .map(Some),
+        _ => Err(rule()),
+    }
+}
+
+/// `ordering`: `"parallel"` (the default) or `"strict"`.
+pub fn parse_ordering(value: Value) -> Result<Ordering, String> {
+    Ordering::parse(&string(value)?)
 }

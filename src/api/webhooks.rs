@@ -18,12 +18,13 @@ use super::auth::Caller;
 use super::errors::{ApiError, BodyErrors, CommonErrors, NotFound};
 use super::input::{Fields, Query};
 use super::params;
-use super::requests::{parse_enabled, parse_secret, CreateWebhook, UpdateWebhook};
+use super::requests::{parse_enabled, parse_ordering, parse_rate_limit, parse_secret, CreateWebhook, UpdateWebhook};
 use super::responses::{CreatedWebhook, Success, WebhookResponse};
 use super::ApiState;
 use crate::clock::{iso8601, now_ms};
 use crate::domain::{
-    parse_types, parse_url, parse_user, parse_user_or_null, UserId, Webhook, WebhookId, WebhookSecret, WebhookUrl,
+    parse_types, parse_url, parse_user, parse_user_or_null, DeliveryOptions, Ordering, RateLimit, UserId, Webhook,
+    WebhookId, WebhookSecret, WebhookUrl,
 };
 use crate::store::WebhookChange;
 
@@ -48,6 +49,12 @@ pub struct WebhookView {
     /// Present (true) only while paused, so WildDuck-shaped results stay as they were.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     paused: bool,
+    /// Deliveries per second at most; only on webhooks that have a limit.
+    #[serde(rename = "rateLimit", skip_serializing_if = "Option::is_none")]
+    rate_limit: Option<u32>,
+    /// `strict`; only on webhooks delivered in strict order (the default is `parallel`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ordering: Option<&'static str>,
 }
 
 impl WebhookView {
@@ -61,6 +68,8 @@ impl WebhookView {
             enabled: webhook.enabled,
             disabled_reason: webhook.disabled_reason.clone(),
             paused: webhook.paused,
+            rate_limit: webhook.delivery.rate_limit.map(RateLimit::per_second),
+            ordering: (webhook.delivery.ordering != Ordering::Parallel).then(|| webhook.delivery.ordering.as_str()),
         }
     }
 }
@@ -99,11 +108,15 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let mut input = params::merged(&request, &body)?;
     params::me(&mut input, caller.object_id_user());
-    let mut fields = Fields::new(input, &["type", "url", "user", "secret"]);
+    let mut fields = Fields::new(input, &["type", "url", "user", "secret", "rateLimit", "ordering"]);
     let types = fields.require("type", parse_types);
     let url = fields.require("url", parse_url);
     let user = fields.parse("user", parse_user);
     let secret = fields.parse("secret", parse_secret);
+    let delivery = DeliveryOptions {
+        rate_limit: fields.parse("rateLimit", parse_rate_limit).flatten(),
+        ordering: fields.parse("ordering", parse_ordering).unwrap_or_default(),
+    };
     let (Some(types), Some(url), true) = (types, url, fields.errors.is_empty()) else {
         return Err(ApiError::InputValidation(fields.errors));
     };
@@ -125,6 +138,7 @@ pub async fn create(
         paused: false,
         secret: secret.unwrap_or_else(WebhookSecret::generate),
         previous_secret: None,
+        delivery,
     };
     let version = state.store.webhooks().create(&webhook).await?;
     state.changed(webhook.id, Some(version)).await;
@@ -147,7 +161,7 @@ pub async fn get(state: web::Data<ApiState>, id: web::Path<String>) -> Result<Ht
     }))
 }
 
-/// Change any of `type`, `url`, `user`, `enabled`.
+/// Change any of `type`, `url`, `user`, `enabled`, `rateLimit`, `ordering`.
 #[utoipa::path(put, path = "/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)),
     request_body = UpdateWebhook, responses((status = 200, body = Success), NotFound, BodyErrors, CommonErrors))]
 pub async fn update(
@@ -157,11 +171,12 @@ pub async fn update(
 ) -> Result<HttpResponse, ApiError> {
     // A malformed id is refused before any body error.
     parse_id(&id)?;
-    let mut fields = Fields::object(body.into_inner(), &["type", "url", "user", "enabled"])?;
+    let changeable = ["type", "url", "user", "enabled", "rateLimit", "ordering"];
+    let mut fields = Fields::object(body.into_inner(), &changeable)?;
     if fields.is_empty() && fields.errors.is_empty() {
         return Err(ApiError::invalid(
             "body",
-            "must change at least one of type, url, user, enabled",
+            format!("must change at least one of {}", changeable.join(", ")),
         ));
     }
     let change = WebhookChange {
@@ -169,6 +184,8 @@ pub async fn update(
         url: fields.parse("url", parse_url),
         user: fields.parse("user", parse_user_or_null),
         enabled: fields.parse("enabled", parse_enabled),
+        rate_limit: fields.parse("rateLimit", parse_rate_limit),
+        ordering: fields.parse("ordering", parse_ordering),
         disabled_reason: Some("disabled through the API".into()),
         ..WebhookChange::default()
     };

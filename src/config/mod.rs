@@ -155,6 +155,18 @@ impl Settings {
             "must be a valid header value",
         );
         check.range("delivery.workers", self.delivery.workers as u64, 0, 1024);
+        check.range(
+            "delivery.max_connections_per_host",
+            self.delivery.max_connections_per_host as u64,
+            1,
+            100_000,
+        );
+        check.range(
+            "delivery.initial_concurrency",
+            self.delivery.initial_concurrency as u64,
+            1,
+            self.delivery.max_in_flight.max(1) as u64,
+        );
         check.range("delivery.idle_stop_ms", self.delivery.idle_stop_ms, 100, DAY_MS);
         check.range("retry.initial_delay_ms", self.retry.initial_delay_ms, 1, 30 * DAY_MS);
         check.rule(

@@ -244,6 +244,11 @@ pub struct DeliverySettings {
     /// A PEM bundle of extra roots that `https://` deliveries trust besides the web roots, for
     /// receivers behind a private CA. Empty = none. Read once at start-up.
     pub ca_file: String,
+    /// Connections every webhook of one scheme + host + port shares (`actors/delivery/hosts.rs`).
+    pub max_connections_per_host: usize,
+    /// Attempts a new or recovered webhook starts with in flight; it grows while its receiver
+    /// answers quickly, up to `max_in_flight` (`actors/delivery/pacing.rs`).
+    pub initial_concurrency: usize,
 }
 
 impl Default for DeliverySettings {
@@ -255,6 +260,8 @@ impl Default for DeliverySettings {
             workers: 0,
             idle_stop_ms: 60_000,
             ca_file: String::new(),
+            max_connections_per_host: 64,
+            initial_concurrency: 2,
         }
     }
 }

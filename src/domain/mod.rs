@@ -4,6 +4,7 @@
 //! of these types through a `parse` function that names the rule it broke. Code past the edge
 //! takes these types, so an invalid webhook URL or type pattern cannot exist inside the service.
 
+mod delivery_options;
 mod event;
 mod event_type;
 mod instance_name;
@@ -17,6 +18,7 @@ mod webhook_fields;
 mod webhook_id;
 mod webhook_url;
 
+pub use delivery_options::{DeliveryOptions, Ordering, RateLimit, MAX_RATE_LIMIT};
 pub use event::{Event, EventError, PreparedEvent};
 pub use event_type::{EventType, WILDDUCK_EVENT_TYPES};
 pub use instance_name::InstanceName;

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use super::{EventType, Signer, StreamId, TypePattern, UserId, WebhookId, WebhookSecret, WebhookUrl};
+use super::{DeliveryOptions, EventType, Signer, StreamId, TypePattern, UserId, WebhookId, WebhookSecret, WebhookUrl};
 
 /// A subscription: where to POST, which event types, and whose events.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,6 +26,8 @@ pub struct Webhook {
     pub secret: WebhookSecret,
     /// The secret before the last rotation, still signing deliveries until it expires.
     pub previous_secret: Option<PreviousSecret>,
+    /// Its rate limit and ordering.
+    pub delivery: DeliveryOptions,
 }
 
 #[derive(Debug, Clone, PartialEq)]

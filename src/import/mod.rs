@@ -26,7 +26,7 @@ use std::fmt::Write;
 use std::path::Path;
 
 use crate::config::Settings;
-use crate::domain::{Webhook, WebhookId, WebhookSecret};
+use crate::domain::{DeliveryOptions, Webhook, WebhookId, WebhookSecret};
 use crate::security::Destinations;
 use crate::store::Store;
 use export_file::{documents, peek_id, WildDuckWebhook};
@@ -166,6 +166,7 @@ pub async fn run(settings: &Settings, path: &Path, dry_run: bool) -> anyhow::Res
                 paused: false,
                 secret: WebhookSecret::generate(),
                 previous_secret: None,
+                delivery: DeliveryOptions::default(),
             };
             // Created meanwhile by someone else: as good as existing.
             if webhooks.create_if_absent(&webhook).await?.is_none() {

@@ -210,7 +210,7 @@ impl RouteIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::WebhookUrl;
+    use crate::domain::{DeliveryOptions, WebhookUrl};
 
     fn webhook(types: &[&str], user: Option<&str>) -> Webhook {
         Webhook {
@@ -224,6 +224,7 @@ mod tests {
             paused: false,
             secret: crate::domain::WebhookSecret::generate(),
             previous_secret: None,
+            delivery: DeliveryOptions::default(),
         }
     }
 

@@ -30,8 +30,11 @@ pub struct QueuedDelivery {
     /// The entry's id in the webhook's queue.
     pub entry: StreamId,
     pub event: Arc<PreparedEvent>,
-    /// Attempts already made (0 for a fresh entry).
+    /// Attempts already made that count towards `max_attempts` (0 for a fresh entry).
     pub attempts: u32,
+    /// Attempts already made that did not count: the receiver was overloaded (a 429, 503, a
+    /// refused or reset connection, a timeout) while it answered others (`outcome::settle`).
+    pub spared: u32,
     /// When it first failed (ms), for an entry that was tried before: the circuit breaker
     /// asks whether the endpoint succeeded since.
     pub first_failure_ms: Option<u64>,
@@ -96,9 +99,11 @@ pub struct Settled {
 pub enum AfterAttempt {
     /// Delivered: it leaves the queue.
     Delivered,
-    /// Failed; retried when due. `attempts` made so far, the first failure at `first_failed_ms`.
+    /// Failed; retried when due. `attempts` made so far that count (and `spared` that do not),
+    /// the first failure at `first_failed_ms`.
     Retry {
         attempts: u32,
+        spared: u32,
         due_ms: u64,
         first_failed_ms: u64,
     },
@@ -382,12 +387,13 @@ impl QueueStore {
                     .arg(attempt),
                 AfterAttempt::Retry {
                     attempts,
+                    spared,
                     due_ms,
                     first_failed_ms,
                 } => invocation
                     .arg("r")
                     .arg(entry.to_string())
-                    .arg(format!("{attempts}:{due_ms}:{first_failed_ms}"))
+                    .arg(retry_state(*attempts, *spared, *due_ms, *first_failed_ms))
                     .arg(due_ms)
                     .arg(attempt),
                 AfterAttempt::Dead(letter) => invocation
@@ -542,7 +548,15 @@ impl QueueFields<'_> {
     }
 }
 
-/// Reads a queue entry, with its retry state (`attempts:due_ms:first_failed_ms`) when it has one.
+/// A retry state as `P:retry:<id>` holds it: `tries:due_ms:first_failed_ms:spared`, `tries`
+/// every attempt made (so it grows with each: `settle.lua` compares it to tell a repeated
+/// write), `spared` those that did not count towards `max_attempts`. States written before
+/// spared attempts existed have three fields, and read as none spared.
+fn retry_state(attempts: u32, spared: u32, due_ms: u64, first_failed_ms: u64) -> String {
+    format!("{}:{due_ms}:{first_failed_ms}:{spared}", attempts + spared)
+}
+
+/// Reads a queue entry, with its retry state ([`retry_state`]) when it has one.
 pub(super) fn decode_entry(row: &Entry, retry_state: Option<&str>) -> Result<QueuedDelivery, &'static str> {
     let fields = QueueFields::of(row);
     let stream_id = fields
@@ -557,8 +571,9 @@ pub(super) fn decode_entry(row: &Entry, retry_state: Option<&str>) -> Result<Que
         .and_then(|ev| EventType::parse(ev).map_err(|_| "queue entry with a bad type"))?;
     let tail = fields.tail.ok_or("queue entry without a body")?;
     let mut state = retry_state.unwrap_or_default().split(':');
-    let attempts = state.next().and_then(|n| n.parse().ok()).unwrap_or(0);
+    let tries: u32 = state.next().and_then(|n| n.parse().ok()).unwrap_or(0);
     let first_failure_ms = state.nth(1).and_then(|ms| ms.parse().ok());
+    let spared = state.next().and_then(|n| n.parse().ok()).unwrap_or(0).min(tries);
     Ok(QueuedDelivery {
         entry: row.id,
         event: Arc::new(PreparedEvent {
@@ -566,7 +581,8 @@ pub(super) fn decode_entry(row: &Entry, retry_state: Option<&str>) -> Result<Que
             ev,
             tail: bytes::Bytes::copy_from_slice(tail),
         }),
-        attempts,
+        attempts: tries - spared,
+        spared,
         first_failure_ms,
     })
 }

@@ -15,7 +15,8 @@ use redis::Script;
 
 use super::{Keys, StoreError, StoreResult};
 use crate::domain::{
-    EventType, PreviousSecret, StreamId, TypePattern, UserId, Webhook, WebhookId, WebhookSecret, WebhookUrl,
+    DeliveryOptions, EventType, Ordering, PreviousSecret, RateLimit, StreamId, TypePattern, UserId, Webhook, WebhookId,
+    WebhookSecret, WebhookUrl,
 };
 
 static PUT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/webhook_put.lua")));
@@ -40,6 +41,9 @@ pub struct WebhookChange {
     pub paused: Option<bool>,
     /// A rotation: the new secret, and until when (ms) the current one keeps signing.
     pub rotate_secret: Option<(WebhookSecret, u64)>,
+    /// Some(None) removes the rate limit.
+    pub rate_limit: Option<Option<RateLimit>>,
+    pub ordering: Option<Ordering>,
 }
 
 impl WebhookChange {
@@ -66,6 +70,12 @@ impl WebhookChange {
         }
         if let Some(paused) = self.paused {
             webhook.paused = paused;
+        }
+        if let Some(rate_limit) = self.rate_limit {
+            webhook.delivery.rate_limit = rate_limit;
+        }
+        if let Some(ordering) = self.ordering {
+            webhook.delivery.ordering = ordering;
         }
         if let Some((secret, previous_expires_ms)) = &self.rotate_secret {
             let previous = std::mem::replace(&mut webhook.secret, secret.clone());
@@ -474,6 +484,12 @@ fn encode(webhook: &Webhook, rev: u64) -> Vec<(&'static str, String)> {
         fields.push(("previous_secret", previous.secret.expose()));
         fields.push(("previous_secret_expires", previous.expires_ms.to_string()));
     }
+    if let Some(rate) = webhook.delivery.rate_limit {
+        fields.push(("rate_limit", rate.per_second().to_string()));
+    }
+    if webhook.delivery.ordering != Ordering::Parallel {
+        fields.push(("ordering", webhook.delivery.ordering.to_string()));
+    }
     fields
 }
 
@@ -510,6 +526,23 @@ fn decode(fields: &HashMap<String, String>) -> Result<(Webhook, u64), String> {
                 expires_ms: expires.parse().map_err(|_| "bad previous_secret_expires")?,
             }),
             _ => None,
+        },
+        delivery: DeliveryOptions {
+            rate_limit: fields
+                .get("rate_limit")
+                .map(|rate| {
+                    rate.parse()
+                        .map_err(|_| "bad rate_limit".to_string())
+                        .and_then(RateLimit::parse)
+                })
+                .transpose()
+                .map_err(|e| format!("rate_limit {e}"))?,
+            ordering: fields
+                .get("ordering")
+                .map(|ordering| Ordering::parse(ordering))
+                .transpose()
+                .map_err(|e| format!("ordering {e}"))?
+                .unwrap_or_default(),
         },
     };
     Ok((webhook, rev))

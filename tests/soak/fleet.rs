@@ -187,7 +187,10 @@ impl Fleet {
 
     /// Creates a webhook (trying again while Redis restarts); its id.
     pub async fn create(&self, url: &str, types: &[String], user: Option<&str>) -> Option<String> {
-        let body = serde_json::json!({ "url": url, "type": types, "user": user });
+        let mut body = serde_json::json!({ "url": url, "type": types });
+        if let Some(user) = user {
+            body["user"] = user.into();
+        }
         for _ in 0..20 {
             match self.api("POST", "/webhooks", Some(body.clone())).await {
                 Some((200, reply)) => return reply["id"].as_str().map(str::to_string),

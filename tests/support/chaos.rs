@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::tcp::read_request;
+use super::tcp::{header, read_request};
 
 /// One answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -134,13 +134,7 @@ async fn serve(mut socket: TcpStream, seed: u64, seen: Arc<Mutex<Seen>>) {
     let Some((head, body)) = read_request(&mut socket).await else {
         return;
     };
-    let header = |name: &str| {
-        head.lines().find_map(|line| {
-            let (key, value) = line.split_once(':')?;
-            key.eq_ignore_ascii_case(name).then(|| value.trim().to_string())
-        })
-    };
-    let delivery = header("webhook-id").unwrap_or_default();
+    let delivery = header(&head, "webhook-id").unwrap_or_default();
     let webhook = delivery.split(':').next().unwrap_or_default().to_string();
     let n = serde_json::from_slice::<serde_json::Value>(&body)
         .ok()

@@ -11,6 +11,7 @@ pub mod app;
 pub mod browser;
 pub mod bullmq;
 pub mod chaos;
+pub mod host;
 pub mod ledger;
 pub mod ports;
 pub mod process;

@@ -104,14 +104,7 @@ async fn serve(mut socket: TcpStream, log: Arc<Mutex<Vec<Seen>>>, choose: Arc<dy
     let Some((head, _)) = read_request(&mut socket).await else {
         return;
     };
-    let id = head
-        .lines()
-        .find_map(|line| {
-            let (name, value) = line.split_once(':')?;
-            name.eq_ignore_ascii_case("webhook-id")
-                .then(|| value.trim().to_string())
-        })
-        .unwrap_or_default();
+    let id = header(&head, "webhook-id").unwrap_or_default();
     let flap = {
         let mut log = log.lock().unwrap();
         let flap = choose(log.len());
@@ -135,6 +128,14 @@ async fn serve(mut socket: TcpStream, log: Arc<Mutex<Vec<Seen>>>, choose: Arc<dy
     let _ = socket.shutdown().await;
 }
 
+/// A header's value in a request's head.
+pub fn header(head: &str, name: &str) -> Option<String> {
+    head.lines().find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        key.eq_ignore_ascii_case(name).then(|| value.trim().to_string())
+    })
+}
+
 /// Reads the head and body of one request.
 pub async fn read_request(socket: &mut TcpStream) -> Option<(String, Vec<u8>)> {
     let mut buffer = Vec::new();
@@ -147,13 +148,8 @@ pub async fn read_request(socket: &mut TcpStream) -> Option<(String, Vec<u8>)> {
         buffer.extend_from_slice(&chunk[..read]);
         if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
             let head = String::from_utf8_lossy(&buffer[..end]).into_owned();
-            let length: usize = head
-                .lines()
-                .find_map(|line| {
-                    let (name, value) = line.split_once(':')?;
-                    name.eq_ignore_ascii_case("content-length")
-                        .then(|| value.trim().parse().ok())?
-                })
+            let length: usize = header(&head, "content-length")
+                .and_then(|length| length.parse().ok())
                 .unwrap_or(0);
             while buffer.len() < end + 4 + length {
                 let read = socket.read(&mut chunk).await.ok()?;

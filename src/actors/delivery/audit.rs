@@ -107,12 +107,14 @@ impl DeliveryActor {
         !self.window.is_empty() || self.writes > 0 || self.fetching || self.retries.reading() || self.redis_retries > 0
     }
 
-    /// A timer is set that will call `fill` when it fires.
+    /// A timer is set that will call `fill` when it fires, or the host will hand over a permit.
     fn scheduled(&self) -> bool {
         self.retries.timer_armed()
             || self.circuit.probe_timer.is_some()
             || self.top_up_timer.is_some()
             || self.flush_timer.is_some()
+            || self.pace_timer.is_some()
+            || self.host_wait
     }
 
     /// The in-memory invariants: outcomes waiting to be written have a flush coming; known
@@ -242,7 +244,8 @@ impl DeliveryActor {
         format!(
             "state={:?} cursor={:?} caught_up={} fetching={} window={} settled={} writing={} writes={} \
              redis_retries={} waiting={} next_due={:?} retries_ready={} retries_reading={} retry_timer={} \
-             circuit_open={} failures={} probe_ready={} probe_timer={} top_up_timer={} flush_timer={} now={}",
+             circuit_open={} failures={} probe_ready={} probe_timer={} top_up_timer={} flush_timer={} \
+             pace_timer={} host_wait={} host_permits={} limit={} now={}",
             self.state(),
             self.cursor.map(|c| c.to_string()),
             self.caught_up,
@@ -263,6 +266,10 @@ impl DeliveryActor {
             self.circuit.probe_timer.is_some(),
             self.top_up_timer.is_some(),
             self.flush_timer.is_some(),
+            self.pace_timer.is_some(),
+            self.host_wait,
+            self.host.held(),
+            self.pacing.limit(),
             now_ms(),
         )
     }

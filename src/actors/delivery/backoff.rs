@@ -55,6 +55,11 @@ impl RetryPolicy {
         Duration::from_secs_f64((base * (1.0 + spread)).max(0.0)).min(self.max)
     }
 
+    /// The longest wait between attempts (`retry.max_delay_ms`): a receiver's pause too.
+    pub fn longest_wait(&self) -> Duration {
+        self.max
+    }
+
     /// Whether another attempt is allowed after `failed_attempts` failures.
     pub fn allows_another(&self, failed_attempts: u32) -> bool {
         failed_attempts < self.max_attempts

@@ -38,6 +38,23 @@ pub fn describe(error: &SendRequestError, url: &url::Url, handshake: Duration) -
     error.to_string()
 }
 
+/// Whether a transport error is a sign the receiver is overloaded (its listen queue full, its
+/// worker limit reached): a refused or reset connection, a connection its pool dropped. TLS,
+/// DNS and name errors are not: they say nothing about load.
+pub fn overloaded(error: &SendRequestError) -> bool {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionRefused, ConnectionReset, UnexpectedEof};
+    let io = match error {
+        SendRequestError::Connect(ConnectError::Disconnected) => return true,
+        SendRequestError::Connect(ConnectError::Io(io)) | SendRequestError::Send(io) => io,
+        _ => return false,
+    };
+    io.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()).is_none()
+        && matches!(
+            io.kind(),
+            ConnectionRefused | ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof
+        )
+}
+
 /// One TLS error in words (without the "TLS handshake with … failed" that frames it).
 fn tls_words(error: &rustls::Error, host: &str) -> String {
     use rustls::Error as E;

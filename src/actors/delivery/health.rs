@@ -83,6 +83,33 @@ impl Stats {
     }
 }
 
+/// A webhook's flow control (`actors/delivery/pacing.rs`, `hosts.rs`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FlowReport {
+    /// Attempts it may have in flight now: adaptive, from `[delivery] initial_concurrency` up to
+    /// `max_in_flight`, halved on signs of overload.
+    pub concurrency: usize,
+    /// Times the concurrency was halved since the actor started.
+    pub cuts: u64,
+    /// Its receiver asked it to slow down (429 or 503 with `Retry-After`): nothing is sent
+    /// before then.
+    pub paused_until: Option<String>,
+    /// Its `rateLimit` (deliveries per second), if it has one.
+    pub rate_limit: Option<u32>,
+    /// The rate its receiver's 429s taught it (deliveries per second), while it holds.
+    pub learned_rate: Option<f64>,
+    /// The receiving host, `scheme://host:port`, whose connections every webhook on it shares.
+    pub host: String,
+    /// Connections to the host in use now, on this instance, and the cap.
+    pub host_connections: i64,
+    pub host_cap: i64,
+    /// Webhooks waiting for a connection to the host now.
+    pub host_waiting: i64,
+    /// This webhook is one of them.
+    pub waiting_for_host: bool,
+}
+
 /// The `/webhooks/{id}/health` body (without `success`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -117,6 +144,10 @@ pub struct HealthReport {
     /// aged to the time it is read).
     #[serde(default)]
     pub rates: RecentRates,
+    /// How fast it may send now: its adaptive concurrency, a pause its receiver asked for,
+    /// its host's connections.
+    #[serde(default)]
+    pub flow: Option<FlowReport>,
     /// When the delivery actor made this report (it can come from another instance).
     pub reported_at: String,
 }

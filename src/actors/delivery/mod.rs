@@ -16,12 +16,13 @@
 //! Nothing here blocks: sends, Redis calls and timers are futures on the actor's context, so a
 //! hanging endpoint only ever occupies its own window.
 //!
-//! The parts: `window` (taking entries, sending), `retries` (the due set), `outcome` (what an
-//! attempt's result does), `circuit` (the breaker), `report` (health), `rates` (the last 5
-//! minutes' counts and latency), `upkeep` (what a flush writes besides attempts), `sender` (HTTP),
-//! `client` (the per-thread HTTP client: SSRF-guarded resolver, TLS, keep-alive), `failure`
-//! (transport errors in words),
-//! `backoff` (retry delays).
+//! The parts: `messages` (what it is told), `setup` (what it starts with), `window` (taking
+//! entries, sending), `retries` (the due set), `outcome` (what an attempt's result does),
+//! `circuit` (the breaker), `pacing` (adaptive concurrency, the receiver's pause, rate limits),
+//! `hosts` (the per-host connection cap), `audit` (the self-check of its invariants), `report`
+//! (health), `rates` (the last 5 minutes' counts and latency), `upkeep` (what a flush writes
+//! besides attempts), `sender` (HTTP), `client` (the per-thread HTTP client: SSRF-guarded
+//! resolver, TLS, keep-alive), `failure` (transport errors in words), `backoff` (retry delays).
 
 mod audit;
 mod backoff;
@@ -29,12 +30,16 @@ mod circuit;
 mod client;
 mod failure;
 mod health;
+mod hosts;
 mod lease;
+mod messages;
 mod outcome;
+mod pacing;
 mod rates;
 mod report;
 mod retries;
 mod sender;
+mod setup;
 mod slots;
 mod upkeep;
 mod window;
@@ -49,19 +54,22 @@ use tokio::sync::oneshot;
 pub use backoff::RetryPolicy;
 use circuit::Circuit;
 use health::Stats;
-pub use health::{HealthReport, HealthState, LastFailure, LastSuccess};
+pub use health::{FlowReport, HealthReport, HealthState, LastFailure, LastSuccess};
+use hosts::Holder;
+pub use hosts::{all_figures as host_figures, set_thread as set_delivery_thread};
+pub use messages::{CheckQueue, Configure, Drain, Enqueued, GetHealth, RetryNow, Stop};
+use pacing::Pacing;
 pub use rates::RecentRates;
 pub use report::{GetGlance, Glance};
 use retries::Retries;
+pub use setup::{DeliveryConfig, StartState};
 use slots::Window;
 use upkeep::Upkeep;
 
 use crate::actors::supervisor::SupervisorLink;
-use crate::config::Settings;
-use crate::domain::{InstanceName, PreparedEvent, Signers, StreamId, Webhook};
-use crate::metrics::{AttemptMetrics, WebhookLabels};
-use crate::security::Destinations;
-use crate::store::{Appended, CircuitState, Lease, LeaseStore, QueueStore, Retention, Settled, Store, WebhookStore};
+use crate::domain::{Ordering, RateLimit, Signers, StreamId, Webhook};
+use crate::metrics::AttemptMetrics;
+use crate::store::{Lease, LeaseStore, QueueStore, Settled, Store, WebhookStore};
 
 /// Delivered entries are removed from Redis in batches, at most this long after delivery.
 const FLUSH_DELAY: Duration = Duration::from_millis(10);
@@ -75,61 +83,6 @@ const REDIS_RETRY: Duration = Duration::from_secs(1);
 /// Health reports for other instances are written at most this often per webhook.
 const REPORT_EVERY: Duration = Duration::from_secs(1);
 
-/// What every delivery actor needs from the settings, shared.
-pub struct DeliveryConfig {
-    /// This instance: it holds the leases, and its name goes into every attempt record.
-    pub instance: InstanceName,
-    /// How long a lease lasts without renewal (`leases.ttl_ms`).
-    pub lease_ttl: Duration,
-    pub settings: crate::config::DeliverySettings,
-    pub retry: RetryPolicy,
-    pub failure_threshold: u32,
-    /// The circuit's (first, longest) probe delay.
-    pub probes: (Duration, Duration),
-    pub disable_after_ms: u64,
-    pub retention: Retention,
-    /// How often the self-check runs, and whether a violation aborts (`audit`).
-    pub invariants: crate::config::InvariantSettings,
-    /// Each delivery thread opens its own Redis connection with these.
-    pub redis: crate::config::RedisSettings,
-    /// The SSRF guard, applied again at delivery time.
-    pub destinations: Arc<Destinations>,
-    /// Whom https deliveries trust (web roots + `[delivery] ca_file`), built once at start-up
-    /// and shared by every thread's client.
-    pub tls: Arc<rustls::ClientConfig>,
-    pub metric_labels: WebhookLabels,
-}
-
-impl DeliveryConfig {
-    pub fn new(
-        settings: &Settings,
-        instance: InstanceName,
-        destinations: Arc<Destinations>,
-        tls: Arc<rustls::ClientConfig>,
-    ) -> DeliveryConfig {
-        DeliveryConfig {
-            instance,
-            lease_ttl: settings.leases.ttl(),
-            redis: settings.redis.clone(),
-            destinations,
-            tls,
-            metric_labels: WebhookLabels::new(&settings.metrics),
-            settings: settings.delivery.clone(),
-            retry: RetryPolicy::new(&settings.retry),
-            failure_threshold: settings.circuit.failure_threshold,
-            probes: settings.circuit.probes(),
-            disable_after_ms: settings.circuit.disable_after_ms,
-            invariants: settings.invariants.clone(),
-            retention: Retention {
-                attempts_max_len: settings.attempts.max_len,
-                attempts_ttl_ms: settings.attempts.ttl_ms,
-                dead_max_len: settings.dead_letters.max_len,
-                dead_ttl_ms: settings.dead_letters.ttl_ms,
-            },
-        }
-    }
-}
-
 /// How far entries of the queue may have been tried, as a delivery actor knows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Tried {
@@ -140,71 +93,6 @@ enum Tried {
     /// None after the cursor: reads need no lookup.
     Nothing,
 }
-
-/// What the supervisor knows of a webhook's queue when it starts the actor.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct StartState {
-    /// Entries in the queue (0 = nothing to read until told otherwise).
-    pub backlog: u64,
-    pub circuit: Option<CircuitState>,
-}
-
-impl StartState {
-    /// For an actor started because events were just queued: read the queue from the start.
-    pub fn queued() -> StartState {
-        StartState {
-            backlog: 1,
-            circuit: None,
-        }
-    }
-
-    /// Whether the webhook needs an actor now: a backlog, or a run of failures to resume.
-    pub fn has_work(&self) -> bool {
-        self.backlog > 0 || self.circuit.is_some_and(|c| c.failures > 0)
-    }
-}
-
-/// The supervisor queued these events in this webhook's queue (entry ids ascending): one
-/// message per actor per routed batch. Each comes with the entry that was before it in the
-/// queue ([`crate::store::Appended`]), so the actor takes it straight only when it has read
-/// everything up to there.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Enqueued(pub Vec<(Appended, Arc<PreparedEvent>)>);
-
-/// The webhook's record changed (url, types, enabled, paused).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Configure(pub Arc<Webhook>);
-
-/// Entries may have been added to the queue without an [`Enqueued`] (a replay, another
-/// instance's routing): read it. `Some(first)`: they start at `first`, which may be behind the
-/// cursor (another instance queued them before the entries this actor was handed): read again
-/// from there.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct CheckQueue(pub Option<StreamId>);
-
-/// An operator fixed the receiver (`POST /webhooks/{id}/retry`): probe now, and take every
-/// waiting entry, which the API made due.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct RetryNow;
-
-#[derive(Message)]
-#[rtype(result = "HealthReport")]
-pub struct GetHealth;
-
-/// Shutting down: take nothing new, let the attempts under way finish and their results reach
-/// Redis. Answers when that is done.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Drain;
-
-/// The webhook was deleted or is no longer this instance's: stop at once.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Stop;
 
 pub struct DeliveryActor {
     webhook: Arc<Webhook>,
@@ -218,8 +106,18 @@ pub struct DeliveryActor {
     config: Arc<DeliveryConfig>,
     /// This thread's HTTP client (set in `started`; `awc::Client` is `!Send`).
     client: Option<awc::Client>,
-    /// Deliveries being sent, by queue entry id; at most `max_in_flight`.
+    /// Deliveries being sent, by queue entry id; at most `max_in_flight`, and the adaptive
+    /// limit (`pacing`). Each holds a permit of the host (`hosts`).
     window: Window,
+    /// Its standing at its host's connection cap: permits held = the window's, plus those
+    /// taken for a read under way.
+    host: Holder,
+    /// Queued at the host for a permit: a [`HostRoom`] will come.
+    host_wait: bool,
+    /// The adaptive concurrency limit, the receiver's pause, the rate limit.
+    pacing: Pacing,
+    /// Set while the rate limit or a pause holds attempts back: calls `fill` when they may go.
+    pace_timer: Option<SpawnHandle>,
     /// What the actor knows of its entries waiting for a retry (they wait in Redis).
     retries: Retries,
     /// The highest queue entry taken into the window: reads of the queue resume after it.
@@ -298,7 +196,16 @@ impl DeliveryActor {
         (lease, supervisor): (Lease, SupervisorLink),
     ) -> DeliveryActor {
         let store = Store::for_this_thread(&config.redis).unwrap_or_else(|_| shared.clone());
+        let pacing = Pacing::new(
+            config.settings.initial_concurrency,
+            config.settings.max_in_flight,
+            webhook.delivery.rate_limit.map(RateLimit::per_second),
+        );
         DeliveryActor {
+            host: Holder::new(hosts::host_key(webhook.url.url())),
+            host_wait: false,
+            pacing,
+            pace_timer: None,
             uri: webhook.url.target().parse().ok(),
             signers: Arc::new(webhook.signers()),
             webhook,
@@ -338,6 +245,11 @@ impl DeliveryActor {
             activity: 0,
             quiet: (0, 0),
         }
+    }
+
+    /// Delivers one at a time in stream order (`ordering: "strict"`).
+    fn strict(&self) -> bool {
+        self.webhook.delivery.ordering == Ordering::Strict
     }
 
     /// Whether this actor takes and sends deliveries: leased, enabled, not paused, not shutting
@@ -403,6 +315,8 @@ impl Actor for DeliveryActor {
     type Context = Context<Self>;
 
     fn stopped(&mut self, _: &mut Context<Self>) {
+        // Whatever it held, or was handed in a message it will not read.
+        self.host.leave();
         if self.circuit.open {
             metrics::gauge!(crate::metrics::CIRCUITS_OPEN).decrement(1.0);
         }
@@ -421,95 +335,5 @@ impl Actor for DeliveryActor {
         self.resume_counters(ctx);
         // Then the due set and the queue, once the lease is ours.
         self.acquire_lease(ctx);
-    }
-}
-
-impl Handler<Enqueued> for DeliveryActor {
-    type Result = ();
-
-    fn handle(&mut self, Enqueued(entries): Enqueued, ctx: &mut Context<Self>) {
-        self.received += 1;
-        self.activity += 1;
-        for (entry, event) in entries {
-            self.intake(entry, event, ctx);
-        }
-    }
-}
-
-impl Handler<Configure> for DeliveryActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: Configure, ctx: &mut Context<Self>) {
-        self.received += 1;
-        self.activity += 1;
-        self.apply(msg.0, ctx);
-    }
-}
-
-impl Handler<CheckQueue> for DeliveryActor {
-    type Result = ();
-
-    fn handle(&mut self, CheckQueue(from): CheckQueue, ctx: &mut Context<Self>) {
-        self.received += 1;
-        self.activity += 1;
-        if let Some(first) = from {
-            self.rewind(first);
-        }
-        self.fell_behind(ctx);
-    }
-}
-
-impl Handler<RetryNow> for DeliveryActor {
-    type Result = ();
-
-    fn handle(&mut self, _: RetryNow, ctx: &mut Context<Self>) {
-        self.received += 1;
-        self.activity += 1;
-        self.probe_now(ctx);
-        self.retry_everything_now(ctx);
-    }
-}
-
-impl Handler<GetHealth> for DeliveryActor {
-    type Result = ResponseActFuture<Self, HealthReport>;
-
-    fn handle(&mut self, _: GetHealth, _: &mut Context<Self>) -> Self::Result {
-        let queue = self.queue.clone();
-        let webhook = self.webhook.id;
-        Box::pin(
-            async move { queue.backlog(&webhook).await }
-                .into_actor(self)
-                .map(|backlog, act, _| {
-                    // Without Redis, what is in memory is the honest lower bound.
-                    act.report(backlog.unwrap_or(act.window.len() as u64))
-                }),
-        )
-    }
-}
-
-impl Handler<Drain> for DeliveryActor {
-    type Result = ResponseFuture<()>;
-
-    fn handle(&mut self, _: Drain, ctx: &mut Context<Self>) -> Self::Result {
-        let (done, wait) = oneshot::channel();
-        self.drain.get_or_insert_with(Vec::new).push(done);
-        self.release(ctx);
-        // The counters survive the restart through the report.
-        self.write_report(ctx);
-        if !self.settled.is_empty() {
-            self.flush(ctx);
-        }
-        self.check_drained();
-        Box::pin(async move {
-            let _ = wait.await;
-        })
-    }
-}
-
-impl Handler<Stop> for DeliveryActor {
-    type Result = ();
-
-    fn handle(&mut self, _: Stop, ctx: &mut Context<Self>) {
-        ctx.stop();
     }
 }

@@ -14,6 +14,9 @@ use actix::prelude::*;
 use super::circuit::{Failure, Transition};
 use super::sender::{Attempt, Verdict};
 use super::{DeliveryActor, FLUSH_DELAY};
+
+/// An overload failure is spared (not counted) when the receiver answered a 2xx this recently.
+const SPARE_IF_ANSWERED_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
 use crate::clock::{iso8601, now_ms};
 use crate::domain::StreamId;
 use crate::store::{
@@ -29,13 +32,20 @@ impl DeliveryActor {
         if slot.probe {
             self.circuit.probe_returned();
         }
-        let attempts = slot.delivery.attempts + 1;
+        // The connection is free: its permit goes to whoever waits at the host.
+        self.host.release(1);
+        let spare = self.pace(&slot.started, &attempt) && slot.delivery.spared < self.config.retry.max_attempts;
+        let (attempts, spared) = match spare {
+            true => (slot.delivery.attempts, slot.delivery.spared + 1),
+            false => (slot.delivery.attempts + 1, slot.delivery.spared),
+        };
+        let tries = attempts + spared;
         let now = now_ms();
         let record = |outcome| AttemptRecord {
             time_ms: now,
             delivery_id: slot.id.clone(),
             ev: slot.delivery.event.ev.clone(),
-            attempt: attempts,
+            attempt: tries,
             outcome,
             status: attempt.status,
             latency_ms: attempt.latency.as_millis() as u64,
@@ -62,6 +72,8 @@ impl DeliveryActor {
                 if self.circuit.record_success(now) == Transition::Closed {
                     metrics::gauge!(crate::metrics::CIRCUITS_OPEN).decrement(1.0);
                     tracing::info!(webhook = %self.webhook.id, "circuit closed: the endpoint answers again");
+                    // Recovered: start low again rather than send it the backlog at full width.
+                    self.pacing.restart(self.config.settings.initial_concurrency);
                 }
             }
             Verdict::Gone => {
@@ -69,6 +81,7 @@ impl DeliveryActor {
                 self.stats.failure(record.status, record.error.as_deref().unwrap_or(""));
                 let retry = AfterAttempt::Retry {
                     attempts,
+                    spared,
                     due_ms: now,
                     first_failed_ms,
                 };
@@ -103,13 +116,14 @@ impl DeliveryActor {
                     );
                 }
                 if self.config.retry.allows_another(attempts) {
-                    let delay = self.config.retry.delay(attempts, attempt.retry_after);
+                    let delay = self.config.retry.delay(tries, attempt.retry_after);
                     let due_ms = now + delay.as_millis() as u64;
                     let record = record(AttemptOutcome::Failed);
                     self.stats.failure(record.status, record.error.as_deref().unwrap_or(""));
                     metrics::counter!(crate::metrics::RETRIES_SCHEDULED).increment(1);
                     let retry = AfterAttempt::Retry {
                         attempts,
+                        spared,
                         due_ms,
                         first_failed_ms,
                     };
@@ -135,6 +149,33 @@ impl DeliveryActor {
         self.fill(ctx);
         self.report_changed(ctx);
         self.check_drained();
+    }
+
+    /// What an attempt says about the endpoint's load (`pacing`): a quick 2xx lets more go at
+    /// once; a sign of overload halves that, and a `Retry-After` on it pauses every attempt.
+    /// Whether the attempt is *spared*, not counted towards `max_attempts`: an overload failure
+    /// while the receiver answers 2xx (within the last 30 s), at most `max_attempts` times per
+    /// entry, so a healthy receiver's slow-down turns no event into a dead letter (the
+    /// circuit still judges the endpoint).
+    fn pace(&mut self, started: &Instant, attempt: &Attempt) -> bool {
+        let now = Instant::now();
+        match attempt.verdict {
+            Verdict::Delivered => {
+                self.pacing.succeeded(attempt.latency, now);
+                false
+            }
+            _ if attempt.overloaded => {
+                if attempt.status == Some(429) {
+                    self.pacing.too_many(*started, now);
+                }
+                let longest = self.config.retry.longest_wait();
+                if self.pacing.overloaded(*started, attempt.retry_after, longest, now) {
+                    metrics::counter!(crate::metrics::CONCURRENCY_CUTS).increment(1);
+                }
+                self.pacing.answered_within(SPARE_IF_ANSWERED_WITHIN, now)
+            }
+            _ => false,
+        }
     }
 
     /// Queues an outcome for the next flush: at once when a batch waits (they hold

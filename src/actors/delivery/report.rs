@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 
-use super::health::{HealthReport, HealthState, LastFailure};
+use super::health::{FlowReport, HealthReport, HealthState, LastFailure};
+use super::hosts;
 use super::{DeliveryActor, REPORT_EVERY};
 use crate::clock::{iso8601, now_ms};
 use crate::domain::Webhook;
@@ -103,7 +104,34 @@ impl DeliveryActor {
             dead_lettered: self.stats.dead_lettered,
             instance: Some(self.config.instance.to_string()),
             rates: self.rates.summary(now),
+            flow: Some(self.flow_report(now)),
             reported_at: iso8601(now),
+        }
+    }
+
+    fn flow_report(&self, now: u64) -> FlowReport {
+        let (host_connections, host_cap, host_waiting) = hosts::figures(&self.host.host).unwrap_or_default();
+        let paused_until = self
+            .pacing
+            .paused_until
+            .map(|until| until.saturating_duration_since(std::time::Instant::now()))
+            .filter(|left| !left.is_zero())
+            .map(|left| iso8601(now + left.as_millis() as u64));
+        FlowReport {
+            concurrency: self.pacing.limit(),
+            cuts: self.pacing.cuts,
+            paused_until,
+            rate_limit: self
+                .webhook
+                .delivery
+                .rate_limit
+                .map(crate::domain::RateLimit::per_second),
+            learned_rate: self.pacing.learned_rate().map(|rate| (rate * 10.0).round() / 10.0),
+            host: self.host.host.to_string(),
+            host_connections,
+            host_cap,
+            host_waiting,
+            waiting_for_host: self.host_wait,
         }
     }
 

@@ -13,7 +13,7 @@ use bytes::Bytes;
 
 use super::backoff::parse_retry_after;
 use super::client::handshake_timeout;
-use super::failure::describe;
+use super::failure::{describe, overloaded};
 use crate::domain::{DeliveryId, Signers, Webhook};
 use crate::security::Destinations;
 
@@ -46,6 +46,9 @@ pub struct Attempt {
     pub retry_after: Option<Duration>,
     /// The first KiB of the response body.
     pub response: Bytes,
+    /// A sign the receiver is overloaded: 429, 503, a timeout, a refused or reset connection
+    /// (`pacing` cuts back; the attempt may be spared, see `outcome::settle`).
+    pub overloaded: bool,
 }
 
 /// One delivery to make.
@@ -96,10 +99,12 @@ pub async fn post(client: awc::Client, delivery: Delivery) -> Attempt {
         request = request.insert_header((header::AUTHORIZATION, credentials));
     }
     let exchange = async {
-        let mut response = request
-            .send_body(body)
-            .await
-            .map_err(|e| describe(&e, webhook.url.url(), handshake_timeout(timeout)))?;
+        let mut response = request.send_body(body).await.map_err(|e| {
+            (
+                describe(&e, webhook.url.url(), handshake_timeout(timeout)),
+                overloaded(&e),
+            )
+        })?;
         let status = response.status();
         let retry_after = response
             .headers()
@@ -109,11 +114,11 @@ pub async fn post(client: awc::Client, delivery: Delivery) -> Attempt {
         // A body we cannot read completely only costs the connection's reuse.
         let mut kept = response.body().limit(RESPONSE_READ_LIMIT).await.unwrap_or_default();
         kept.truncate(RESPONSE_KEEP);
-        Ok::<_, String>((status, retry_after, kept))
+        Ok::<_, (String, bool)>((status, retry_after, kept))
     };
     let outcome = match actix_rt::time::timeout(timeout, exchange).await {
         Ok(outcome) => outcome,
-        Err(_) => Err(timed_out(timeout)),
+        Err(_) => Err((timed_out(timeout), true)),
     };
     let latency = started.elapsed();
     match outcome {
@@ -125,6 +130,7 @@ pub async fn post(client: awc::Client, delivery: Delivery) -> Attempt {
             } else {
                 Verdict::Failed
             };
+            let overloaded = matches!(status.as_u16(), 429 | 503);
             Attempt {
                 verdict,
                 status: Some(status.as_u16()),
@@ -132,9 +138,13 @@ pub async fn post(client: awc::Client, delivery: Delivery) -> Attempt {
                 error: (verdict != Verdict::Delivered).then(|| format!("HTTP {status}")),
                 retry_after,
                 response,
+                overloaded,
             }
         }
-        Err(error) => failed(started, error),
+        Err((error, overloaded)) => Attempt {
+            overloaded,
+            ..failed(started, error)
+        },
     }
 }
 
@@ -146,6 +156,7 @@ fn failed(started: Instant, error: String) -> Attempt {
         error: Some(error),
         retry_after: None,
         response: Bytes::new(),
+        overloaded: false,
     }
 }
 

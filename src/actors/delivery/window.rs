@@ -13,10 +13,11 @@ use std::time::Instant;
 
 use actix::prelude::*;
 
+use super::hosts::{host_key, Holder};
 use super::slots::Slot;
 use super::{sender, DeliveryActor, Tried, TOP_UP_AFTER};
 use crate::clock::now_ms;
-use crate::domain::{DeliveryId, PreparedEvent, StreamId, Webhook};
+use crate::domain::{DeliveryId, PreparedEvent, RateLimit, StreamId, Webhook};
 use crate::store::{Appended, Due, QueuedDelivery, RetryLookup, StoreError};
 
 impl DeliveryActor {
@@ -29,15 +30,97 @@ impl DeliveryActor {
         self.window.len() + self.settled.len() + self.writing.len()
     }
 
-    /// How many more entries the window may take now.
+    /// How many more entries the window may take now: `max_in_flight` less what is held, and
+    /// the adaptive limit less what is in flight (`pacing`); one probe at a time while the
+    /// circuit is open. Whether they may start *now* is [`Self::clearance`]'s to say.
     fn room(&self) -> usize {
         if !self.active() {
             0
         } else if self.circuit.open {
             usize::from(self.circuit.may_probe() && self.window.is_empty())
+        } else if self.strict() {
+            // One at a time: the next goes once the last one's answer is in.
+            usize::from(self.window.is_empty())
         } else {
-            self.config.settings.max_in_flight.saturating_sub(self.held())
+            let held = self.config.settings.max_in_flight.saturating_sub(self.held());
+            held.min(self.pacing.limit().saturating_sub(self.window.len()))
         }
+    }
+
+    /// Whether fresh entries may be taken: in strict order, not while one waits for its retry
+    /// (it holds those behind it until it is delivered or a dead letter).
+    fn fresh_allowed(&self) -> bool {
+        !self.strict() || self.retries.waiting == 0
+    }
+
+    /// How many entries a busy webhook reads at once: three quarters of what may be in flight
+    /// (one at a time in strict order).
+    fn batch(&self) -> usize {
+        if self.strict() {
+            return 1;
+        }
+        (self.pacing.limit().min(self.config.settings.max_in_flight) * 3 / 4).max(1)
+    }
+
+    /// How many of `wanted` attempts may start now: within the rate limit and any pause the
+    /// receiver asked for (else a timer is set for when they may), and with a permit of the
+    /// host each (else the actor waits its turn at the host, `hosts`). The permits are held
+    /// from here; what a read does not use goes back ([`Self::release_spare`]).
+    fn clearance(&mut self, wanted: usize, ctx: &mut Context<Self>) -> usize {
+        let now = Instant::now();
+        let (allowed, until) = self.pacing.allowed(wanted, now);
+        if allowed == 0 {
+            if let Some(until) = until {
+                self.arm_pace_timer(until, ctx);
+            }
+            return 0;
+        }
+        let spare = self.host.held().saturating_sub(self.window.len());
+        if spare >= allowed {
+            return allowed;
+        }
+        let cap = self.config.settings.max_connections_per_host;
+        let got = self.host.acquire(cap, allowed - spare, ctx.address().recipient());
+        self.host_wait |= spare + got < allowed;
+        spare + got
+    }
+
+    /// Gives back the host's permits not in use (a read that found less than it could take),
+    /// unless a read or a take is under way with them.
+    fn release_spare(&mut self) {
+        if self.fetching || self.retries.reading() {
+            return;
+        }
+        let spare = self.host.held().saturating_sub(self.window.len());
+        self.host.release(spare);
+    }
+
+    /// A full window whose attempts all stay out (a receiver holding some) lets one more go
+    /// after a while (`Pacing::stalled`); until then a timer looks again.
+    fn unless_stalled(&mut self, ctx: &mut Context<Self>) {
+        if self.strict() {
+            return;
+        }
+        let Some(youngest) = self.window.values().map(|slot| slot.started).max() else {
+            return;
+        };
+        if let Some(at) = self.pacing.stalled(self.window.len(), youngest, Instant::now()) {
+            if self.pace_timer.is_none() {
+                self.arm_pace_timer(at, ctx);
+            }
+        }
+    }
+
+    /// Calls `fill` when the rate limit or the receiver's pause lets attempts start again.
+    fn arm_pace_timer(&mut self, at: Instant, ctx: &mut Context<Self>) {
+        if let Some(timer) = self.pace_timer.take() {
+            ctx.cancel_future(timer);
+        }
+        let wait = at.saturating_duration_since(Instant::now());
+        self.pace_timer = Some(ctx.run_later(wait, |act, ctx| {
+            act.pace_timer = None;
+            act.fill(ctx);
+        }));
     }
 
     /// Takes an entry the supervisor just queued, if the window has room and nothing older
@@ -52,12 +135,14 @@ impl DeliveryActor {
             return;
         }
         let read_up_to_it = before.is_none_or(|before| !self.is_after_cursor(before));
-        if self.caught_up && read_up_to_it && !self.fetching && self.room() > 0 {
+        let may_take = self.caught_up && read_up_to_it && !self.fetching && self.fresh_allowed();
+        if may_take && self.room() > 0 && self.clearance(1, ctx) > 0 {
             self.cursor = Some(entry);
             let delivery = QueuedDelivery {
                 entry,
                 event,
                 attempts: 0,
+                spared: 0,
                 first_failure_ms: None,
             };
             self.take(delivery, ctx);
@@ -99,6 +184,11 @@ impl DeliveryActor {
     /// are written at once.
     pub(super) fn fill(&mut self, ctx: &mut Context<Self>) {
         self.audit.touch();
+        self.fill_window(ctx);
+        self.release_spare();
+    }
+
+    fn fill_window(&mut self, ctx: &mut Context<Self>) {
         if !self.active() || self.fetching || self.retries.reading() {
             return;
         }
@@ -107,27 +197,37 @@ impl DeliveryActor {
             if self.circuit.needs_probe_timer() {
                 self.arm_probe(ctx);
             }
-            if self.room() > 0 {
-                if !self.caught_up {
+            // The probe: the next fresh entry, else the earliest waiting one (strict order:
+            // the waiting one, which holds the rest).
+            let earliest = self.retries.ready && self.retries.waiting > 0;
+            let fresh = !self.caught_up && self.fresh_allowed();
+            if self.room() > 0 && (fresh || earliest) && self.clearance(1, ctx) > 0 {
+                if fresh {
                     self.read_queue(1, ctx);
-                } else if self.retries.ready && self.retries.waiting > 0 {
+                } else {
                     self.take_retries(Due::Earliest, 1, ctx);
                 }
             }
             return;
         }
+        let now = now_ms();
+        let work = self.retries.due(now) || (!self.caught_up && self.fresh_allowed());
+        if work {
+            self.unless_stalled(ctx);
+        }
         let room = self.room();
-        let batch = self.config.settings.batch();
-        if room > 0 && (room >= batch || self.held() == 0 || self.top_up_due) {
-            self.top_up_due = false;
-            if let Some(timer) = self.top_up_timer.take() {
-                ctx.cancel_future(timer);
-            }
-            let now = now_ms();
-            if self.retries.due(now) {
-                self.take_retries(Due::By(now), room, ctx);
-            } else if !self.caught_up {
-                self.read_queue(room, ctx);
+        if room > 0 && work && (room >= self.batch() || self.held() == 0 || self.top_up_due) {
+            let room = self.clearance(room, ctx);
+            if room > 0 {
+                self.top_up_due = false;
+                if let Some(timer) = self.top_up_timer.take() {
+                    ctx.cancel_future(timer);
+                }
+                if self.retries.due(now) {
+                    self.take_retries(Due::By(now), room, ctx);
+                } else {
+                    self.read_queue(room, ctx);
+                }
             }
         } else if self.window.is_empty()
             && self.writing.is_empty()
@@ -206,6 +306,7 @@ impl DeliveryActor {
             self.circuit.send_probe();
             self.report_changed(ctx);
         }
+        self.pacing.started(1, Instant::now());
         let entry = delivery.entry;
         let id = DeliveryId::new(&self.webhook.id, delivery.event.stream_id);
         self.window.insert(
@@ -279,6 +380,15 @@ impl DeliveryActor {
         let was_active = self.active();
         self.uri = webhook.url.target().parse().ok();
         self.signers = Arc::new(webhook.signers());
+        self.pacing
+            .set_rate(webhook.delivery.rate_limit.map(RateLimit::per_second));
+        let host = host_key(webhook.url.url());
+        if host != self.host.host {
+            // Another host: its permits and its queue there go back.
+            self.host.leave();
+            self.host = Holder::new(host);
+            self.host_wait = false;
+        }
         self.webhook = webhook;
         if was_active && !self.active() {
             self.release(ctx);
@@ -291,6 +401,7 @@ impl DeliveryActor {
             self.tried = Tried::Unknown;
             self.caught_up = false;
             self.missed = false;
+            self.pacing.restart(self.config.settings.initial_concurrency);
             self.probe_now(ctx);
             self.fill(ctx);
         }

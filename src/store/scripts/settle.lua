@@ -19,6 +19,7 @@
 -- ARGV[10..] records (at most MAX_RECORDS: the writer cuts bigger flushes), each one of:
 --   'd', entry, retried (1/0), attempt        delivered: leaves the queue (and its retry state)
 --   'r', entry, retry state, due, attempt     failed, retried when due: joins the due set
+--                                             (state `tries:due:first failure:spared`, queues.rs)
 --   'x', entry, attempt ('' = none), n, the dead letter's n field/value pairs
 --                                             failed for the last time (or unreadable): a dead letter
 -- The attempt log holds one stream entry per flush, with one field `a` per attempt (oldest

@@ -138,6 +138,23 @@ function renderHealth(h, row) {
     ...fact('Last 5 min', sparkline(h.rates), ` ${integer(h.rates.delivered)} delivered, ${integer(h.rates.failed)} failed`),
     ...fact('Since created', `${integer(h.delivered)} delivered, ${integer(h.failed)} failed, ${integer(h.deadLettered)} dead`),
   ];
+  const flow = h.flow;
+  if (flow) {
+    const rate = [flow.rateLimit ? `limit ${integer(flow.rateLimit)}/s` : null, flow.learnedRate ? `learned ${flow.learnedRate}/s from 429s` : null]
+      .filter(Boolean)
+      .join(', ');
+    items.push(
+      ...fact('Concurrency', `${integer(flow.concurrency)} at once`, flow.cuts ? ` · halved ${integer(flow.cuts)}× on overload` : ''),
+      ...fact('Rate', rate || 'not limited'),
+      ...fact('Receiver asked to pause', flow.pausedUntil ? time(flow.pausedUntil) : '–'),
+      ...fact(
+        'Host',
+        el('code', { text: flow.host }),
+        ` · ${integer(flow.hostConnections)} of ${integer(flow.hostCap)} connections`,
+        flow.hostWaiting ? ` · ${integer(flow.hostWaiting)} webhooks waiting${flow.waitingForHost ? ' (this one too)' : ''}` : '',
+      ),
+    );
+  }
   if (row.disabledReason && h.state === 'disabled') items.push(...fact('Disabled because', row.disabledReason));
   if (row.instance) items.push(...fact('Delivered by', row.instance));
   $('detail-health').replaceChildren(...items);
