@@ -309,7 +309,10 @@ impl RedisProcess {
             .expect("redis-server is installed");
         self.child = Some(child);
         let url = self.url();
-        super::eventually("the private redis to answer", Duration::from_secs(10), || async {
+        // A persistent server first loads its AOF, answering LOADING meanwhile: after half an
+        // hour of soak traffic on a busy 2-core machine that took longer than 10 s.
+        let patience = Duration::from_secs(if self.dir.is_some() { 90 } else { 10 });
+        super::eventually("the private redis to answer", patience, || async {
             let client = redis::Client::open(url.as_str()).ok()?;
             let mut conn = client.get_multiplexed_async_connection().await.ok()?;
             redis::cmd("PING")
