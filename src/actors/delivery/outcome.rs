@@ -151,8 +151,8 @@ impl DeliveryActor {
         self.check_drained();
     }
 
-    /// What an attempt says about the endpoint's load (`pacing`): a quick 2xx lets more go at
-    /// once; a sign of overload halves that, and a `Retry-After` on it pauses every attempt.
+    /// What an attempt says about the endpoint's load (`pacing`): a 2xx not answered slowly lets
+    /// more go at once; a sign of overload halves that, and a `Retry-After` on it pauses every attempt.
     /// Whether the attempt is *spared*, not counted towards `max_attempts`: an overload failure
     /// while the receiver answers 2xx (within the last 30 s), at most `max_attempts` times per
     /// entry, so a healthy receiver's slow-down turns no event into a dead letter (the

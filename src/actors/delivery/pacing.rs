@@ -1,9 +1,12 @@
 //! How fast a delivery actor sends to its endpoint, besides `max_in_flight`:
 //!
 //! * **Adaptive concurrency** (AIMD, as TCP's congestion control): a new or recovered webhook
-//!   starts with `[delivery] initial_concurrency` attempts in flight (2); each success answered
-//!   *quickly* (within three times the fastest answer of the last minute, plus 5 ms) adds one
-//!   until the first cut (slow start), then one per window of successes; a sign of overload —
+//!   starts with `[delivery] initial_concurrency` attempts in flight (2); each success not
+//!   answered *slowly* (more than four times the fastest answer of the last minute plus 50 ms:
+//!   the receiver queueing) adds one until the first cut (slow start), then one per window of
+//!   successes. The allowance is wide on purpose: a tight one (3x + 5 ms, tried first) read the
+//!   sender's own CPU contention as the receiver's queue and held a fast receiver at a few in
+//!   flight, costing a fifth of the throughput blast (docs/benchmarks.md). A sign of overload —
 //!   429, 503, a connection refused or reset, a timeout — halves it, once per round trip (only
 //!   an attempt begun after the last cut cuts again, so a window that fails together is one
 //!   signal). Never below 1, never above `max_in_flight`. Chosen over a latency gradient for
@@ -34,12 +37,15 @@ const STALL_AFTER: Duration = Duration::from_millis(100);
 /// A learned rate is forgotten after this long without a 429: a receiver that recovered (or
 /// whose 429s were not about rate) soon gets the adaptive concurrency alone again.
 const LEARNED_FOR: Duration = Duration::from_secs(10);
+/// An answer this much slower than four times the fastest one is the receiver queueing: it
+/// does not grow the concurrency.
+const SLOW_BEYOND: Duration = Duration::from_millis(50);
 
 #[derive(Debug)]
 pub(super) struct Pacing {
     /// Attempts allowed in flight now.
     limit: f64,
-    /// Below it, the limit grows by one per quick success (slow start); above, by 1 / limit.
+    /// Below it, the limit grows by one per success not slow (slow start); above, by 1 / limit.
     threshold: f64,
     max: f64,
     /// When the limit was last cut: attempts begun before say nothing new.
@@ -134,8 +140,8 @@ impl Pacing {
         }
         let best = *self.best.get_or_insert(latency);
         self.best = Some(best.min(latency));
-        let quick = latency <= best * 3 + Duration::from_millis(5);
-        if quick && self.limit < self.max {
+        let slow = latency > best * 4 + SLOW_BEYOND;
+        if !slow && self.limit < self.max {
             let step = if self.limit < self.threshold {
                 1.0
             } else {
@@ -267,9 +273,11 @@ mod tests {
             pacing.succeeded(MS * 2, t);
         }
         assert_eq!(pacing.limit(), 6, "slow start: one per success");
-        // A slow answer (queueing at the receiver) does not grow it.
-        pacing.succeeded(MS * 40, t);
-        assert_eq!(pacing.limit(), 6);
+        // A slow answer (queueing at the receiver) does not grow it; a merely slower one does.
+        pacing.succeeded(MS * 58, t);
+        assert_eq!(pacing.limit(), 7);
+        pacing.succeeded(MS * 59, t);
+        assert_eq!(pacing.limit(), 7);
         assert!(pacing.overloaded(t + MS, None, MS * 1000, t + MS * 10));
         assert_eq!(pacing.limit(), 3);
         // Attempts begun before the cut say nothing new.
