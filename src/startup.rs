@@ -24,7 +24,7 @@ use crate::config::Settings;
 use crate::domain::InstanceName;
 use crate::security::{tls, AccessTokens, Destinations};
 use crate::shutdown::{Delivering, Shutdown};
-use crate::store::{BullMqQueue, Store, WildDuckTokenStore};
+use crate::store::{BullMqQueue, Store, Unavailable, WildDuckTokenStore};
 
 /// The delivering side of a running instance.
 struct Router {
@@ -192,8 +192,9 @@ fn listener_addr(listen: std::net::SocketAddr, port: u16) -> std::net::SocketAdd
     std::net::SocketAddr::new(listen.ip(), port)
 }
 
-/// Says when Redis becomes unreachable, every 5 s while it stays so, and when it is back: a
-/// service that cannot reach Redis does nothing useful, and must not be silent about it.
+/// Says when Redis becomes unreachable (or, restarted, is loading its data), every 5 s while it
+/// stays so, and when it is back: a service that cannot reach Redis does nothing useful, and
+/// must not be silent about it.
 fn watch_redis(store: Store, url: String) {
     const CHECK_EVERY: Duration = Duration::from_secs(1);
     const WARN_EVERY: Duration = Duration::from_secs(5);
@@ -206,6 +207,11 @@ fn watch_redis(store: Store, url: String) {
                     down = None;
                 }
                 (Ok(()), None) => {}
+                (Err(error), None) if error.unavailable() == Some(Unavailable::Loading) => {
+                    tracing::warn!(redis = %url, %error, "redis is loading its data; retrying");
+                    let now = std::time::Instant::now();
+                    down = Some((now, now));
+                }
                 (Err(error), None) => {
                     tracing::warn!(redis = %url, %error, "redis is unreachable; retrying");
                     let now = std::time::Instant::now();

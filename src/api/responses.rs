@@ -127,7 +127,7 @@ pub struct WebhookHealthResponse {
 #[derive(Serialize, ToSchema)]
 pub struct ServiceHealth {
     pub success: bool,
-    /// `up` or `down`.
+    /// `up`, `loading` (Redis restarted and is reading its data back) or `down`.
     pub redis: String,
     /// This instance's name (`[instance] name`). Shown only to callers with a valid token when
     /// tokens are configured.

@@ -10,11 +10,14 @@
 //! ownership, and for the dashboard [`OverviewStore`] (reads over many webhooks at once),
 //! [`BoardStore`] (each delivering instance's board) and [`TicketStore`] (stream tickets); and
 //! [`WildDuckTokenStore`], the access tokens WildDuck issues, in WildDuck's Redis.
+//! Which of its errors mean "Redis cannot serve now, try again" rather than a bug is decided
+//! in one place, [`StoreError::unavailable`].
 //! Multi-key changes are atomic: Lua scripts (in `scripts/`) where they must check
 //! something first, `MULTI` pipelines where they need not (scripts cost Redis more per command).
 
 mod attempts;
 mod audit;
+mod availability;
 mod boards;
 mod bullmq;
 mod events;
@@ -37,6 +40,7 @@ use redis::AsyncConnectionConfig;
 
 pub use attempts::{AttemptOutcome, AttemptRecord};
 pub use audit::{AuditView, HeadEntry};
+pub use availability::{note_outage, Noted, Unavailable};
 pub use boards::BoardStore;
 pub use bullmq::{BullMqQueue, Job, Placement, QueueState};
 pub use events::{Appended, EventStream, Fanout, FanoutBatch, FanoutRouter, RawEntry};

@@ -287,6 +287,55 @@ impl RedisProcess {
     /// Starts (or restarts) the server and waits until it answers: empty, or with what its
     /// append-only file holds.
     pub async fn start(&mut self) {
+        self.spawn();
+        let url = self.url();
+        super::eventually("the private redis to answer", Duration::from_secs(10), || async {
+            let client = redis::Client::open(url.as_str()).ok()?;
+            let mut conn = client.get_multiplexed_async_connection().await.ok()?;
+            redis::cmd("PING")
+                .query_async::<String>(&mut conn)
+                .await
+                .ok()
+                .map(|_| ())
+        })
+        .await;
+    }
+
+    /// Starts (or restarts) the server and waits only until it accepts connections: a
+    /// persistent one is still loading its append-only file then, answering `LOADING`.
+    pub async fn start_loading(&mut self) {
+        self.spawn();
+        let address = format!("127.0.0.1:{}", self.port);
+        super::eventually("the private redis to listen", Duration::from_secs(10), || async {
+            tokio::net::TcpStream::connect(&address).await.ok().map(drop)
+        })
+        .await;
+    }
+
+    /// Writes `keys` keys of `bytes` bytes each outside any test prefix (`fill:<n>`), in one
+    /// script, so that a restart has that much to load.
+    pub async fn fill(&self, keys: u64, bytes: usize) {
+        let client = redis::Client::open(self.url()).expect("a redis url");
+        let script = "local v = string.rep('x', tonumber(ARGV[2])) \
+            for i = 1, tonumber(ARGV[1]) do redis.call('SET', 'fill:' .. i, v) end return 1";
+        let config = redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(120)));
+        let mut slow = client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .expect("the private redis");
+        let _: i64 = redis::cmd("EVAL")
+            .arg(script)
+            .arg(0)
+            .arg(keys)
+            .arg(bytes)
+            .query_async(&mut slow)
+            .await
+            .expect("fill the private redis");
+        let size: u64 = redis::cmd("DBSIZE").query_async(&mut slow).await.expect("DBSIZE");
+        assert!(size >= keys, "filled with {keys} keys, holds {size}");
+    }
+
+    fn spawn(&mut self) {
         self.stop();
         let port = self.port.to_string();
         let mut args = vec!["--port", &port, "--bind", "127.0.0.1", "--save", ""];
@@ -308,17 +357,6 @@ impl RedisProcess {
             .spawn()
             .expect("redis-server is installed");
         self.child = Some(child);
-        let url = self.url();
-        super::eventually("the private redis to answer", Duration::from_secs(10), || async {
-            let client = redis::Client::open(url.as_str()).ok()?;
-            let mut conn = client.get_multiplexed_async_connection().await.ok()?;
-            redis::cmd("PING")
-                .query_async::<String>(&mut conn)
-                .await
-                .ok()
-                .map(|_| ())
-        })
-        .await;
     }
 
     /// Kills the server (`kill -9`); its data is gone unless it is persistent.
