@@ -117,7 +117,7 @@ async fn a_redis_loading_its_data_answers_producers_with_503_never_500() {
 
     // Back, and loading its data: /health must say so, then say it is up.
     let restarted = Instant::now();
-    redis.start_loading().await;
+    redis.start_listening().await;
     // What /health said, each change once: down, loading, up.
     let mut seen: Vec<String> = Vec::new();
     while seen.last().map(String::as_str) != Some("up") {

@@ -11,7 +11,7 @@ use crate::actors::delivery::{GetHealth, HealthReport, HealthState};
 use crate::actors::ownership::owner_among;
 use crate::clock::{iso8601, now_ms};
 use crate::domain::{InstanceName, Webhook};
-use crate::store::Unavailable;
+use crate::store::{refusal, Unavailable};
 
 /// 200 when Redis answers; 503 with `Retry-After` when it does not, or is loading its data
 /// (`redis` says `down` or `loading`); always JSON. Without a valid access token (when tokens
@@ -21,11 +21,15 @@ use crate::store::Unavailable;
     (status = 503, body = ServiceHealth, description = "Redis is unreachable or loading its data",
         headers(("Retry-After" = u64, description = "Seconds to wait before asking again")))))]
 pub async fn service(state: web::Data<ApiState>, request: HttpRequest) -> HttpResponse {
-    let (status, redis) = match state.store.check().await {
+    let checked = state.store.check().await;
+    let (status, redis) = match &checked {
         Ok(()) => (StatusCode::OK, "up"),
         Err(error) if error.unavailable() == Some(Unavailable::Loading) => (StatusCode::SERVICE_UNAVAILABLE, "loading"),
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "down"),
     };
+    let redis_error = checked
+        .err()
+        .map(|error| refusal(&error).unwrap_or_else(|| error.to_string()));
     let redis_up = status == StatusCode::OK;
     let mut response = HttpResponse::build(status);
     if !redis_up {
@@ -37,6 +41,7 @@ pub async fn service(state: web::Data<ApiState>, request: HttpRequest) -> HttpRe
         return response.json(ServiceHealth {
             success: true,
             redis,
+            redis_error: None,
             instance: None,
             reader: None,
             lag: None,
@@ -66,6 +71,7 @@ pub async fn service(state: web::Data<ApiState>, request: HttpRequest) -> HttpRe
     response.json(ServiceHealth {
         success: true,
         redis,
+        redis_error,
         instance: Some(state.instance.to_string()),
         reader: Some(reader.to_string()),
         lag: Some(lag),

@@ -4,11 +4,11 @@
 //! an I/O error, no answer in time), it is loading its data after a restart (`LOADING`), a
 //! script runs too long (`BUSY`), a failover is under way (`MASTERDOWN`, `READONLY` from a
 //! primary turned replica, `TRYAGAIN`, `CLUSTERDOWN`), or too few replicas acknowledge writes
-//! (`NOREPLICAS`). None of these is a bug of ours, and the same request succeeds once Redis
+//! (`NOREPLICAS`), or it refuses our login or TLS until the operator fixes the settings. None
+//! of these is a bug of ours, and the same request succeeds once Redis
 //! is back: [`StoreError::unavailable`] names which it is, so the API answers 503 with
 //! `Retry-After` instead of 500, and the actors wait and resume instead of counting a failure.
-//! Everything else (a script error, data hookrouter did not write, a refused login) stays an
-//! error.
+//! Everything else (a script error, data hookrouter did not write) stays an error.
 //!
 //! An outage is seen by many requests and many actors at once; [`note_outage`] logs it once,
 //! as a warning, when it begins (the Redis watch in `startup` says, besides, how long it
@@ -36,6 +36,9 @@ pub enum Unavailable {
     Failover,
     /// `NOREPLICAS`: fewer replicas than `min-replicas-to-write` acknowledge writes.
     NoReplicas,
+    /// Redis refuses our password or our TLS (see [`super::refusal`]): the operator's to fix,
+    /// and no bug of ours either.
+    Refused,
 }
 
 impl Unavailable {
@@ -48,6 +51,7 @@ impl Unavailable {
             Unavailable::Busy => "Redis is busy running a script",
             Unavailable::Failover => "Redis is failing over",
             Unavailable::NoReplicas => "Redis has too few replicas to accept writes",
+            Unavailable::Refused => "Redis refuses hookrouter's login or TLS",
         }
     }
 }
@@ -57,9 +61,10 @@ impl StoreError {
     /// None when it is a real error.
     pub fn unavailable(&self) -> Option<Unavailable> {
         match self {
+            StoreError::Redis(_) if super::refusal(self).is_some() => Some(Unavailable::Refused),
             StoreError::Redis(error) => redis_unavailable(error),
             StoreError::Timeout(_) => Some(Unavailable::TimedOut),
-            StoreError::Corrupt(_) | StoreError::Fenced => None,
+            StoreError::Corrupt(_) | StoreError::Fenced | StoreError::Config(_) => None,
         }
     }
 }

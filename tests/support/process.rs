@@ -255,6 +255,8 @@ pub struct RedisProcess {
     pub port: u16,
     /// Where the append-only file lives, when persistent.
     dir: Option<std::path::PathBuf>,
+    /// More arguments for redis-server (TLS), after the others so that they win.
+    extra: Vec<String>,
 }
 
 impl RedisProcess {
@@ -264,6 +266,7 @@ impl RedisProcess {
             child: None,
             port: free_port(),
             dir: None,
+            extra: Vec::new(),
         }
     }
 
@@ -277,7 +280,37 @@ impl RedisProcess {
             child: None,
             port,
             dir: Some(dir),
+            extra: Vec::new(),
         }
+    }
+
+    /// Like [`RedisProcess::unstarted`], speaking only TLS on its port (`--port 0 --tls-port`)
+    /// with the certificate and key files given, trusting `ca` for client certificates, which
+    /// it requires when `clients_need_certificates`. Start it with
+    /// [`RedisProcess::start_listening`].
+    pub fn tls_only(
+        cert: &std::path::Path,
+        key: &std::path::Path,
+        ca: &std::path::Path,
+        clients_need_certificates: bool,
+    ) -> RedisProcess {
+        let mut redis = RedisProcess::unstarted();
+        let path = |p: &std::path::Path| p.to_str().expect("a UTF-8 path").to_string();
+        redis.extra = vec![
+            "--port".into(),
+            "0".into(),
+            "--tls-port".into(),
+            redis.port.to_string(),
+            "--tls-cert-file".into(),
+            path(cert),
+            "--tls-key-file".into(),
+            path(key),
+            "--tls-ca-cert-file".into(),
+            path(ca),
+            "--tls-auth-clients".into(),
+            if clients_need_certificates { "yes" } else { "no" }.into(),
+        ];
+        redis
     }
 
     pub fn url(&self) -> String {
@@ -302,8 +335,9 @@ impl RedisProcess {
     }
 
     /// Starts (or restarts) the server and waits only until it accepts connections: a
-    /// persistent one is still loading its append-only file then, answering `LOADING`.
-    pub async fn start_loading(&mut self) {
+    /// persistent one may still be loading its append-only file then, answering `LOADING`; a
+    /// TLS-only one cannot be PINGed in plain text.
+    pub async fn start_listening(&mut self) {
         self.spawn();
         let address = format!("127.0.0.1:{}", self.port);
         super::eventually("the private redis to listen", Duration::from_secs(10), || async {
@@ -352,6 +386,7 @@ impl RedisProcess {
         }
         let child = Command::new("redis-server")
             .args(&args)
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
