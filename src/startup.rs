@@ -24,7 +24,7 @@ use crate::config::Settings;
 use crate::domain::InstanceName;
 use crate::security::{tls, AccessTokens, Destinations};
 use crate::shutdown::{Delivering, Shutdown};
-use crate::store::{BullMqQueue, Store, WildDuckTokenStore};
+use crate::store::{refusal, BullMqQueue, Store, Unavailable, WildDuckTokenStore};
 
 /// The delivering side of a running instance.
 struct Router {
@@ -78,6 +78,7 @@ impl Application {
         let port = listener.local_addr()?.port();
         let destinations = Arc::new(Destinations::new(&settings.security.allow_cidrs));
         let store = Store::new(&settings.redis)?;
+        refuse_early(&settings, &store).await?;
         watch_redis(store.clone(), settings.redis.url_for_logs());
         let wildduck = wildduck_tokens(&settings)?;
         if settings.bullmq.enabled && !settings.webhooks.enabled {
@@ -192,8 +193,31 @@ fn listener_addr(listen: std::net::SocketAddr, port: u16) -> std::net::SocketAdd
     std::net::SocketAddr::new(listen.ip(), port)
 }
 
-/// Says when Redis becomes unreachable, every 5 s while it stays so, and when it is back: a
-/// service that cannot reach Redis does nothing useful, and must not be silent about it.
+/// A Redis that refuses us for good (a wrong password, a certificate we do not trust) stops
+/// the start with the reason; one that is merely down or loading is waited for, as ever. So is
+/// BullMQ's Redis, when it is another.
+async fn refuse_early(settings: &Settings, store: &Store) -> anyhow::Result<()> {
+    let mut checks = vec![(store.clone(), "redis.url", settings.redis.url_for_logs())];
+    if settings.bullmq.enabled && !settings.bullmq.url.is_empty() && settings.bullmq.url != settings.redis.url {
+        let bull = crate::config::RedisSettings {
+            url: settings.bullmq.url.clone(),
+            ..settings.redis.clone()
+        };
+        checks.push((Store::new(&bull)?, "bullmq.url", bull.url_for_logs()));
+    }
+    for (store, key, url) in checks {
+        if let Err(error) = store.check().await {
+            if let Some(why) = refusal(&error) {
+                anyhow::bail!("cannot use the Redis at {url} ({key}): {why}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Says when Redis becomes unreachable (or, restarted, is loading its data), every 5 s while it
+/// stays so, and when it is back: a service that cannot reach Redis does nothing useful, and
+/// must not be silent about it.
 fn watch_redis(store: Store, url: String) {
     const CHECK_EVERY: Duration = Duration::from_secs(1);
     const WARN_EVERY: Duration = Duration::from_secs(5);
@@ -206,6 +230,17 @@ fn watch_redis(store: Store, url: String) {
                     down = None;
                 }
                 (Ok(()), None) => {}
+                (Err(error), None) if error.unavailable() == Some(Unavailable::Loading) => {
+                    tracing::warn!(redis = %url, %error, "redis is loading its data; retrying");
+                    let now = std::time::Instant::now();
+                    down = Some((now, now));
+                }
+                (Err(error), None) if refusal(&error).is_some() => {
+                    let why = refusal(&error).unwrap_or_default();
+                    tracing::warn!(redis = %url, "redis is unreachable: {why}; retrying");
+                    let now = std::time::Instant::now();
+                    down = Some((now, now));
+                }
                 (Err(error), None) => {
                     tracing::warn!(redis = %url, %error, "redis is unreachable; retrying");
                     let now = std::time::Instant::now();
@@ -233,7 +268,7 @@ fn wildduck_tokens(settings: &Settings) -> anyhow::Result<Option<api::auth::Wild
         return Ok(None);
     }
     let url = settings.wildduck_redis_url();
-    let store = WildDuckTokenStore::new(url, Duration::from_millis(settings.redis.timeout_ms))?;
+    let store = WildDuckTokenStore::new(url, &settings.redis)?;
     let redis_for_logs = crate::config::RedisSettings {
         url: url.to_string(),
         ..settings.redis.clone()

@@ -22,7 +22,7 @@ use redis::aio::MultiplexedConnection;
 use super::status::{State, Status};
 use crate::config::BullMqSettings;
 use crate::domain::StreamId;
-use crate::store::{BullMqQueue, Job, Placement, QueueState, StoreError};
+use crate::store::{note_outage, BullMqQueue, Job, Placement, QueueState, StoreError};
 
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
@@ -139,7 +139,7 @@ impl BullMqSource {
         }
     }
 
-    fn after_cycle(&mut self, carry: Carry, result: Result<(usize, QueueState), String>, ctx: &mut Context<Self>) {
+    fn after_cycle(&mut self, carry: Carry, result: Result<(usize, QueueState), StoreError>, ctx: &mut Context<Self>) {
         let held = carry.held.is_some();
         self.carry = Some(carry);
         match result {
@@ -163,9 +163,15 @@ impl BullMqSource {
                 self.next_due_ms = state.next_due_ms;
                 ctx.notify(Poll);
             }
-            Err(message) => {
-                tracing::warn!(error = %message, queue = self.queue.name(), retry_in_ms = self.backoff.as_millis() as u64,
-                    "BullMQ source cycle failed");
+            Err(error) => {
+                // Redis restarting, loading or failing over: wait for it, logged once per outage.
+                match error.unavailable() {
+                    Some(reason) => {
+                        note_outage(reason, "the BullMQ source", &error);
+                    }
+                    None => tracing::warn!(%error, queue = self.queue.name(),
+                        retry_in_ms = self.backoff.as_millis() as u64, "BullMQ source cycle failed"),
+                }
                 self.status.set(SourceState::Reconnecting);
                 self.more = held;
                 ctx.notify_later(Poll, self.backoff);
@@ -182,7 +188,7 @@ async fn cycle(
     token: Arc<str>,
     mut carry: Carry,
     wait: Option<Duration>,
-) -> (Carry, Result<(usize, QueueState), String>) {
+) -> (Carry, Result<(usize, QueueState), StoreError>) {
     let placement = match carry.placement {
         Some(placement) => placement,
         None => match queue.placement().await {
@@ -191,7 +197,7 @@ async fn cycle(
                 carry.placement = Some(placement);
                 placement
             }
-            Err(e) => return (carry, Err(e.to_string())),
+            Err(e) => return (carry, Err(e)),
         },
     };
     if let Some(held) = carry.held.take() {
@@ -205,7 +211,7 @@ async fn cycle(
             Ok(()) => (carry, Ok((moved, more))),
             Err((held, e)) => {
                 carry.held = Some(held);
-                (carry, Err(e.to_string()))
+                (carry, Err(e))
             }
         };
     }
@@ -217,24 +223,24 @@ async fn cycle(
                 .await
             {
                 Ok(conn) => conn,
-                Err(e) => return (carry, Err(e.to_string())),
+                Err(e) => return (carry, Err(e)),
             },
         };
         let mut conn = conn;
         match queue.wait(&mut conn, timeout).await {
             Ok(_) => carry.conn = Some(conn),
-            Err(e) => return (carry, Err(e.to_string())),
+            Err(e) => return (carry, Err(e)),
         }
     }
     match placement {
         Placement::SameRedis => {
             let taken = queue.take(settings.batch_size, settings.lock_ms).await;
-            (carry, taken.map_err(|e| e.to_string()))
+            (carry, taken)
         }
         Placement::OtherRedis => {
             let (jobs, state) = match queue.claim(settings.batch_size, settings.lock_ms, &token).await {
                 Ok(claimed) => claimed,
-                Err(e) => return (carry, Err(e.to_string())),
+                Err(e) => return (carry, Err(e)),
             };
             let moved = jobs.len();
             if moved == 0 {
@@ -244,7 +250,7 @@ async fn cycle(
                 Ok(()) => (carry, Ok((moved, state))),
                 Err((held, e)) => {
                     carry.held = Some(held);
-                    (carry, Err(e.to_string()))
+                    (carry, Err(e))
                 }
             }
         }

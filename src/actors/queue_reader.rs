@@ -7,7 +7,8 @@
 //! never holds more than one batch and never acknowledges anything itself.
 //!
 //! Failures never stop it: a malformed entry is set aside with its reason; a Redis error
-//! drops the connection and retries with backoff (recreating the consumer group if Redis lost
+//! drops the connection and retries with backoff (Redis down, loading or failing over is
+//! logged once per outage, not once per cycle) (recreating the consumer group if Redis lost
 //! it); a failed routing leaves the batch pending, and it is read again (at once when the
 //! supervisor only had to catch up with webhook changes made on another instance).
 //!
@@ -26,7 +27,7 @@ use super::status::{State, Status};
 use super::supervisor::{IsReady, ReadEntry, RouteBatch, RouteFailure, Supervisor};
 use crate::config::EventsSettings;
 use crate::domain::Event;
-use crate::store::{RawEntry, Store, StoreError};
+use crate::store::{note_outage, RawEntry, Store, StoreError};
 
 /// Raw values kept for a rejected entry (the reason says when it was cut).
 const REJECTED_RAW_LIMIT: usize = 64 * 1024;
@@ -107,6 +108,8 @@ struct CycleError {
     /// Nothing is wrong: the supervisor caught up with webhook changes; read the batch again
     /// at once.
     again: bool,
+    /// Redis cannot serve now (down, loading, failing over): logged once per outage already.
+    noted: bool,
 }
 
 impl CycleError {
@@ -115,6 +118,18 @@ impl CycleError {
             conn,
             message: message.into(),
             again: false,
+            noted: false,
+        }
+    }
+
+    /// A Redis call failed: the connection is dropped; an outage is noted once.
+    fn redis(error: StoreError) -> CycleError {
+        let noted = error
+            .unavailable()
+            .map(|reason| note_outage(reason, "the event reader", &error));
+        CycleError {
+            noted: noted.is_some(),
+            ..CycleError::failed(None, error.to_string())
         }
     }
 }
@@ -171,14 +186,19 @@ impl QueueReader {
                 conn,
                 message,
                 again: true,
+                ..
             }) => {
                 tracing::debug!(%message, "routing the batch again");
                 self.conn = conn;
                 self.pending_done = false;
                 ctx.notify(Poll);
             }
-            Err(CycleError { conn, message, .. }) => {
-                tracing::warn!(error = %message, retry_in_ms = self.backoff.as_millis() as u64, "event reader cycle failed");
+            Err(CycleError {
+                conn, message, noted, ..
+            }) => {
+                if !noted {
+                    tracing::warn!(error = %message, retry_in_ms = self.backoff.as_millis() as u64, "event reader cycle failed");
+                }
                 self.conn = conn;
                 // Whatever this cycle read is pending now: read it again first.
                 self.pending_done = false;
@@ -276,14 +296,8 @@ impl Handler<Poll> for QueueReader {
             let mut conn = match conn {
                 Some(conn) => conn,
                 None => {
-                    let conn = store
-                        .blocking_connection(block)
-                        .await
-                        .map_err(|e| CycleError::failed(None, e.to_string()))?;
-                    events
-                        .ensure_group()
-                        .await
-                        .map_err(|e| CycleError::failed(None, e.to_string()))?;
+                    let conn = store.blocking_connection(block).await.map_err(CycleError::redis)?;
+                    events.ensure_group().await.map_err(CycleError::redis)?;
                     conn
                 }
             };
@@ -311,7 +325,7 @@ impl Handler<Poll> for QueueReader {
                     let message = "the consumer group was missing; recreated it";
                     return Err(CycleError::failed(made.is_ok().then_some(conn), message));
                 }
-                Err(e) => return Err(CycleError::failed(None, e.to_string())),
+                Err(e) => return Err(CycleError::redis(e)),
             };
             let count = entries.len();
             if count == 0 {
@@ -338,9 +352,8 @@ impl Handler<Poll> for QueueReader {
                     Ok(Cycle::Read(conn, count))
                 }
                 Ok(Err(RouteFailure::Stale)) => Err(CycleError {
-                    conn: Some(conn),
-                    message: RouteFailure::Stale.to_string(),
                     again: true,
+                    ..CycleError::failed(Some(conn), RouteFailure::Stale.to_string())
                 }),
                 Ok(Err(failure)) => Err(CycleError::failed(Some(conn), format!("routing failed: {failure}"))),
                 Err(mailbox) => Err(CycleError::failed(

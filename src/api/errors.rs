@@ -13,7 +13,7 @@ use utoipa::IntoResponses;
 
 use super::responses::ErrorBody;
 
-use crate::store::StoreError;
+use crate::store::{note_outage, StoreError, Unavailable};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -42,10 +42,15 @@ pub enum ApiError {
     /// 500. The cause is logged, never returned.
     #[error("Internal error")]
     Internal(String),
-    /// 503: Redis (or another dependency) is unreachable.
-    #[error("Service unavailable: {0}")]
-    Unavailable(&'static str),
+    /// 503 with `Retry-After`: Redis cannot serve now (down, loading, failing over...) and the
+    /// same request will succeed once it can.
+    #[error("Service unavailable: {}; try again", .0.describe())]
+    Unavailable(Unavailable),
 }
+
+/// The `Retry-After` (seconds) of a 503: Redis restarts and loads in seconds, and a producer
+/// that waits one is back as soon as it can be served.
+pub const RETRY_AFTER_S: u64 = 1;
 
 fn describe(details: &BTreeMap<String, String>) -> String {
     details
@@ -77,20 +82,16 @@ impl ApiError {
     }
 }
 
+/// A Redis error is a 503 when it means "not now" ([`StoreError::unavailable`]; logged once per
+/// outage), and a 500 only when it is a bug.
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> ApiError {
-        match &error {
-            StoreError::Redis(e)
-                if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal() =>
-            {
-                tracing::warn!(%error, "redis unavailable while serving a request");
-                ApiError::Unavailable("Redis is unreachable")
+        match error.unavailable() {
+            Some(reason) => {
+                note_outage(reason, "the API (answering 503)", &error);
+                ApiError::Unavailable(reason)
             }
-            StoreError::Timeout(_) => {
-                tracing::warn!(%error, "redis unavailable while serving a request");
-                ApiError::Unavailable("Redis is unreachable")
-            }
-            _ => ApiError::Internal(error.to_string()),
+            None => ApiError::Internal(error.to_string()),
         }
     }
 }
@@ -113,7 +114,11 @@ impl ResponseError for ApiError {
         if let ApiError::Internal(cause) = self {
             tracing::error!(%cause, "request failed");
         }
-        HttpResponse::build(self.status_code()).json(ErrorBody {
+        let mut response = HttpResponse::build(self.status_code());
+        if let ApiError::Unavailable(_) = self {
+            response.insert_header((header::RETRY_AFTER, RETRY_AFTER_S));
+        }
+        response.json(ErrorBody {
             error: self.to_string(),
             code: self.code().to_string(),
             details: match self {
@@ -176,8 +181,9 @@ pub enum CommonErrors {
     /// `InternalError`; the cause is logged, not returned.
     #[response(status = 500)]
     Internal(#[to_schema] ErrorBody),
-    /// `ServiceUnavailable`: Redis is unreachable.
-    #[response(status = 503)]
+    /// `ServiceUnavailable`: Redis cannot serve now (unreachable, loading its data, failing
+    /// over); the same request succeeds once it can.
+    #[response(status = 503, headers(("Retry-After" = u64, description = "Seconds to wait before trying again")))]
     Unavailable(#[to_schema] ErrorBody),
 }
 

@@ -1,35 +1,47 @@
 //! `GET /health` (the service) and `GET /webhooks/{id}/health` (one delivery actor).
 
-use actix_web::http::StatusCode;
+use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 
 use super::auth::Authenticated;
-use super::errors::{ApiError, CommonErrors, NotFound};
+use super::errors::{ApiError, CommonErrors, NotFound, RETRY_AFTER_S};
 use super::responses::{ServiceHealth, WebhookHealthResponse};
 use super::ApiState;
 use crate::actors::delivery::{GetHealth, HealthReport, HealthState};
 use crate::actors::ownership::owner_among;
 use crate::clock::{iso8601, now_ms};
 use crate::domain::{InstanceName, Webhook};
+use crate::store::{refusal, Unavailable};
 
-/// 200 when Redis answers, 503 when it does not; always JSON. Without a valid access token
-/// (when tokens are configured) only `success` and `redis` are shown.
+/// 200 when Redis answers; 503 with `Retry-After` when it does not, or is loading its data
+/// (`redis` says `down` or `loading`); always JSON. Without a valid access token (when tokens
+/// are configured) only `success` and `redis` are shown.
 #[utoipa::path(get, path = "/health", tag = "health", responses(
     (status = 200, body = ServiceHealth, description = "Redis answers"),
-    (status = 503, body = ServiceHealth, description = "Redis is unreachable")))]
+    (status = 503, body = ServiceHealth, description = "Redis is unreachable or loading its data",
+        headers(("Retry-After" = u64, description = "Seconds to wait before asking again")))))]
 pub async fn service(state: web::Data<ApiState>, request: HttpRequest) -> HttpResponse {
-    let redis_up = state.store.ping().await;
-    let status = if redis_up {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
+    let checked = state.store.check().await;
+    let (status, redis) = match &checked {
+        Ok(()) => (StatusCode::OK, "up"),
+        Err(error) if error.unavailable() == Some(Unavailable::Loading) => (StatusCode::SERVICE_UNAVAILABLE, "loading"),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "down"),
     };
+    let redis_error = checked
+        .err()
+        .map(|error| refusal(&error).unwrap_or_else(|| error.to_string()));
+    let redis_up = status == StatusCode::OK;
+    let mut response = HttpResponse::build(status);
+    if !redis_up {
+        response.insert_header((header::RETRY_AFTER, RETRY_AFTER_S));
+    }
+    let redis = redis.to_string();
     let authenticated = request.extensions().get::<Authenticated>().is_none_or(|a| a.0);
-    let redis = if redis_up { "up" } else { "down" }.to_string();
     if !authenticated {
-        return HttpResponse::build(status).json(ServiceHealth {
+        return response.json(ServiceHealth {
             success: true,
             redis,
+            redis_error: None,
             instance: None,
             reader: None,
             lag: None,
@@ -56,9 +68,10 @@ pub async fn service(state: web::Data<ApiState>, request: HttpRequest) -> HttpRe
         .as_ref()
         .and_then(|router| router.bullmq.as_ref())
         .map(|source| source.state().as_str().to_string());
-    HttpResponse::build(status).json(ServiceHealth {
+    response.json(ServiceHealth {
         success: true,
         redis,
+        redis_error,
         instance: Some(state.instance.to_string()),
         reader: Some(reader.to_string()),
         lag: Some(lag),

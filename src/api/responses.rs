@@ -127,8 +127,12 @@ pub struct WebhookHealthResponse {
 #[derive(Serialize, ToSchema)]
 pub struct ServiceHealth {
     pub success: bool,
-    /// `up` or `down`.
+    /// `up`, `loading` (Redis restarted and is reading its data back) or `down`.
     pub redis: String,
+    /// Why Redis cannot be used, when it cannot: a refused login or certificate in words, or
+    /// the error. Shown only to callers with a valid token when tokens are configured.
+    #[serde(rename = "redisError", skip_serializing_if = "Option::is_none")]
+    pub redis_error: Option<String>,
     /// This instance's name (`[instance] name`). Shown only to callers with a valid token when
     /// tokens are configured.
     #[serde(skip_serializing_if = "Option::is_none")]

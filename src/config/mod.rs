@@ -111,6 +111,11 @@ impl Settings {
             "must be non-empty, without spaces or '*'",
         );
         check.range("redis.timeout_ms", self.redis.timeout_ms, 10, HOUR_MS);
+        check.rule(
+            self.redis.cert_file.is_empty() == self.redis.key_file.is_empty(),
+            "redis.cert_file",
+            "and redis.key_file go together: set both (mutual TLS) or neither",
+        );
         check.range("webhooks.resync_ms", self.webhooks.resync_ms, 100, HOUR_MS);
         check.range("events.max_bytes", self.events.max_bytes as u64, 64, 64 * MIB);
         check.range("events.batch_size", self.events.batch_size as u64, 1, 10_000);

@@ -96,6 +96,14 @@ pub struct RedisSettings {
     pub prefix: String,
     /// How long one Redis command may take before it counts as failed.
     pub timeout_ms: u64,
+    /// PEM bundle of the roots a `rediss://` server's certificate must chain to (a managed
+    /// Redis's private CA); "" = the web roots. Applies to every `rediss://` URL hookrouter
+    /// connects to (`redis.url`, `bullmq.url`, `api.wildduck_redis_url`).
+    pub ca_file: String,
+    /// PEM client certificate (chain) for mutual TLS; "" = none. Set with `key_file`.
+    pub cert_file: String,
+    /// PEM private key of `cert_file`; "" = none.
+    pub key_file: String,
 }
 
 impl RedisSettings {
@@ -118,6 +126,9 @@ impl Default for RedisSettings {
             url: "redis://127.0.0.1:6379".into(),
             prefix: "hookrouter".into(),
             timeout_ms: 5_000,
+            ca_file: String::new(),
+            cert_file: String::new(),
+            key_file: String::new(),
         }
     }
 }

@@ -10,13 +10,17 @@
 //! ownership, and for the dashboard [`OverviewStore`] (reads over many webhooks at once),
 //! [`BoardStore`] (each delivering instance's board) and [`TicketStore`] (stream tickets); and
 //! [`WildDuckTokenStore`], the access tokens WildDuck issues, in WildDuck's Redis.
+//! Which of its errors mean "Redis cannot serve now, try again" rather than a bug is decided
+//! in one place, [`StoreError::unavailable`].
 //! Multi-key changes are atomic: Lua scripts (in `scripts/`) where they must check
 //! something first, `MULTI` pipelines where they need not (scripts cost Redis more per command).
 
 mod attempts;
 mod audit;
+mod availability;
 mod boards;
 mod bullmq;
+mod connect;
 mod events;
 mod history;
 mod instances;
@@ -37,8 +41,10 @@ use redis::AsyncConnectionConfig;
 
 pub use attempts::{AttemptOutcome, AttemptRecord};
 pub use audit::{AuditView, HeadEntry};
+pub use availability::{note_outage, Noted, Unavailable};
 pub use boards::BoardStore;
 pub use bullmq::{BullMqQueue, Job, Placement, QueueState};
+pub use connect::refusal;
 pub use events::{Appended, EventStream, Fanout, FanoutBatch, FanoutRouter, RawEntry};
 pub use history::{AttemptView, DeadLetterView, HistoryCursor, HistoryPage, HistoryStore, RejectedView};
 pub use instances::{Beat, InstanceStore, Member};
@@ -68,6 +74,9 @@ pub enum StoreError {
     /// A write for a webhook whose lease this instance no longer holds was refused.
     #[error("this instance no longer holds the webhook's lease")]
     Fenced,
+    /// The Redis settings cannot be used (a TLS file missing or unreadable); names the key.
+    #[error("{0}")]
+    Config(String),
 }
 
 /// Every Redis error passes through here on its way up, so this is where they are counted.
@@ -93,7 +102,7 @@ impl Store {
     /// Builds the handle without connecting: the service starts (and reports Redis as down)
     /// when Redis is unreachable, and connects when it comes up.
     pub fn new(settings: &RedisSettings) -> StoreResult<Store> {
-        let client = redis::Client::open(settings.url.as_str())?;
+        let client = connect::client(&settings.url, settings)?;
         let timeout = Duration::from_millis(settings.timeout_ms);
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout.min(Duration::from_secs(2))))

@@ -9,6 +9,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use super::keys::wildduck_token;
 use super::StoreResult;
+use crate::config::RedisSettings;
 
 #[derive(Clone)]
 pub struct WildDuckTokenStore {
@@ -16,9 +17,11 @@ pub struct WildDuckTokenStore {
 }
 
 impl WildDuckTokenStore {
-    /// Connects lazily to WildDuck's Redis at `url`, like [`super::Store::new`].
-    pub fn new(url: &str, timeout: Duration) -> StoreResult<WildDuckTokenStore> {
-        let client = redis::Client::open(url)?;
+    /// Connects lazily to WildDuck's Redis at `url`, like [`super::Store::new`] (with the
+    /// timeout and TLS files of `settings`).
+    pub fn new(url: &str, settings: &RedisSettings) -> StoreResult<WildDuckTokenStore> {
+        let timeout = Duration::from_millis(settings.timeout_ms);
+        let client = super::connect::client(url, settings)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout.min(Duration::from_secs(2))))
             .set_response_timeout(Some(timeout))

@@ -30,7 +30,7 @@ impl DeliveryActor {
                 ctx.stop();
             }
             Err(error) => {
-                tracing::warn!(webhook = %act.webhook.id, %error, "acquiring the webhook's lease failed; retrying");
+                act.redis_failed(&error, "acquiring the webhook's lease failed; retrying");
                 act.after_redis_error(ctx, |act, ctx| act.acquire_lease(ctx));
             }
         }));

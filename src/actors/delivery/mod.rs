@@ -69,7 +69,7 @@ use upkeep::Upkeep;
 use crate::actors::supervisor::SupervisorLink;
 use crate::domain::{Ordering, RateLimit, Signers, StreamId, Webhook};
 use crate::metrics::AttemptMetrics;
-use crate::store::{Lease, LeaseStore, QueueStore, Settled, Store, WebhookStore};
+use crate::store::{note_outage, Lease, LeaseStore, QueueStore, Settled, Store, StoreError, WebhookStore};
 
 /// Delivered entries are removed from Redis in batches, at most this long after delivery.
 const FLUSH_DELAY: Duration = Duration::from_millis(10);
@@ -281,6 +281,18 @@ impl DeliveryActor {
         self.quiet = (self.activity, if quiet { checks.saturating_add(1) } else { 0 });
         if self.quiet.1 >= 2 {
             self.supervisor.idle(self.webhook.id, self.received);
+        }
+    }
+
+    /// Logs a failed Redis call: a warning, unless Redis cannot serve now (down, loading,
+    /// failing over), which is logged once per outage for every actor together. Either way
+    /// the call is tried again; it is no delivery failure.
+    fn redis_failed(&self, error: &StoreError, what: &str) {
+        match error.unavailable() {
+            Some(reason) => {
+                note_outage(reason, "the delivery actors", error);
+            }
+            None => tracing::warn!(webhook = %self.webhook.id, %error, "{what}"),
         }
     }
 

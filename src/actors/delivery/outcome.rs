@@ -265,7 +265,7 @@ impl DeliveryActor {
                 }
                 Err(StoreError::Fenced) => return act.lease_lost(ctx),
                 Err(error) => {
-                    tracing::warn!(webhook = %act.webhook.id, %error, "could not record attempts; retrying");
+                    act.redis_failed(&error, "could not record attempts; retrying");
                     act.upkeep.failed();
                     let retry_now = act.settled.is_empty();
                     let repeats = settled.into_iter().map(|settled| Settled {
@@ -302,7 +302,7 @@ impl DeliveryActor {
         ctx.spawn(write.into_actor(self).map(move |result, act, ctx| {
             act.writes -= 1;
             if let Err(error) = result {
-                tracing::warn!(webhook = %act.webhook.id, %error, "could not record the disabling; retrying");
+                act.redis_failed(&error, "could not record the disabling; retrying");
                 act.after_redis_error(ctx, move |act, ctx| act.disable(reason, ctx));
             }
             act.check_drained();

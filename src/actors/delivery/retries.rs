@@ -130,7 +130,7 @@ impl DeliveryActor {
             Err(StoreError::Fenced) => act.lease_lost(ctx),
             Err(error) => {
                 act.retries.fail_read();
-                tracing::warn!(webhook = %act.webhook.id, %error, "reading the retry state failed; retrying");
+                act.redis_failed(&error, "reading the retry state failed; retrying");
                 act.after_redis_error(ctx, |act, ctx| act.prepare_retries(ctx));
             }
         }));
@@ -174,7 +174,7 @@ impl DeliveryActor {
                     // learn the set again as a starting actor does, keeping what is in memory.
                     act.retries.fail_read();
                     act.retries.ready = false;
-                    tracing::warn!(webhook = %act.webhook.id, %error, "taking due retries failed; reading the due set again");
+                    act.redis_failed(&error, "taking due retries failed; reading the due set again");
                     act.after_redis_error(ctx, |act, ctx| act.prepare_retries(ctx));
                 }
             }
@@ -205,7 +205,7 @@ impl DeliveryActor {
                 // The new owner finds them with retry state outside the set and puts them back.
                 Err(StoreError::Fenced) => return act.lease_lost(ctx),
                 Err(error) => {
-                    tracing::warn!(webhook = %act.webhook.id, %error, "could not return entries to the due set; retrying");
+                    act.redis_failed(&error, "could not return entries to the due set; retrying");
                     act.after_redis_error(ctx, move |act, ctx| act.write_put_back(entries, ctx));
                 }
             }
@@ -222,7 +222,7 @@ impl DeliveryActor {
         let due = async move { queue.retry_now(&webhook).await };
         ctx.spawn(due.into_actor(self).map(|result, act, ctx| {
             if let Err(error) = result {
-                tracing::warn!(webhook = %act.webhook.id, %error, "could not make waiting entries due");
+                act.redis_failed(&error, "could not make waiting entries due");
             }
             act.retries.next_due = Some(0);
             act.fill(ctx);

@@ -292,7 +292,7 @@ impl DeliveryActor {
                 }
                 Err(StoreError::Fenced) => act.lease_lost(ctx),
                 Err(error) => {
-                    tracing::warn!(webhook = %act.webhook.id, %error, "reading the webhook queue failed; retrying");
+                    act.redis_failed(&error, "reading the webhook queue failed; retrying");
                     act.after_redis_error(ctx, |act, ctx| act.fill(ctx));
                 }
             }

@@ -25,6 +25,7 @@ use crate::api::input::Query;
 use crate::api::responses::ErrorBody;
 use crate::api::ApiState;
 use crate::security::tickets;
+use crate::store::Unavailable;
 
 /// How often a stream sends the view.
 const STREAM_EVERY: Duration = Duration::from_millis(500);
@@ -47,7 +48,8 @@ pub struct StreamParams {
         (status = 400, body = ErrorBody, description = "`InputValidationError`: a bad filter"),
         (status = 401, body = ErrorBody, description = "`InvalidTicket`: no ticket, or one used, expired or never issued"),
         (status = 500, body = ErrorBody, description = "`InternalError`"),
-        (status = 503, body = ErrorBody, description = "`ServiceUnavailable`: Redis is unreachable")))]
+        (status = 503, body = ErrorBody, description = "`ServiceUnavailable`: Redis cannot serve now (unreachable, loading, failing over)",
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again")))))]
 pub async fn stream(
     state: web::Data<ApiState>,
     query: web::Query<HashMap<String, String>>,
@@ -106,10 +108,10 @@ impl Feed {
         Some(match view(&self.state, &self.filter).await {
             Ok(view) => event("view", &serde_json::to_string(&view).unwrap_or_default()),
             Err(error) => {
-                let redis = if matches!(error, ApiError::Unavailable(_)) {
-                    "down"
-                } else {
-                    "up"
+                let redis = match error {
+                    ApiError::Unavailable(Unavailable::Loading) => "loading",
+                    ApiError::Unavailable(_) => "down",
+                    _ => "up",
                 };
                 if let ApiError::Internal(cause) = &error {
                     tracing::warn!(%cause, "dashboard stream could not make its view");
@@ -128,7 +130,7 @@ pub struct StreamEvent;
 impl PartialSchema for StreamEvent {
     fn schema() -> RefOr<Schema> {
         let problem = json!({"type": "object", "required": ["error", "redis"], "properties": {
-            "error": {"type": "string"}, "redis": {"type": "string", "enum": ["up", "down"]}}});
+            "error": {"type": "string"}, "redis": {"type": "string", "enum": ["up", "loading", "down"]}}});
         let closing = json!({"type": "object", "required": ["reason"], "properties": {"reason": {"type": "string"}}});
         let content = json!({"oneOf": [{"$ref": "#/components/schemas/View"}, problem, closing]});
         let data = ObjectBuilder::new()

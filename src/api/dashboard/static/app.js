@@ -72,7 +72,7 @@ function connect() {
       });
       source.addEventListener('problem', (event) => {
         const problem = JSON.parse(event.data);
-        showProblem(problem.error, problem.redis === 'down');
+        showProblem(problem.error, problem.redis);
       });
       source.addEventListener('closing', () => {
         if (state.source !== source) return;
@@ -115,15 +115,17 @@ function setConnection(kind, text) {
   document.body.dataset.connection = kind;
 }
 
-function showProblem(message, redisDown) {
+// `redis`: 'up', 'loading' (restarted, reading its data back) or 'down'.
+function showProblem(message, redis) {
   const problem = $('problem');
+  const redisDown = redis !== 'up';
   problem.textContent = redisDown
-    ? 'Redis is unreachable: showing the last figures until it answers again.'
+    ? `Redis is ${redis === 'loading' ? 'loading its data' : 'unreachable'}: showing the last figures until it answers again.`
     : `The dashboard could not be updated: ${message}`;
   problem.hidden = false;
   if (redisDown) {
     const dd = document.querySelector('#summary dd[data-key="redis"]');
-    dd.textContent = 'down';
+    dd.textContent = redis;
     dd.classList.add('warn');
   }
 }
