@@ -295,3 +295,40 @@ async fn retention_drops_events_older_than_retain_ms_without_traffic() {
     let (status, reply) = app.get(&format!("/events/{kept}")).await;
     assert_eq!((status, reply["code"].as_str()), (404, Some("EventNotFound")));
 }
+
+#[actix_web::test]
+async fn an_event_written_in_parts_is_retained_once_with_every_delivery() {
+    // Five webhooks, two appends per script: the event is written in three parts.
+    let app = TestApp::spawn_with(|s| s.events.max_writes_per_script = 2).await;
+    let receiver = Receiver::ok();
+    let mut webhooks = Vec::new();
+    for n in 0..5 {
+        webhooks.push(
+            app.create_webhook(&format!("{}/{n}", receiver.url()), &["wide"], None)
+                .await,
+        );
+    }
+    let event = app.publish(json!({"ev": "wide"})).await;
+    routed_and_retained(&app, 1).await;
+    receiver.wait_for(5, WAIT).await;
+    let detail = eventually("every delivery delivered", WAIT, || async {
+        let (_, detail) = app.get(&format!("/events/{event}")).await;
+        let results = detail["results"].as_array()?;
+        results
+            .iter()
+            .all(|d| d["state"] == "delivered")
+            .then_some(detail.clone())
+    })
+    .await;
+    let mut shown: Vec<String> = detail["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["webhook"].as_str().unwrap().to_string())
+        .collect();
+    shown.sort();
+    webhooks.sort();
+    assert_eq!(shown, webhooks, "every part's deliveries are on the one retained entry");
+    let progress: Vec<String> = app.redis(redis::cmd("KEYS").arg(app.key("fanout:*"))).await;
+    assert!(progress.is_empty(), "{progress:?}");
+}
