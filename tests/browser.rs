@@ -178,13 +178,18 @@ async fn replay_since_from_the_page_back_fills_a_webhook_and_shows_its_progress(
         result["shown_ms"], result["done_ms"]
     );
     assert_eq!(result["status"], "Replay 1 started.", "{result}");
-    // #, state, since, matched, queued, reached, (cancel)
+    // #, state, since, matched, queued, delivered, reached, (cancel)
     let cells: Vec<String> = serde_json::from_value(result["cells"].clone()).unwrap();
     assert_eq!(
         (&cells[0][..], &cells[1][..], &cells[3][..], &cells[4][..]),
         ("1", "done", "20", "20"),
         "{result}"
     );
+    eventually("the replay's 20 deliveries counted", WAIT, || async {
+        let (_, progress) = app.get(&format!("/webhooks/{webhook}/replays/1")).await;
+        (progress["replay"]["delivered"] == 20).then_some(())
+    })
+    .await;
     receiver.wait_for(20, WAIT).await;
     assert_eq!(receiver.per_delivery().len(), 20);
     assert_clean(&result, &host(&app), &[]);

@@ -66,6 +66,8 @@ async fn a_new_webhook_is_back_filled_once_and_a_replay_sends_the_same_ids_again
         (&json!("done"), &json!(1000), &json!(1000))
     );
     app.settled(&[&webhook]).await;
+    let (_, progress) = app.get(&format!("/webhooks/{webhook}/replays/1")).await;
+    assert_eq!(progress["replay"]["delivered"], 1000, "{progress}");
     assert_eq!(first.len(), 1000, "every event once");
     assert!(first.values().all(|n| *n == 1), "no event twice");
     assert!(first.keys().all(|id| id.starts_with(&format!("{webhook}:"))));
@@ -151,6 +153,8 @@ async fn a_replay_of_undelivered_events_sends_exactly_the_dead_letters() {
     assert_eq!((&done["matched"], &done["queued"]), (&json!(15), &json!(5)));
     receiver.wait_for(seen + 5, WAIT).await;
     app.settled(&[&webhook]).await;
+    let (_, progress) = app.get(&format!("/webhooks/{webhook}/replays")).await;
+    assert_eq!(progress["results"][0]["delivered"], 5, "{progress}");
     let again = ids(&receiver.received()[seen..]);
     assert_eq!(
         again.keys().cloned().collect::<HashSet<_>>(),

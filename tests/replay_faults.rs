@@ -94,6 +94,7 @@ async fn a_replay_of_200k_events_runs_in_flat_memory_and_stops_when_cancelled() 
     actix_rt::time::sleep(Duration::from_secs(1)).await;
     let after = call(&service, "GET", &path, None).await["replay"].clone();
     assert_eq!(after["queued"], queued, "nothing queued after the cancel");
+    assert_eq!(after["delivered"], 0, "a paused webhook delivers nothing");
     let mut conn = redis().await;
     assert_eq!(xlen(&mut conn, &format!("{}:queue:{webhook}", &*prefix)).await, queued);
     let baseline = baseline.expect("sampled from 20,000 on");
@@ -180,6 +181,11 @@ async fn a_replay_finishes_after_the_instance_running_it_is_killed() {
         async move { (xlen(&mut conn, &key).await == 0).then_some(()) }
     })
     .await;
+    let (_, progress) = survivor
+        .call("GET", &format!("/webhooks/{webhook}/replays/1"), None)
+        .await
+        .expect("the survivor answers");
+    assert_eq!(progress["replay"]["delivered"], EVENTS, "{progress}");
     let per_delivery = receiver.per_delivery();
     assert_eq!(per_delivery.len() as u64, EVENTS, "every event");
     assert!(per_delivery.values().all(|n| *n == 1), "none twice");

@@ -35,6 +35,8 @@ pub struct ReplayView {
     /// Of those, put on the webhook's queue so far (the others were delivered already, with
     /// `onlyUndelivered`).
     queued: u64,
+    /// Of those, delivered (2xx) so far.
+    delivered: u64,
     /// Where it is in the range: the routing time of the last event looked at.
     #[serde(skip_serializing_if = "Option::is_none")]
     reached: Option<String>,
@@ -53,6 +55,7 @@ impl ReplayView {
             state: state.state,
             matched: state.matched,
             queued: state.queued,
+            delivered: state.delivered,
             reached: state.cursor().map(|c| iso8601(c.ms)),
             created: iso8601(state.created),
             finished: state.finished.map(iso8601),

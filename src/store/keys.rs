@@ -9,7 +9,7 @@
 //! | `P:rejected` | stream | malformed event entries: reason, raw value (capped) |
 //! | `P:retained` | stream | events kept after their fan-out (`retained.rs`): e (event id), ev, u (user), b (body), w (`<webhook>=<queue entry>` each it went to); trimmed by `events.retain_ms` and `retain_max` |
 //! | `P:retained:index` | hash | event id → its `P:retained` entry id (`GET /events/{id}`) |
-//! | `P:replays:<id>` | hash | the webhook's replays (`replays.rs`): `next` (the last replay number), `<n>` → the replay's state (JSON) |
+//! | `P:replays:<id>` | hash | the webhook's replays (`replays.rs`): `next` (the last replay number), `<n>` → the replay's state (JSON), `<n>:delivered` its entries delivered so far |
 //! | `P:replays` | zset | `<webhook>/<n>` of every replay still running (score: when it started, ms) |
 //! | `P:replay:lease:<id>/<n>` | string | the instance running that replay (a lease like `P:lease:<id>`, expiring after `leases.ttl_ms`) |
 //! | `P:webhook:<id>` | hash | one webhook: url, type (JSON), user, created, enabled, rev |
@@ -26,7 +26,7 @@
 //! | `P:instances` | zset | instance name → its last heartbeat (ms, Redis's clock) |
 //! | `P:instance:<name>` | hash | one instance: `delivering`, `startedAt`, `webhooks` (owned), `lastSeen` |
 //! | `P:lease:<id>` | string | the webhook's owner: `<instance>:<start ms>:<n>`, expiring after `leases.ttl_ms` |
-//! | `P:queue:<id>` | stream | the webhook's pending deliveries: e (event id), ev, b (body) |
+//! | `P:queue:<id>` | stream | the webhook's pending deliveries: d (`<event id>\n<ev>\n<body>`); r (replay number) on what a replay queued |
 //! | `P:retry:<id>` | hash | queue entry id → `attempts:due_ms:first_failed_ms` for entries that failed |
 //! | `P:due:<id>` | zset | entries waiting for their retry, scored by due time (ms); not those in flight |
 //! | `P:dead:<id>` | stream | dead letters (capped by count and age) |

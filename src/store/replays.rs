@@ -2,7 +2,9 @@
 //! progress that any delivering instance can run and resume.
 //!
 //! A webhook's replays live in one hash, `P:replays:<id>` (`next`: the last number given; `<n>`:
-//! the replay's [`ReplayState`] as JSON), so deleting the webhook deletes them. `P:replays`
+//! the replay's [`ReplayState`] as JSON; `<n>:delivered`: how many of its entries were
+//! delivered, counted by `settle.lua` from the field `r` its queue entries carry), so deleting
+//! the webhook deletes them. `P:replays`
 //! lists the running ones (`<webhook>/<n>`). An instance runs a replay while it holds the
 //! replay's lease `P:replay:lease:<id>/<n>` (taken with `SET NX`, expiring after
 //! `leases.ttl_ms` unless renewed, like a webhook's lease). Each step appends a bounded batch of
@@ -63,6 +65,10 @@ pub struct ReplayState {
     pub matched: u64,
     /// Of those, the ones put on the queue.
     pub queued: u64,
+    /// Of those, the ones delivered so far (a counter of its own, not in the JSON: the
+    /// delivering instance counts it as it settles them).
+    #[serde(skip)]
+    pub delivered: u64,
     /// When it was asked for and when it ended (ms).
     pub created: u64,
     #[serde(default)]
@@ -131,6 +137,7 @@ impl ReplayStore {
             cursor: String::new(),
             matched: 0,
             queued: 0,
+            delivered: 0,
             created: now,
             finished: None,
         };
@@ -152,12 +159,17 @@ impl ReplayStore {
 
     pub async fn get(&self, webhook: &WebhookId, n: u64) -> StoreResult<Option<ReplayState>> {
         let mut conn = self.conn.clone();
-        let raw: Option<String> = redis::cmd("HGET")
+        let (raw, delivered): (Option<String>, Option<u64>) = redis::cmd("HMGET")
             .arg(self.keys.replays_of(webhook))
             .arg(n)
+            .arg(format!("{n}:delivered"))
             .query_async(&mut conn)
             .await?;
-        raw.as_deref().map(decode).transpose()
+        let state = raw.as_deref().map(decode).transpose()?;
+        Ok(state.map(|state| ReplayState {
+            delivered: delivered.unwrap_or(0),
+            ..state
+        }))
     }
 
     /// The webhook's replays, newest first.
@@ -169,8 +181,14 @@ impl ReplayStore {
             .await?;
         let mut replays = all
             .iter()
-            .filter(|(field, _)| *field != "next")
-            .map(|(_, raw)| decode(raw))
+            .filter(|(field, _)| field.parse::<u64>().is_ok())
+            .map(|(field, raw)| {
+                let delivered = all.get(&format!("{field}:delivered")).and_then(|n| n.parse().ok());
+                decode(raw).map(|state| ReplayState {
+                    delivered: delivered.unwrap_or(0),
+                    ..state
+                })
+            })
             .collect::<StoreResult<Vec<_>>>()?;
         replays.sort_by_key(|replay| std::cmp::Reverse(replay.id));
         Ok(replays)
@@ -188,7 +206,11 @@ impl ReplayStore {
             .arg(Self::member(webhook, n))
             .invoke_async(&mut conn)
             .await?;
-        raw.as_deref().map(decode).transpose()
+        match raw {
+            // As it is now, with its delivered count.
+            Some(_) => self.get(webhook, n).await,
+            None => Ok(None),
+        }
     }
 
     /// The running replays, oldest first, at most `count`.

@@ -12,6 +12,8 @@ redis.call('ZADD', KEYS[3], ARGV[2], ARGV[3] .. '/' .. n)
 local old = n - tonumber(ARGV[4])
 if old > 0 then
   local kept = redis.call('HGET', KEYS[2], tostring(old))
-  if kept and cjson.decode(kept).state ~= 'running' then redis.call('HDEL', KEYS[2], tostring(old)) end
+  if kept and cjson.decode(kept).state ~= 'running' then
+    redis.call('HDEL', KEYS[2], tostring(old), old .. ':delivered')
+  end
 end
 return n

@@ -8,7 +8,8 @@
 -- ARGV[1] replay number  ARGV[2] lease token  ARGV[3] lease ttl (ms)  ARGV[4] the new cursor
 -- ARGV[5] '1' when this is the last step  ARGV[6] events of the batch that matched
 -- ARGV[7] now (ms)  ARGV[8] '<webhook>/<n>'
--- ARGV[9..] pairs: the queue entry's field d, and '' or the dead letter it replaces (a letter
+-- ARGV[9..] pairs: the queue entry's field d (its field r names the replay, whose delivered
+-- count settle.lua keeps), and '' or the dead letter it replaces (a letter
 -- already gone, replayed or purged meanwhile, is not queued again).
 -- Returns how many entries it queued; -1 lease lost; -2 the replay is not running.
 if redis.call('GET', KEYS[1]) ~= ARGV[2] then return -1 end
@@ -19,7 +20,7 @@ if state.state ~= 'running' then return -2 end
 local queued = 0
 for i = 9, #ARGV, 2 do
   if ARGV[i + 1] == '' or redis.call('XDEL', KEYS[4], ARGV[i + 1]) == 1 then
-    redis.call('XADD', KEYS[3], '*', 'd', ARGV[i])
+    redis.call('XADD', KEYS[3], '*', 'd', ARGV[i], 'r', ARGV[1])
     queued = queued + 1
   end
 end

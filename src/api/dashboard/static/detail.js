@@ -249,6 +249,7 @@ function renderReplays(results, cancel) {
           el('td', { 'data-label': 'Since' }, time(r.since)),
           el('td', { 'data-label': 'Matched', class: 'num', text: integer(r.matched) }),
           el('td', { 'data-label': 'Queued', class: 'num', text: integer(r.queued) }),
+          el('td', { 'data-label': 'Delivered', class: 'num', text: integer(r.delivered) }),
           el('td', { 'data-label': 'Reached' }, r.reached ? time(r.reached) : '–'),
           el('td', {}, r.state === 'running' ? stop : ''),
         );
