@@ -112,6 +112,7 @@ impl Application {
         if let Some(router) = &router {
             let actors = router.handle.actors.clone();
             crate::actors::board::start(store.clone(), instance.clone(), actors, stopping_seen.clone());
+            crate::actors::replayer::start(store.clone(), &settings, &instance, stopping_seen.clone());
         }
         let state = web::Data::new(ApiState {
             instance: instance.clone(),

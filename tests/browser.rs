@@ -1,7 +1,8 @@
 //! The dashboard in a real browser: headless Chromium (Debian's package) driven by Playwright
 //! for Python (`tests/python/dashboard_browser.py`), against hookrouter with real receivers.
 //! The page loads with no console error and no request to another host; states change on
-//! screen within 2 s; pause, resume, retry now, enable and replay work from the page; with
+//! screen within 2 s; pause, resume, retry now, enable, replay and "replay since…" work from
+//! the page; with
 //! access tokens nothing shows until a valid one is given; 1,000 webhooks filter and page
 //! quickly; the page reconnects after a restart. One scenario also makes the README's
 //! screenshot.
@@ -153,6 +154,44 @@ async fn replay_from_the_page_empties_the_dead_letters() {
     assert!(page["results"].as_array().unwrap().is_empty(), "{page}");
     app.health_until(&webhook, "the replayed letters delivered", |h| h["delivered"] == 3)
         .await;
+    assert_clean(&result, &host(&app), &[]);
+}
+
+#[actix_web::test]
+async fn replay_since_from_the_page_back_fills_a_webhook_and_shows_its_progress() {
+    let app = TestApp::spawn().await;
+    for n in 0..20 {
+        app.publish(json!({"ev": "history", "n": n})).await;
+    }
+    eventually("the events routed and retained", WAIT, || async {
+        (app.stream_len("events").await == 0 && app.stream_len("retained").await == 20).then_some(())
+    })
+    .await;
+    let receiver = Receiver::ok();
+    let webhook = app.create_webhook(&receiver.url(), &["history"], None).await;
+
+    let since = json!({"webhook": webhook, "since": "2000-01-01T00:00:00"});
+    let browser = Browser::start(&base(&app), "replay_since", since);
+    let result = browser.finish().await;
+    println!(
+        "browser: replay shown {} ms and done {} ms after the click",
+        result["shown_ms"], result["done_ms"]
+    );
+    assert_eq!(result["status"], "Replay 1 started.", "{result}");
+    // #, state, since, matched, queued, delivered, reached, (cancel)
+    let cells: Vec<String> = serde_json::from_value(result["cells"].clone()).unwrap();
+    assert_eq!(
+        (&cells[0][..], &cells[1][..], &cells[3][..], &cells[4][..]),
+        ("1", "done", "20", "20"),
+        "{result}"
+    );
+    eventually("the replay's 20 deliveries counted", WAIT, || async {
+        let (_, progress) = app.get(&format!("/webhooks/{webhook}/replays/1")).await;
+        (progress["replay"]["delivered"] == 20).then_some(())
+    })
+    .await;
+    receiver.wait_for(20, WAIT).await;
+    assert_eq!(receiver.per_delivery().len(), 20);
     assert_clean(&result, &host(&app), &[]);
 }
 

@@ -30,6 +30,7 @@ mod one_host;
 mod publish;
 mod report;
 mod results;
+mod retention;
 mod scale;
 mod scenarios;
 mod service;
@@ -51,7 +52,7 @@ struct Args {
     #[arg(long)]
     quick: bool,
     /// Scenarios to run (default: all): throughput, refusing, throughput-tls, latency,
-    /// isolation, many, backlog, bullmq, broadcast, broadcast-one-host, instances.
+    /// isolation, many, backlog, bullmq, broadcast, broadcast-one-host, instances, retention.
     #[arg(long = "scenario")]
     scenarios: Vec<String>,
     /// The sink of the throughput scenario and its ceiling: `actix` (counts and latency) or
@@ -196,6 +197,9 @@ async fn main() {
         let on = one_host::broadcast_one_host(&bench, true).await;
         let off = one_host::broadcast_one_host(&bench, false).await;
         results.one_host(&on, &off);
+    }
+    if wanted("retention") {
+        results.retention(retention::retention(&bench).await);
     }
     if wanted("instances") {
         let one = instances::steady(&bench, 1).await;

@@ -100,6 +100,42 @@ impl Results {
         self.rows.push(row);
     }
 
+    /// Retention's cost: deliveries/s and cost per delivery with events retained and without,
+    /// and the Redis memory the retained events take.
+    pub fn retention(&mut self, found: super::retention::RetentionCost) {
+        let super::retention::RetentionCost {
+            with,
+            without,
+            retained,
+            bytes,
+        } = found;
+        let per_event = bytes as f64 / retained.max(1) as f64;
+        let cost = |row: &Row| {
+            row.cost.as_ref().map_or("?".into(), |c| {
+                format!(
+                    "service {:.1} µs, Redis {:.1} µs and {:.2} commands per delivery",
+                    c.service_cpu_us, c.redis_cpu_us, c.redis_commands
+                )
+            })
+        };
+        println!(
+            "retention: {:.0} deliveries/s retaining, {:.0}/s without; {per_event:.0} bytes per retained event",
+            with.rate, without.rate
+        );
+        self.notes.push(format!(
+            "retention: {retained} events retained take {:.1} MB of Redis ({per_event:.0} bytes each, the stream and \
+             its index: {:.0} MB per million); deliveries/s retaining {:.0} ({}) vs {:.0} without ({}) = {:.2} x",
+            bytes as f64 / 1e6,
+            per_event,
+            with.rate,
+            cost(&with),
+            without.rate,
+            cost(&without),
+            with.rate / without.rate.max(1.0)
+        ));
+        self.rows.extend([with, without]);
+    }
+
     /// A broadcast to one host with flow control and without.
     pub fn one_host(&mut self, on: &OneHost, off: &OneHost) {
         for found in [on, off] {

@@ -51,19 +51,23 @@ pub fn row(name: &str, service: &Service, sink: &Sink, events: u64, started_us: 
 
 /// How a blast runs.
 #[derive(Default, Clone, Copy)]
-struct Blast<'a> {
+pub struct Blast<'a> {
     /// Global webhooks on the sink.
-    webhooks: usize,
+    pub webhooks: usize,
     /// More webhooks whose endpoints never answer.
-    black_holes: usize,
-    events: u64,
+    pub black_holes: usize,
+    pub events: u64,
     /// The sink serves HTTPS with a certificate the service trusts through `[delivery] ca_file`.
-    tls: Option<&'a BenchTls>,
+    pub tls: Option<&'a BenchTls>,
     /// The sink refuses (422) every n-th event; 0: none.
-    refuse_every: u64,
+    pub refuse_every: u64,
     /// Without flow control (no per-host cap, every webhook at `max_in_flight` from the
     /// start), as before it existed: the baseline of the adaptive start.
-    without_flow_control: bool,
+    pub without_flow_control: bool,
+    /// Without retention (`events.retain_ms` 0): the baseline of what keeping events costs.
+    pub without_retention: bool,
+    /// Leave the prefix's keys for the caller to read (it deletes them).
+    pub keep_keys: bool,
 }
 
 /// The settings that turn flow control off (the baseline).
@@ -74,7 +78,7 @@ const WITHOUT_FLOW_CONTROL: [(&str, &str); 2] = [
 
 /// The webhooks, then the events as fast as they can be published; measured until every
 /// delivery the sink accepts has arrived.
-async fn blast(bench: &Bench, name: &str, how: Blast<'_>) -> Row {
+pub async fn blast(bench: &Bench, name: &str, how: Blast<'_>) -> Row {
     let Blast {
         webhooks,
         black_holes,
@@ -82,11 +86,16 @@ async fn blast(bench: &Bench, name: &str, how: Blast<'_>) -> Row {
         tls,
         refuse_every,
         without_flow_control,
+        without_retention,
+        keep_keys,
     } = how;
     let prefix = bench.prefix(name);
     let mut env: Vec<(&str, String)> = tls.map(BenchTls::service_env).into_iter().collect();
     if without_flow_control {
         env.extend(WITHOUT_FLOW_CONTROL.map(|(key, value)| (key, value.to_string())));
+    }
+    if without_retention {
+        env.push(("HOOKROUTER__EVENTS__RETAIN_MS", "0".to_string()));
     }
     let service = Service::start(&bench.redis, &prefix, &env);
     service.wait_ready().await;
@@ -122,7 +131,9 @@ async fn blast(bench: &Bench, name: &str, how: Blast<'_>) -> Row {
     row.cost = Some(Cost::between(&before, &after, got, &[("xadd", events)]));
     service.stop();
     sink.stop().await;
-    publisher.clean(&prefix).await;
+    if !keep_keys {
+        publisher.clean(&prefix).await;
+    }
     row
 }
 

@@ -27,5 +27,6 @@ pub mod delivery;
 pub mod membership;
 pub mod ownership;
 pub mod queue_reader;
+pub mod replayer;
 pub mod status;
 pub mod supervisor;

@@ -23,6 +23,12 @@ pub enum ApiError {
     /// 404, with WildDuck's words.
     #[error("Invalid or unknown webhook identifier")]
     WebhookNotFound,
+    /// 404: the webhook has no replay with that number (or it was dropped: 20 are kept).
+    #[error("No such replay of this webhook")]
+    ReplayNotFound,
+    /// 404: no retained event has that id (never routed, or trimmed by retention).
+    #[error("No retained event with this id (events are kept for [events] retain_ms after their routing)")]
+    EventNotFound,
     /// 403 (as WildDuck answers): no access token where one is needed, or not a valid one.
     #[error("Invalid accessToken value")]
     InvalidToken,
@@ -70,6 +76,8 @@ impl ApiError {
         match self {
             ApiError::InputValidation(_) => "InputValidationError",
             ApiError::WebhookNotFound => "WebhookNotFound",
+            ApiError::ReplayNotFound => "ReplayNotFound",
+            ApiError::EventNotFound => "EventNotFound",
             ApiError::InvalidToken => "InvalidToken",
             ApiError::MissingPrivileges => "MissingPrivileges",
             ApiError::InvalidTicket => "InvalidTicket",
@@ -100,7 +108,10 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::InputValidation(_) => StatusCode::BAD_REQUEST,
-            ApiError::WebhookNotFound | ApiError::RouteNotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::WebhookNotFound
+            | ApiError::ReplayNotFound
+            | ApiError::EventNotFound
+            | ApiError::RouteNotFound(_) => StatusCode::NOT_FOUND,
             ApiError::InvalidToken | ApiError::MissingPrivileges => StatusCode::FORBIDDEN,
             ApiError::InvalidTicket => StatusCode::UNAUTHORIZED,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,

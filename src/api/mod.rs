@@ -3,7 +3,8 @@
 //! | route | handler |
 //! |---|---|
 //! | `GET /health` | [`health::service`] |
-//! | `POST /events` | [`events::publish`] |
+//! | `GET, POST /events` | [`event_history::list`], [`events::publish`] |
+//! | `GET /events/{id}` | [`event_history::get`] |
 //! | `GET /metrics` | [`metrics::render`] |
 //! | `GET /instances` | [`instances::list`] |
 //! | `GET /openapi.json` | [`openapi::serve`] (generated from the handlers) |
@@ -15,6 +16,8 @@
 //! | `GET /webhooks/{id}/attempts` | [`history::attempts`] |
 //! | `GET, DELETE /webhooks/{id}/dead` | [`history::dead_letters`], [`history::purge_dead`] |
 //! | `POST /webhooks/{id}/dead/replay` | [`history::replay`] |
+//! | `POST /webhooks/{id}/replay`, `GET /webhooks/{id}/replays` | [`replays::replay`], [`replays::list`] |
+//! | `GET, DELETE /webhooks/{id}/replays/{n}` | [`replays::get`], [`replays::cancel`] |
 //! | `GET /rejected` | [`history::rejected`] |
 //! | `/dashboard`, `/dashboard/…` | [`dashboard`]: the live dashboard (page, view, ticket, stream) |
 //!
@@ -26,6 +29,7 @@ mod controls;
 mod cursor;
 pub mod dashboard;
 pub mod errors;
+mod event_history;
 mod events;
 mod health;
 mod history;
@@ -34,6 +38,7 @@ mod instances;
 mod metrics;
 pub mod openapi;
 mod params;
+mod replays;
 mod requests;
 mod responses;
 mod webhook_list;
@@ -134,7 +139,12 @@ pub fn configure(state: web::Data<ApiState>) -> impl FnOnce(&mut web::ServiceCon
                     .error_handler(|error, _| ApiError::invalid("path", error.to_string()).into()),
             )
             .service(resource("/health").route(web::get().to(health::service)))
-            .service(resource("/events").route(web::post().to(events::publish)))
+            .service(
+                resource("/events")
+                    .route(web::get().to(event_history::list))
+                    .route(web::post().to(events::publish)),
+            )
+            .service(resource("/events/{id}").route(web::get().to(event_history::get)))
             .service(resource("/metrics").route(web::get().to(metrics::render)))
             .service(resource("/instances").route(web::get().to(instances::list)))
             .service(resource("/openapi.json").route(web::get().to(openapi::serve)))
@@ -162,6 +172,13 @@ pub fn configure(state: web::Data<ApiState>) -> impl FnOnce(&mut web::ServiceCon
                     .route(web::delete().to(history::purge_dead)),
             )
             .service(resource("/webhooks/{id}/dead/replay").route(web::post().to(history::replay)))
+            .service(resource("/webhooks/{id}/replay").route(web::post().to(replays::replay)))
+            .service(resource("/webhooks/{id}/replays").route(web::get().to(replays::list)))
+            .service(
+                resource("/webhooks/{id}/replays/{n}")
+                    .route(web::get().to(replays::get))
+                    .route(web::delete().to(replays::cancel)),
+            )
             .service(resource("/rejected").route(web::get().to(history::rejected)))
             .configure(dashboard::routes)
             .default_service(web::to(|request: HttpRequest| async move {

@@ -9,7 +9,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 
 use super::dashboard::{page, stream, tickets, view};
-use super::{controls, events, health, history, instances, metrics, webhook_list, webhooks};
+use super::{controls, event_history, events, health, history, instances, metrics, replays, webhook_list, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -23,6 +23,8 @@ use super::{controls, events, health, history, instances, metrics, webhook_list,
         metrics::render,
         instances::list,
         events::publish,
+        event_history::list,
+        event_history::get,
         webhook_list::list,
         webhooks::create,
         webhooks::get,
@@ -39,6 +41,10 @@ use super::{controls, events, health, history, instances, metrics, webhook_list,
         history::replay,
         history::purge_dead,
         history::rejected,
+        replays::replay,
+        replays::list,
+        replays::get,
+        replays::cancel,
         page::page,
         page::asset,
         view::webhooks,

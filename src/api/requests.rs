@@ -48,6 +48,10 @@ pub struct CreateWebhook {
     /// `strict` (one at a time in stream order; a failing one holds the rest).
     #[schema(pattern = "^(parallel|strict)$")]
     ordering: Option<String>,
+    /// Back-fill: replay to the new webhook the retained events routed since this time (ISO
+    /// 8601, or ms since the epoch) that it matches, as `POST /webhooks/{id}/replay` does.
+    #[schema(value_type = Option<String>, example = "2026-12-01T00:00:00Z")]
+    since: Option<Value>,
     /// WildDuck's session id (1–255 characters); checked, not kept.
     #[schema(min_length = 1, max_length = 255)]
     sess: Option<String>,
@@ -88,6 +92,67 @@ pub struct ReplayDeadLetters {
     /// Delivery ids of the dead letters to replay (1–1000).
     #[schema(min_items = 1, max_items = 1000)]
     ids: Option<Vec<String>>,
+}
+
+/// `POST /webhooks/{id}/replay`: the range of routing times to replay.
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct StartReplay {
+    /// From this time (ISO 8601, or ms since the epoch), included.
+    #[schema(value_type = String, example = "2026-12-01T00:00:00Z")]
+    since: Value,
+    /// Up to this time, included; now when absent. Not before `since`.
+    #[schema(value_type = Option<String>)]
+    until: Option<Value>,
+    /// Skip what was delivered with a 2xx (and what is still queued); default false.
+    #[serde(rename = "onlyUndelivered")]
+    only_undelivered: Option<bool>,
+}
+
+/// `GET /events`: a time range and filters.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct EventListParams {
+    /// Routed at or after this time (ISO 8601, or ms since the epoch).
+    since: Option<String>,
+    /// Routed at or before this time.
+    until: Option<String>,
+    /// An event type, or a pattern (`user.*`, `*`), matched as webhooks match.
+    #[serde(rename = "type")]
+    #[param(max_length = 128)]
+    type_pattern: Option<String>,
+    /// A user's events only.
+    user: Option<String>,
+    /// 1–250, default 20.
+    #[param(minimum = 1, maximum = 250)]
+    limit: Option<u32>,
+    /// `nextCursor` of the previous page.
+    next: Option<String>,
+}
+
+/// A time as the API takes it: an RFC 3339 / ISO 8601 string, or ms since the epoch (a
+/// number, or a string of digits, as a form or query string sends it).
+pub fn parse_time(value: Value) -> Result<u64, String> {
+    let rule = || "must be a time: ISO 8601 (2026-12-01T00:00:00Z) or ms since the epoch".to_string();
+    match value {
+        Value::Number(n) => n.as_u64().ok_or_else(rule),
+        Value::String(text) => parse_time_text(&text).ok_or_else(rule),
+        _ => Err(rule()),
+    }
+}
+
+fn parse_time_text(text: &str) -> Option<u64> {
+    let text = text.trim();
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return text.parse().ok();
+    }
+    crate::clock::parse_iso8601(text)
+}
+
+/// [`parse_time`] for a query parameter.
+pub fn parse_time_query(text: &str) -> Result<u64, String> {
+    parse_time(Value::String(text.to_string()))
 }
 
 /// An event: `ev` and anything else, passed through.

@@ -99,6 +99,9 @@ pub struct CreatedWebhook {
     pub id: String,
     /// The signing secret (`whsec_…`); also at `GET /webhooks/{id}/secret`.
     pub secret: String,
+    /// With `since`: the back-fill replay's number (`GET /webhooks/{id}/replays/{n}`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replay: Option<u64>,
 }
 
 #[derive(Serialize, ToSchema)]

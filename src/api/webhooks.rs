@@ -18,7 +18,9 @@ use super::auth::Caller;
 use super::errors::{ApiError, BodyErrors, CommonErrors, NotFound};
 use super::input::{Fields, Query};
 use super::params;
-use super::requests::{parse_enabled, parse_ordering, parse_rate_limit, parse_secret, CreateWebhook, UpdateWebhook};
+use super::requests::{
+    parse_enabled, parse_ordering, parse_rate_limit, parse_secret, parse_time, CreateWebhook, UpdateWebhook,
+};
 use super::responses::{CreatedWebhook, Success, WebhookResponse};
 use super::ApiState;
 use crate::clock::{iso8601, now_ms};
@@ -108,7 +110,10 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let mut input = params::merged(&request, &body)?;
     params::me(&mut input, caller.object_id_user());
-    let mut fields = Fields::new(input, &["type", "url", "user", "secret", "rateLimit", "ordering"]);
+    let mut fields = Fields::new(
+        input,
+        &["type", "url", "user", "secret", "rateLimit", "ordering", "since"],
+    );
     let types = fields.require("type", parse_types);
     let url = fields.require("url", parse_url);
     let user = fields.parse("user", parse_user);
@@ -117,6 +122,7 @@ pub async fn create(
         rate_limit: fields.parse("rateLimit", parse_rate_limit).flatten(),
         ordering: fields.parse("ordering", parse_ordering).unwrap_or_default(),
     };
+    let since = fields.parse("since", parse_time);
     let (Some(types), Some(url), true) = (types, url, fields.errors.is_empty()) else {
         return Err(ApiError::InputValidation(fields.errors));
     };
@@ -143,10 +149,20 @@ pub async fn create(
     let version = state.store.webhooks().create(&webhook).await?;
     state.changed(webhook.id, Some(version)).await;
     tracing::info!(webhook = %webhook.id, url = %webhook.url.redacted(), "webhook created");
+    // Back-fill, up to now: events routed from here on were routed with the new webhook (the
+    // fan-out refuses an index older than the write). One routed in between by another
+    // instance may reach it twice, with the same delivery id; none is missed.
+    let replay = match since {
+        Some(since) => super::replays::start(&state, &webhook.id, (since, now_ms()), false)
+            .await?
+            .map(|replay| replay.id),
+        None => None,
+    };
     Ok(HttpResponse::Ok().json(CreatedWebhook {
         success: true,
         id: webhook.id.to_string(),
         secret: webhook.secret.expose(),
+        replay,
     }))
 }
 

@@ -151,6 +151,9 @@ impl Settings {
             1,
             5_000,
         );
+        check.range("events.retain_ms", self.events.retain_ms, 0, 366 * 86_400_000);
+        check.range("events.retain_max", self.events.retain_max, 0, 1_000_000_000);
+        check.range("events.replay_backlog", self.events.replay_backlog, 1, 100_000_000);
         self.validate_bullmq(&mut check);
         check.range("delivery.timeout_ms", self.delivery.timeout_ms, 100, HOUR_MS);
         check.range("delivery.max_in_flight", self.delivery.max_in_flight as u64, 1, 10_000);

@@ -176,6 +176,24 @@ pub struct EventsSettings {
     /// long everyone else sharing it waits (an append costs a few microseconds). An event that
     /// matched more webhooks than this is written in parts, one script each.
     pub max_writes_per_script: usize,
+    /// How long an event is kept after its fan-out, in `<prefix>:retained`, for `GET /events`
+    /// and replays (ms; 0 keeps none). Trimmed by the time it was routed.
+    pub retain_ms: u64,
+    /// The most events kept in `<prefix>:retained` (oldest trimmed first; 0 keeps none): the
+    /// bound on the memory retention costs whatever the traffic (see README, History and
+    /// replay, for the cost per million events).
+    pub retain_max: u64,
+    /// A replay appends to a webhook's queue only while the queue holds fewer entries than
+    /// this: a replay of any range then costs Redis at most this many queued copies, and goes
+    /// at the pace the webhook's flow control lets its receiver take them.
+    pub replay_backlog: u64,
+}
+
+impl EventsSettings {
+    /// Whether routed events are retained at all.
+    pub fn retains(&self) -> bool {
+        self.retain_ms > 0 && self.retain_max > 0
+    }
 }
 
 impl Default for EventsSettings {
@@ -187,6 +205,9 @@ impl Default for EventsSettings {
             consumer: String::new(),
             rejected_max_len: 10_000,
             max_writes_per_script: 250,
+            retain_ms: 24 * 3_600_000,
+            retain_max: 1_000_000,
+            replay_backlog: 10_000,
         }
     }
 }

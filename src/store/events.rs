@@ -5,6 +5,8 @@
 //! queue of every webhook it matched, sets malformed entries aside in `P:rejected`, and only
 //! then acknowledges and deletes the batch's entries. A crash before the script runs leaves
 //! the entries pending, and they are read again; after it, they are in the webhook queues.
+//! The same script keeps each valid event in the retained stream (`retained.rs`), with the
+//! queue entry it got in each queue, and trims that stream in step.
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
@@ -14,9 +16,38 @@ use redis::{Script, Value};
 
 use super::reply::{bytes, read_group_entries};
 use super::{Keys, StoreError, StoreResult, EVENTS_GROUP};
-use crate::domain::{Event, PreparedEvent, StreamId, WebhookId};
+use crate::domain::{Event, PreparedEvent, StreamId, UserId, WebhookId};
 
-static FANOUT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/fanout.lua")));
+static FANOUT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        &[
+            include_str!("scripts/retained_lib.lua"),
+            include_str!("scripts/fanout.lua"),
+        ]
+        .concat(),
+    )
+});
+
+/// What a fan-out keeps besides the queue appends (`[events]` settings).
+#[derive(Debug, Clone, Copy)]
+pub struct FanoutKeeping {
+    /// Rejected entries kept (`events.rejected_max_len`).
+    pub rejected_max_len: usize,
+    /// Events kept in the retained stream at most (0: none are kept).
+    pub retain_max: u64,
+    /// How long (ms) after its routing an event is kept (0: none are kept).
+    pub retain_ms: u64,
+}
+
+impl FanoutKeeping {
+    pub fn of(settings: &crate::config::EventsSettings) -> FanoutKeeping {
+        FanoutKeeping {
+            rejected_max_len: settings.rejected_max_len,
+            retain_max: if settings.retains() { settings.retain_max } else { 0 },
+            retain_ms: settings.retain_ms,
+        }
+    }
+}
 
 /// One entry read from the event stream.
 #[derive(Debug)]
@@ -62,13 +93,15 @@ impl FanoutBatch {
         });
     }
 
-    /// Queues `event` for each of `targets`, acknowledging its entry.
-    pub fn event(&mut self, event: &PreparedEvent, targets: &[WebhookId]) {
+    /// Queues `event` (of `user`) for each of `targets`, acknowledging its entry.
+    pub fn event(&mut self, event: &PreparedEvent, user: Option<&UserId>, targets: &[WebhookId]) {
         self.took(event.stream_id);
         self.pairs += targets.len();
         self.args.push(b"e".to_vec());
         self.args.push(event.stream_id.to_string().into_bytes());
         self.args.push(event.ev.as_str().as_bytes().to_vec());
+        self.args
+            .push(user.map(|u| u.as_str().as_bytes().to_vec()).unwrap_or_default());
         self.args.push(event.tail.to_vec());
         self.targets(targets);
     }
@@ -76,7 +109,7 @@ impl FanoutBatch {
     /// A batch of its own for one part of an event that matched more webhooks than one script
     /// writes: queues `event` for `targets` (those an earlier try did not), and, for the `last`
     /// part, acknowledges its entry.
-    pub fn part(event: &PreparedEvent, targets: &[WebhookId], last: bool) -> FanoutBatch {
+    pub fn part(event: &PreparedEvent, user: Option<&UserId>, targets: &[WebhookId], last: bool) -> FanoutBatch {
         let mut batch = FanoutBatch {
             part_of: Some(event.stream_id),
             ..FanoutBatch::default()
@@ -86,6 +119,9 @@ impl FanoutBatch {
         batch.args.push(b"p".to_vec());
         batch.args.push(event.stream_id.to_string().into_bytes());
         batch.args.push(event.ev.as_str().as_bytes().to_vec());
+        batch
+            .args
+            .push(user.map(|u| u.as_str().as_bytes().to_vec()).unwrap_or_default());
         batch.args.push(event.tail.to_vec());
         batch.args.push(if last { b"1".to_vec() } else { b"0".to_vec() });
         batch.targets(targets);
@@ -232,7 +268,7 @@ impl EventStream {
     pub async fn fanout(
         &self,
         batch: &FanoutBatch,
-        rejected_max_len: usize,
+        keeping: FanoutKeeping,
         router: &FanoutRouter<'_>,
     ) -> StoreResult<Fanout> {
         let Some((first, last)) = batch.span else {
@@ -242,7 +278,9 @@ impl EventStream {
         invocation
             .key(self.keys.events())
             .key(self.keys.rejected())
-            .key(self.keys.webhooks_version());
+            .key(self.keys.webhooks_version())
+            .key(self.keys.retained())
+            .key(self.keys.retained_index());
         for webhook in &batch.webhooks {
             invocation.key(self.keys.queue(webhook));
         }
@@ -251,14 +289,16 @@ impl EventStream {
         }
         invocation
             .arg(EVENTS_GROUP)
-            .arg(rejected_max_len)
+            .arg(keeping.rejected_max_len)
             .arg(crate::clock::now_ms())
             .arg(batch.webhooks.len())
             .arg(router.version)
             .arg(router.consumer)
             .arg(first.to_string())
             .arg(last.to_string())
-            .arg(batch.entries);
+            .arg(batch.entries)
+            .arg(keeping.retain_max)
+            .arg(crate::clock::now_ms().saturating_sub(keeping.retain_ms));
         for arg in &batch.args {
             invocation.arg(arg.as_slice());
         }

@@ -68,6 +68,23 @@ pub struct AttemptView {
     pub instance: Option<String>,
 }
 
+impl From<StoredAttempt<'_>> for AttemptView {
+    fn from(a: StoredAttempt<'_>) -> AttemptView {
+        AttemptView {
+            time: iso8601(a.t),
+            id: a.id.into_owned(),
+            ev: a.ev.into_owned(),
+            attempt: a.n,
+            outcome: a.o.into_owned(),
+            status: a.s,
+            latency_ms: a.l,
+            error: a.e.map(|e| e.into_owned()),
+            response: a.r.into_owned(),
+            instance: a.i.map(|i| i.into_owned()),
+        }
+    }
+}
+
 /// One dead letter.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -178,18 +195,7 @@ impl HistoryStore {
             .by_ref()
             .take(limit)
             .filter_map(|(_, _, attempt)| serde_json::from_slice::<StoredAttempt>(attempt).ok())
-            .map(|a| AttemptView {
-                time: iso8601(a.t),
-                id: a.id.into_owned(),
-                ev: a.ev.into_owned(),
-                attempt: a.n,
-                outcome: a.o.into_owned(),
-                status: a.s,
-                latency_ms: a.l,
-                error: a.e.map(|e| e.into_owned()),
-                response: a.r.into_owned(),
-                instance: a.i.map(|i| i.into_owned()),
-            })
+            .map(AttemptView::from)
             .collect();
         let next = match attempts.next() {
             Some((entry, index, _)) => Some(HistoryCursor {

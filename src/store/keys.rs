@@ -7,6 +7,11 @@
 //! |---|---|---|
 //! | `P:events` | stream | events from producers; consumer group `hookrouter` |
 //! | `P:rejected` | stream | malformed event entries: reason, raw value (capped) |
+//! | `P:retained` | stream | events kept after their fan-out (`retained.rs`): e (event id), ev, u (user), b (body), w (`<webhook>=<queue entry>` each it went to); trimmed by `events.retain_ms` and `retain_max` |
+//! | `P:retained:index` | hash | event id → its `P:retained` entry id (`GET /events/{id}`) |
+//! | `P:replays:<id>` | hash | the webhook's replays (`replays.rs`): `next` (the last replay number), `<n>` → the replay's state (JSON), `<n>:delivered` its entries delivered so far |
+//! | `P:replays` | zset | `<webhook>/<n>` of every replay still running (score: when it started, ms) |
+//! | `P:replay:lease:<id>/<n>` | string | the instance running that replay (a lease like `P:lease:<id>`, expiring after `leases.ttl_ms`) |
 //! | `P:webhook:<id>` | hash | one webhook: url, type (JSON), user, created, enabled, rev |
 //! | `P:webhooks` | zset | every webhook id (score 0: ids sort by creation time) |
 //! | `P:webhooks:global` | zset | ids of webhooks without a user |
@@ -21,7 +26,7 @@
 //! | `P:instances` | zset | instance name → its last heartbeat (ms, Redis's clock) |
 //! | `P:instance:<name>` | hash | one instance: `delivering`, `startedAt`, `webhooks` (owned), `lastSeen` |
 //! | `P:lease:<id>` | string | the webhook's owner: `<instance>:<start ms>:<n>`, expiring after `leases.ttl_ms` |
-//! | `P:queue:<id>` | stream | the webhook's pending deliveries: e (event id), ev, b (body) |
+//! | `P:queue:<id>` | stream | the webhook's pending deliveries: d (`<event id>\n<ev>\n<body>`); r (replay number) on what a replay queued |
 //! | `P:retry:<id>` | hash | queue entry id → `attempts:due_ms:first_failed_ms` for entries that failed |
 //! | `P:due:<id>` | zset | entries waiting for their retry, scored by due time (ms); not those in flight |
 //! | `P:dead:<id>` | stream | dead letters (capped by count and age) |
@@ -146,6 +151,28 @@ impl Keys {
         self.key(format_args!("rejected"))
     }
 
+    pub fn retained(&self) -> String {
+        self.key(format_args!("retained"))
+    }
+
+    pub fn retained_index(&self) -> String {
+        self.key(format_args!("retained:index"))
+    }
+
+    /// The webhook's replays (one hash for all of them, so deleting the webhook drops them).
+    pub fn replays_of(&self, id: &WebhookId) -> String {
+        self.key(format_args!("replays:{id}"))
+    }
+
+    /// Every running replay, `<webhook>/<n>`.
+    pub fn replays_running(&self) -> String {
+        self.key(format_args!("replays"))
+    }
+
+    pub fn replay_lease(&self, id: &WebhookId, replay: u64) -> String {
+        self.key(format_args!("replay:lease:{id}/{replay}"))
+    }
+
     pub fn webhook(&self, id: &WebhookId) -> String {
         self.key(format_args!("webhook:{id}"))
     }
@@ -251,8 +278,9 @@ impl Keys {
 
     /// Every key that belongs to one webhook besides its record and index entries; deleting a
     /// webhook deletes these.
-    pub fn owned_by(&self, id: &WebhookId) -> [String; 8] {
+    pub fn owned_by(&self, id: &WebhookId) -> [String; 9] {
         [
+            self.replays_of(id),
             self.lease(id),
             self.queue(id),
             self.retry(id),

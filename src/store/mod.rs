@@ -6,7 +6,8 @@
 //! fan-out into per-webhook queues, [`QueueStore`] one webhook's queue, its due set of entries
 //! waiting for a retry, and its dead letters, [`HistoryStore`] what operators read back (attempt
 //! log, dead letters, rejected entries), [`BullMqQueue`] a BullMQ queue read as a second source
-//! of events (WildDuck's), [`InstanceStore`] and [`LeaseStore`] membership and webhook
+//! of events (WildDuck's), [`RetainedStore`] the events kept after their fan-out (with the
+//! state of each delivery), [`ReplayStore`] replays of them to one webhook, [`InstanceStore`] and [`LeaseStore`] membership and webhook
 //! ownership, and for the dashboard [`OverviewStore`] (reads over many webhooks at once),
 //! [`BoardStore`] (each delivering instance's board) and [`TicketStore`] (stream tickets); and
 //! [`WildDuckTokenStore`], the access tokens WildDuck issues, in WildDuck's Redis.
@@ -21,6 +22,7 @@ mod availability;
 mod boards;
 mod bullmq;
 mod connect;
+mod deliveries;
 mod events;
 mod history;
 mod instances;
@@ -28,7 +30,9 @@ mod keys;
 mod leases;
 mod overview;
 mod queues;
+mod replays;
 mod reply;
+mod retained;
 mod retries;
 mod tickets;
 mod webhooks;
@@ -45,7 +49,8 @@ pub use availability::{note_outage, Noted, Unavailable};
 pub use boards::BoardStore;
 pub use bullmq::{BullMqQueue, Job, Placement, QueueState};
 pub use connect::refusal;
-pub use events::{Appended, EventStream, Fanout, FanoutBatch, FanoutRouter, RawEntry};
+pub use deliveries::{DeliveryState, DeliveryView, MAX_SHOWN};
+pub use events::{Appended, EventStream, Fanout, FanoutBatch, FanoutKeeping, FanoutRouter, RawEntry};
 pub use history::{AttemptView, DeadLetterView, HistoryCursor, HistoryPage, HistoryStore, RejectedView};
 pub use instances::{Beat, InstanceStore, Member};
 pub use keys::{BullMqKeys, Keys, EVENTS_GROUP};
@@ -55,6 +60,8 @@ pub use queues::{
     AfterAttempt, CircuitState, DeadLetter, Fetched, LogTrim, LogUpkeep, QueueStore, QueuedDelivery, Retention,
     RetryLookup, Settled, MAX_SETTLED,
 };
+pub use replays::{ReplayPhase, ReplayState, ReplayStep, ReplayStore, Stepped};
+pub use retained::{Direction, RetainedEvent, RetainedPage, RetainedStore};
 pub use retries::{Due, DueSet, TakenRetries};
 pub use tickets::TicketStore;
 pub use webhooks::{ListDirection, ListQuery, Notice, WebhookChange, WebhookPage, WebhookStore};
@@ -148,6 +155,15 @@ impl Store {
 
     pub fn events(&self) -> EventStream {
         EventStream::new(self.conn.clone(), self.keys.clone())
+    }
+
+    /// Events kept after their fan-out.
+    pub fn retained(&self) -> RetainedStore {
+        RetainedStore::new(self.conn.clone(), self.keys.clone())
+    }
+
+    pub fn replays(&self) -> ReplayStore {
+        ReplayStore::new(self.conn.clone(), self.keys.clone())
     }
 
     pub fn queue(&self) -> QueueStore {

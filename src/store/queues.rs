@@ -38,6 +38,9 @@ pub struct QueuedDelivery {
     /// When it first failed (ms), for an entry that was tried before: the circuit breaker
     /// asks whether the endpoint succeeded since.
     pub first_failure_ms: Option<u64>,
+    /// The replay that queued it (its number; field `r` of the entry), so its delivery counts
+    /// towards that replay's progress (`replays.rs`). None for what the fan-out queued.
+    pub replay: Option<u64>,
 }
 
 /// Whether a read of the queue must look up the retry state of what it reads.
@@ -97,8 +100,9 @@ pub struct Settled {
 /// What happens to an entry after an attempt.
 #[derive(Debug, Clone)]
 pub enum AfterAttempt {
-    /// Delivered: it leaves the queue.
-    Delivered,
+    /// Delivered: it leaves the queue (and counts towards the progress of the replay that
+    /// queued it, if one did).
+    Delivered { replay: Option<u64> },
     /// Failed; retried when due. `attempts` made so far that count (and `spared` that do not),
     /// the first failure at `first_failed_ms`.
     Retry {
@@ -326,6 +330,7 @@ impl QueueStore {
             .key(self.keys.dead(webhook))
             .key(self.keys.attempts(webhook))
             .key(self.keys.circuit(webhook))
+            .key(self.keys.replays_of(webhook))
             .arg(lease.as_str())
             .arg(retention.attempts_max_len)
             .arg(if upkeep.refresh_expiry {
@@ -380,11 +385,12 @@ impl QueueStore {
         {
             let attempt = record.encode();
             match after {
-                AfterAttempt::Delivered => invocation
+                AfterAttempt::Delivered { replay } => invocation
                     .arg("d")
                     .arg(entry.to_string())
                     .arg(u8::from(record.attempt > 1))
-                    .arg(attempt),
+                    .arg(attempt)
+                    .arg(replay.map(|n| n.to_string()).unwrap_or_default()),
                 AfterAttempt::Retry {
                     attempts,
                     spared,
@@ -584,5 +590,6 @@ pub(super) fn decode_entry(row: &Entry, retry_state: Option<&str>) -> Result<Que
         attempts: tries - spared,
         spared,
         first_failure_ms,
+        replay: row.field_str("r").and_then(|n| n.parse().ok()),
     })
 }

@@ -192,6 +192,33 @@ def replay(session, params):
     session.report(listed=listed, attempt_outcomes=attempts, emptied_ms=emptied_ms, status=status)
 
 
+def replay_since(session, params):
+    """"Replay since…" starts a replay from the panel; it shows as running, then done."""
+    webhook = params["webhook"]
+    session.open()
+    session.wait_rows()
+    session.open_detail(webhook)
+    session.page.fill("#replay-since", params["since"])
+    clicked = time.monotonic()
+    session.page.get_by_role("button", name="Replay since").click()
+    session.page.wait_for_selector("#replays tbody tr[data-state]")
+    shown_ms = ms_since(clicked)
+    first_state = session.page.get_attribute("#replays tbody tr", "data-state")
+    session.page.wait_for_selector('#replays tbody tr[data-state="done"]', timeout=TIMEOUT_MS)
+    done_ms = ms_since(clicked)
+    cells = session.page.eval_on_selector_all(
+        "#replays tbody tr td", "cells => cells.map(c => c.textContent.trim())"
+    )
+    session.report(
+        shown_ms=shown_ms,
+        done_ms=done_ms,
+        first_state=first_state,
+        cells=cells,
+        status=session.page.text_content("#detail-status"),
+        title=session.page.text_content("#replays-title"),
+    )
+
+
 def actions(session, params):
     """Retry now probes a failing webhook at once; Enable brings back a disabled one."""
     session.open()
@@ -377,6 +404,7 @@ SCENARIOS = {
     "pause_resume": pause_resume,
     "replay": replay,
     "actions": actions,
+    "replay_since": replay_since,
     "tokens": tokens,
     "many": many,
     "restart": restart,

@@ -68,7 +68,8 @@ impl DeliveryActor {
             Verdict::Delivered => {
                 let record = record(AttemptOutcome::Delivered);
                 self.stats.success(attempt.status.unwrap_or(200), record.latency_ms);
-                self.record(entry, record, AfterAttempt::Delivered, ctx);
+                let replay = slot.delivery.replay;
+                self.record(entry, record, AfterAttempt::Delivered { replay }, ctx);
                 if self.circuit.record_success(now) == Transition::Closed {
                     metrics::gauge!(crate::metrics::CIRCUITS_OPEN).decrement(1.0);
                     tracing::info!(webhook = %self.webhook.id, "circuit closed: the endpoint answers again");

@@ -144,6 +144,7 @@ impl DeliveryActor {
                 attempts: 0,
                 spared: 0,
                 first_failure_ms: None,
+                replay: None,
             };
             self.take(delivery, ctx);
         } else {

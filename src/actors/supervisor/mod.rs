@@ -38,7 +38,7 @@ use super::ownership::Ownership;
 use crate::domain::{InstanceName, UserlessEvents, Webhook, WebhookId};
 use crate::routing::RouteIndex;
 use crate::security::Destinations;
-use crate::store::{LeaseStore, Store, StoreError};
+use crate::store::{FanoutKeeping, LeaseStore, Store, StoreError};
 use actix::prelude::*;
 pub use owners::{MembersMoved, WorkQueued};
 use roster::Roster;
@@ -110,7 +110,8 @@ pub struct Supervisor {
     wanted: HashSet<WebhookId>,
     /// How long a handed-over actor may take to finish what it has under way.
     grace: Duration,
-    rejected_max_len: usize,
+    /// What the fan-out keeps besides queue entries: rejected entries, retained events.
+    keeping: FanoutKeeping,
     /// `[events] max_writes_per_script`: how a batch's fan-out is cut into scripts.
     max_writes_per_script: usize,
     resync_every: Duration,
@@ -150,7 +151,7 @@ impl Supervisor {
             membership,
             wanted: HashSet::new(),
             grace: Duration::from_millis(settings.shutdown.grace_ms),
-            rejected_max_len: settings.events.rejected_max_len,
+            keeping: FanoutKeeping::of(&settings.events),
             max_writes_per_script: settings.events.max_writes_per_script,
             resync_every: Duration::from_millis(settings.webhooks.resync_ms),
             restore_lost: settings.webhooks.restore_lost,

@@ -112,7 +112,7 @@ impl Supervisor {
                         let parts = targets.len().div_ceil(most);
                         for (n, part) in targets.chunks(most).enumerate() {
                             chunks.push(Chunk {
-                                batch: FanoutBatch::part(&prepared, part, n + 1 == parts),
+                                batch: FanoutBatch::part(&prepared, event.user.as_ref(), part, n + 1 == parts),
                                 routed: vec![(prepared.clone(), part.to_vec())],
                             });
                         }
@@ -121,7 +121,7 @@ impl Supervisor {
                     if chunk.batch.pairs() > 0 && chunk.batch.pairs() + targets.len() > most {
                         chunks.push(std::mem::take(&mut chunk));
                     }
-                    chunk.batch.event(&prepared, &targets);
+                    chunk.batch.event(&prepared, event.user.as_ref(), &targets);
                     if !targets.is_empty() {
                         chunk.routed.push((prepared, targets.clone()));
                     }
@@ -156,7 +156,7 @@ impl Handler<RouteBatch> for Supervisor {
         }
         let chunks = self.route(entries);
         let events = self.store.events();
-        let (rejected_max_len, version) = (self.rejected_max_len, self.versions.applied());
+        let (keeping, version) = (self.keeping, self.versions.applied());
         let write = async move {
             let router = FanoutRouter {
                 version,
@@ -167,7 +167,7 @@ impl Handler<RouteBatch> for Supervisor {
                 stopped: None,
             };
             for Chunk { batch, routed } in chunks {
-                written.stopped = match events.fanout(&batch, rejected_max_len, &router).await {
+                written.stopped = match events.fanout(&batch, keeping, &router).await {
                     Ok(Fanout::Queued(queued)) => {
                         written.queued.push((queued, routed));
                         continue;

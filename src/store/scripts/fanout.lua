@@ -13,22 +13,31 @@
 --   'claimed' an entry of the batch is no longer pending for this consumer (another instance
 --             reclaimed it while this one was paused): that one routes it.
 --
+-- Each valid event is also kept in the retained stream (retained_lib.lua) with the queue
+-- entry it got in every queue it went to, when retention is on (ARGV[10] > 0), and the
+-- retained stream is trimmed by a budget in proportion to the batch, so trimming keeps pace
+-- with what is added.
+--
 -- KEYS[1] the event stream  KEYS[2] the rejected stream  KEYS[3] the webhooks version
--- KEYS[3+w]   webhook w's queue, for w = 1..ARGV[4]
--- KEYS[4+ARGV[4]] (with a 'p' record only) the event's progress set
+-- KEYS[4] the retained stream  KEYS[5] its index
+-- KEYS[5+w]   webhook w's queue, for w = 1..ARGV[4]
+-- KEYS[6+ARGV[4]] (with a 'p' record only) the event's progress set
 -- ARGV[1] consumer group, ARGV[2] rejected stream cap, ARGV[3] now (ms), ARGV[4] webhook count
 -- ARGV[5] the version the router applied, ARGV[6] consumer, ARGV[7] first and ARGV[8] last
 -- entry id of the batch, ARGV[9] entries in the batch
--- ARGV[10..] records:
---   'e', entry id, ev, body tail, n, w1 .. wn    a valid event for webhooks w1..wn
+-- ARGV[10] the most events retained (0: retention off), ARGV[11] the oldest routing time
+-- retained (ms)
+-- ARGV[12..] records:
+--   'e', entry id, ev, user, body tail, n, w1 .. wn    a valid event for webhooks w1..wn
 --   'r', entry id, reason, raw value             a malformed entry
 --   'a', entry id                                an entry to acknowledge only
---   'p', entry id, ev, body tail, last (1/0), n, w1 .. wn
+--   'p', entry id, ev, user, body tail, last (1/0), n, w1 .. wn
 --        a part of an event that matched more webhooks than one script writes: the only
 --        record of its script. Each part skips the queues the progress set says were written
 --        (by an earlier part, or by this part's earlier try), appends to the others and adds
---        them to the set; the last part acknowledges the entry and deletes the set. So when a
---        part is refused or fails, routing the event again repeats nothing.
+--        them to the set (and '<webhook>=<queue entry>' for the retained entry); the last
+--        part acknowledges the entry, retains it and deletes the set. So when a part is
+--        refused or fails, routing the event again repeats nothing.
 -- A queue entry is one field, d = '<entry id>\n<ev>\n<body tail>' (see queues.rs, QueueFields).
 -- Returns one string: for each (event, webhook) in order, '<new queue entry id><<the entry
 -- before it in that queue>' ('<id><' when the queue was empty), or '-' where skipped,
@@ -49,6 +58,12 @@ local function entry(id, ev, tail)
   return id .. '\n' .. ev .. '\n' .. tail
 end
 
+local retaining = tonumber(ARGV[10]) > 0
+-- The webhook a queue key belongs to (ids are the last 24 characters of every queue key).
+local function owner(queue)
+  return string.sub(queue, -24)
+end
+
 -- The last entry of each queue written so far: read once per queue, then known.
 local last = {}
 local function append(queue, d)
@@ -59,44 +74,64 @@ local function append(queue, d)
   end
   local id = redis.call('XADD', queue, '*', 'd', d)
   last[queue] = id
-  return id .. '<' .. before
+  return id, id .. '<' .. before
 end
 
 local out, done = {}, {}
-local i = 10
+local kept = 0
+local i = 12
 while i <= #ARGV do
   local kind, id = ARGV[i], ARGV[i + 1]
   if kind ~= 'p' then done[#done + 1] = id end
   if kind == 'e' then
-    local d, n = entry(id, ARGV[i + 2], ARGV[i + 3]), tonumber(ARGV[i + 4])
+    local ev, user, tail, n = ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], tonumber(ARGV[i + 5])
+    local d, went = entry(id, ev, tail), {}
     for t = 1, n do
-      local w = tonumber(ARGV[i + 4 + t])
-      out[#out + 1] = append(KEYS[3 + w], d)
+      local queue = KEYS[5 + tonumber(ARGV[i + 5 + t])]
+      local appended, answer = append(queue, d)
+      out[#out + 1] = answer
+      went[#went + 1] = owner(queue) .. '=' .. appended
     end
-    i = i + 5 + n
+    if retaining then
+      retain(KEYS[4], KEYS[5], id, ev, user, tail, table.concat(went, ' '))
+      kept = kept + 1
+    end
+    i = i + 6 + n
   elseif kind == 'p' then
-    local d, last, n = entry(id, ARGV[i + 2], ARGV[i + 3]), ARGV[i + 4], tonumber(ARGV[i + 5])
-    local progress = KEYS[4 + tonumber(ARGV[4])]
+    local ev, user, tail, final, n = ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], tonumber(ARGV[i + 6])
+    local d = entry(id, ev, tail)
+    local progress = KEYS[6 + tonumber(ARGV[4])]
     local queues = {}
-    for t = 1, n do queues[t] = KEYS[3 + tonumber(ARGV[i + 5 + t])] end
+    for t = 1, n do queues[t] = KEYS[5 + tonumber(ARGV[i + 6 + t])] end
     local written = redis.call('SMISMEMBER', progress, unpack(queues))
     local added = {}
     for t = 1, n do
       if written[t] == 1 then
         out[#out + 1] = '-'
       else
-        out[#out + 1] = append(queues[t], d)
+        local appended, answer = append(queues[t], d)
+        out[#out + 1] = answer
         added[#added + 1] = queues[t]
+        added[#added + 1] = owner(queues[t]) .. '=' .. appended
       end
     end
-    if last == '1' then
-      redis.call('DEL', progress)
-      done[#done + 1] = id
-    elseif #added > 0 then
+    if #added > 0 then
       redis.call('SADD', progress, unpack(added))
       redis.call('PEXPIRE', progress, 86400000)
     end
-    i = i + 6 + n
+    if final == '1' then
+      if retaining then
+        local went = {}
+        for _, member in ipairs(redis.call('SMEMBERS', progress)) do
+          if string.find(member, '=', 1, true) then went[#went + 1] = member end
+        end
+        retain(KEYS[4], KEYS[5], id, ev, user, tail, table.concat(went, ' '))
+        kept = kept + 1
+      end
+      redis.call('DEL', progress)
+      done[#done + 1] = id
+    end
+    i = i + 7 + n
   elseif kind == 'r' then
     redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[2], '*',
       'entry', id, 'reason', ARGV[i + 2], 'raw', ARGV[i + 3], 'time', ARGV[3])
@@ -112,5 +147,8 @@ for s = 1, #done, 500 do
   local e = math.min(s + 499, #done)
   redis.call('XACK', KEYS[1], ARGV[1], unpack(done, s, e))
   redis.call('XDEL', KEYS[1], unpack(done, s, e))
+end
+if retaining then
+  retained_trim(KEYS[4], KEYS[5], tonumber(ARGV[11]), tonumber(ARGV[10]), 2 * kept + 16)
 end
 return {table.concat(out, ' ')}

@@ -5,7 +5,7 @@
 -- the queue, one XADD of every attempt to the log, ...), so a flush of 12 deliveries costs
 -- Redis about as much as a flush of one.
 -- KEYS[1] lease  KEYS[2] queue  KEYS[3] retry hash  KEYS[4] due set  KEYS[5] dead letters
--- KEYS[6] attempt log  KEYS[7] circuit hash
+-- KEYS[6] attempt log  KEYS[7] circuit hash  KEYS[8] the webhook's replays (replays.rs)
 -- ARGV[1] lease value  ARGV[2] attempt log cap (attempts)  ARGV[3] attempt log ttl (ms; 0 leaves
 -- the expiry as it is)  ARGV[4] trimming the log to its cap now: '0' not now, '1' by counting
 -- back from the newest entry, or an entry id: the entries older than it go (the writer counted
@@ -17,7 +17,9 @@
 -- record is applied only if it was not (the entry is still queued; a retry's attempt count is
 -- newer than the one stored), so a repeat appends no dead letter, attempt or retry twice
 -- ARGV[10..] records (at most MAX_RECORDS: the writer cuts bigger flushes), each one of:
---   'd', entry, retried (1/0), attempt        delivered: leaves the queue (and its retry state)
+--   'd', entry, retried (1/0), attempt, replay ('' or its number)
+--                                             delivered: leaves the queue (and its retry state);
+--                                             counted in `<replay>:delivered` of KEYS[8]
 --   'r', entry, retry state, due, attempt     failed, retried when due: joins the due set
 --                                             (state `tries:due:first failure:spared`, queues.rs)
 --   'x', entry, attempt ('' = none), n, the dead letter's n field/value pairs
@@ -58,6 +60,7 @@ end
 
 local leaving, forget, unschedule = {}, {}, {}
 local retry_state, due, log, letters = {}, {}, {}, {}
+local replayed = {}
 local function logged(attempt)
   if attempt ~= '' then
     log[#log + 1] = 'a'
@@ -76,8 +79,10 @@ while i <= #ARGV do
       leaving[#leaving + 1] = entry
       if ARGV[i + 2] == '1' then forget[#forget + 1] = entry end
       logged(ARGV[i + 3])
+      local replay = ARGV[i + 4]
+      if replay ~= '' then replayed[replay] = (replayed[replay] or 0) + 1 end
     end
-    i = i + 4
+    i = i + 5
   elseif kind == 'r' then
     if not repeating or newer_attempt(entry, ARGV[i + 2]) then
       retry_state[#retry_state + 1] = entry
@@ -112,6 +117,12 @@ if #retry_state > 0 then
   batched({'ZADD', KEYS[4]}, due)
 end
 if #letters > 0 then redis.call('XTRIM', KEYS[5], 'MINID', '~', ARGV[6]) end
+for replay, count in pairs(replayed) do
+  -- Only while the replay is kept (a webhook keeps its last 20): no counter outlives its state.
+  if redis.call('HEXISTS', KEYS[8], replay) == 1 then
+    redis.call('HINCRBY', KEYS[8], replay .. ':delivered', count)
+  end
+end
 local logged = ''
 if #log > 0 then
   local cap = tonumber(ARGV[2])

@@ -1,5 +1,6 @@
-// The detail panel of one webhook: its health (with rates), recent attempts and dead letters,
-// refreshed every 2 s while open, and the actions. Everything goes through the webhook routes
+// The detail panel of one webhook: its health (with rates), recent attempts, dead letters and
+// replays (running ones with their progress), refreshed every 2 s while open, and the actions,
+// "replay since…" among them. Everything goes through the webhook routes
 // any other client uses.
 
 import { api, AuthError, HttpError } from './api.js';
@@ -18,15 +19,17 @@ export function createDetail({ onAuthError, onSelect }) {
     const current = id;
     if (!current) return;
     try {
-      const [health, attempts, dead] = await Promise.all([
+      const [health, attempts, dead, replays] = await Promise.all([
         api(`/webhooks/${current}/health`),
         api(`/webhooks/${current}/attempts?limit=20`),
         api(`/webhooks/${current}/dead?limit=20`),
+        api(`/webhooks/${current}/replays`),
       ]);
       if (id !== current) return;
       renderHealth(health, row || {});
       renderAttempts(attempts.results);
       renderDead(dead.results, Boolean(dead.nextCursor));
+      renderReplays(replays.results, cancelReplay);
     } catch (error) {
       if (error instanceof AuthError) return onAuthError();
       if (id !== current) return;
@@ -54,6 +57,8 @@ export function createDetail({ onAuthError, onSelect }) {
     $('detail-health').replaceChildren();
     $('attempts').querySelector('tbody').replaceChildren();
     $('dead').querySelector('tbody').replaceChildren();
+    $('replays').querySelector('tbody').replaceChildren();
+    $('replay-since').value = localTime(Date.now() - 24 * 3600 * 1000);
     delete $('detail').dataset.state;
     onSelect(id);
     $('detail-title').focus();
@@ -101,6 +106,23 @@ export function createDetail({ onAuthError, onSelect }) {
     (w) => api(`/webhooks/${w}/dead/replay`, { method: 'POST' }),
     (answer) => `Replayed ${answer.replayed} dead letter${answer.replayed === 1 ? '' : 's'}.`,
   );
+  $('replay-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    const since = new Date($('replay-since').value);
+    if (Number.isNaN(since.getTime())) {
+      $('detail-status').textContent = 'Pick the time to replay from.';
+      return;
+    }
+    const onlyUndelivered = $('replay-undelivered').checked;
+    act(
+      $('act-replay-since'),
+      (w) => api(`/webhooks/${w}/replay`, { method: 'POST', body: { since: since.toISOString(), onlyUndelivered } }),
+      (answer) => `Replay ${answer.replay.id} started.`,
+    );
+  });
+  function cancelReplay(button, n) {
+    act(button, (w) => api(`/webhooks/${w}/replays/${n}`, { method: 'DELETE' }), () => `Replay ${n} cancelled.`);
+  }
   $('detail-close').addEventListener('click', close);
   document.addEventListener('keydown', (event) => {
     if (event.key === 'Escape' && id) close();
@@ -204,4 +226,36 @@ function renderDead(results, more) {
   $('dead-empty').hidden = results.length > 0;
   $('act-replay').hidden = results.length === 0;
   $('dead-title').textContent = results.length ? `Dead letters (${results.length}${more ? '+' : ''})` : 'Dead letters';
+}
+
+// A time as a datetime-local input shows it (local time, to the second).
+function localTime(ms) {
+  const date = new Date(ms - new Date(ms).getTimezoneOffset() * 60000);
+  return date.toISOString().slice(0, 19);
+}
+
+function renderReplays(results, cancel) {
+  $('replays')
+    .querySelector('tbody')
+    .replaceChildren(
+      ...results.map((r) => {
+        const stop = el('button', { type: 'button', class: 'quiet', text: 'Cancel' });
+        stop.addEventListener('click', () => cancel(stop, r.id));
+        return el(
+          'tr',
+          { 'data-state': r.state },
+          el('td', { 'data-label': '#', class: 'num', text: String(r.id) }),
+          el('td', { 'data-label': 'State', text: r.onlyUndelivered ? `${r.state} (undelivered only)` : r.state }),
+          el('td', { 'data-label': 'Since' }, time(r.since)),
+          el('td', { 'data-label': 'Matched', class: 'num', text: integer(r.matched) }),
+          el('td', { 'data-label': 'Queued', class: 'num', text: integer(r.queued) }),
+          el('td', { 'data-label': 'Delivered', class: 'num', text: integer(r.delivered) }),
+          el('td', { 'data-label': 'Reached' }, r.reached ? time(r.reached) : '–'),
+          el('td', {}, r.state === 'running' ? stop : ''),
+        );
+      }),
+    );
+  $('replays-empty').hidden = results.length > 0;
+  const running = results.filter((r) => r.state === 'running').length;
+  $('replays-title').textContent = running ? `Replays (${running} running)` : 'Replays';
 }
