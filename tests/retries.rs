@@ -217,11 +217,17 @@ async fn retry_now_probes_at_once_and_makes_every_waiting_entry_due() {
     .await;
     let (receiver, healthy) = Receiver::failing_until_healed(Reply::Status(503));
     let id = app.create_webhook(&receiver.url(), &["*"], None).await;
-    // One batch: all ten are sent before the first failure opens the circuit.
+    // One batch: all ten are sent before the first failure opens the circuit. Queued while the
+    // webhook is paused and read at once on resume: published to a running actor, a busy
+    // machine's reader may hand them over in two batches, and the second would wait for the
+    // probe a minute away.
+    assert_eq!(app.pause(&id).await.0, 200);
     let events: Vec<Vec<u8>> = (0..10)
         .map(|n| json!({"ev": "a", "n": n}).to_string().into_bytes())
         .collect();
     publish_many(&app.prefix, &events).await;
+    app.health_until(&id, "ten queued", |h| h["backlog"] == 10).await;
+    assert_eq!(app.resume(&id).await.0, 200);
     let health = app
         .health_until(&id, "10 failed and waiting", |h| {
             h["waiting"] == 10 && h["state"] == "failing"
