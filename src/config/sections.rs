@@ -104,6 +104,14 @@ pub struct RedisSettings {
     pub cert_file: String,
     /// PEM private key of `cert_file`; "" = none.
     pub key_file: String,
+    /// Redis Sentinel addresses (`host:port`); when set, the primary is wherever they say
+    /// `master_name` is, and hookrouter follows a failover. [] = the fixed `url`.
+    pub sentinels: Vec<String>,
+    /// The name the sentinels monitor the primary under (`sentinel monitor <name> ...`).
+    pub master_name: String,
+    /// The sentinels' own password (`requirepass` of the sentinels); "" = none. The primary's
+    /// login stays in `url`.
+    pub sentinel_password: AccessToken,
 }
 
 impl RedisSettings {
@@ -129,6 +137,9 @@ impl Default for RedisSettings {
             ca_file: String::new(),
             cert_file: String::new(),
             key_file: String::new(),
+            sentinels: Vec::new(),
+            master_name: "mymaster".into(),
+            sentinel_password: AccessToken(String::new()),
         }
     }
 }

@@ -94,6 +94,8 @@ impl BullMqQueue {
         } else {
             Store::new(&RedisSettings {
                 url: settings.url.clone(),
+                // BullMQ's own Redis is at its URL: the sentinels name hookrouter's primary.
+                sentinels: Vec::new(),
                 ..redis.clone()
             })?
         };
@@ -113,7 +115,7 @@ impl BullMqQueue {
     pub async fn placement(&self) -> StoreResult<Placement> {
         let ours = run_id(&self.ours).await?;
         let bull = run_id(&self.bull).await?;
-        let db = |store: &Store| store.client.get_connection_info().redis_settings().db();
+        let db = |store: &Store| store.db();
         Ok(if ours == bull && db(&self.ours) == db(&self.bull) {
             Placement::SameRedis
         } else {

@@ -1,7 +1,8 @@
 //! Everything hookrouter keeps in Redis, behind typed handles.
 //!
-//! [`Store`] owns the shared connection (a `ConnectionManager`, which reconnects by itself) and
-//! the key schema. Its handles each cover one part of the data: [`WebhookStore`] the webhook
+//! [`Store`] owns the shared connection ([`RedisConn`]: a `ConnectionManager`, which reconnects
+//! by itself, to the primary at `[redis] url` or, with Sentinel, wherever the sentinels say it
+//! is now) and the key schema. Its handles each cover one part of the data: [`WebhookStore`] the webhook
 //! records and their indexes, [`EventStream`] the producers' event stream and the atomic
 //! fan-out into per-webhook queues, [`QueueStore`] one webhook's queue, its due set of entries
 //! waiting for a retry, and its dead letters, [`HistoryStore`] what operators read back (attempt
@@ -22,6 +23,7 @@ mod boards;
 mod bullmq;
 mod connect;
 mod events;
+mod failover;
 mod history;
 mod instances;
 mod keys;
@@ -36,7 +38,7 @@ mod wildduck_tokens;
 
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::aio::{ConnectionManagerConfig, MultiplexedConnection};
 use redis::AsyncConnectionConfig;
 
 pub use attempts::{AttemptOutcome, AttemptRecord};
@@ -46,6 +48,7 @@ pub use boards::BoardStore;
 pub use bullmq::{BullMqQueue, Job, Placement, QueueState};
 pub use connect::refusal;
 pub use events::{Appended, EventStream, Fanout, FanoutBatch, FanoutRouter, RawEntry};
+pub use failover::{Primary, RedisConn};
 pub use history::{AttemptView, DeadLetterView, HistoryCursor, HistoryPage, HistoryStore, RejectedView};
 pub use instances::{Beat, InstanceStore, Member};
 pub use keys::{BullMqKeys, Keys, EVENTS_GROUP};
@@ -92,8 +95,8 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// The service's handle on Redis. Cheap to clone; clones share one multiplexed connection.
 #[derive(Clone)]
 pub struct Store {
-    client: redis::Client,
-    conn: ConnectionManager,
+    /// The shared connection to the primary, which follows a Sentinel failover.
+    conn: RedisConn,
     keys: Keys,
     timeout: Duration,
 }
@@ -102,16 +105,14 @@ impl Store {
     /// Builds the handle without connecting: the service starts (and reports Redis as down)
     /// when Redis is unreachable, and connects when it comes up.
     pub fn new(settings: &RedisSettings) -> StoreResult<Store> {
-        let client = connect::client(&settings.url, settings)?;
         let timeout = Duration::from_millis(settings.timeout_ms);
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout.min(Duration::from_secs(2))))
             .set_response_timeout(Some(timeout))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(500));
-        let conn = client.get_connection_manager_lazy(config)?;
+        let conn = RedisConn::new(settings, config)?;
         Ok(Store {
-            client,
             conn,
             keys: Keys::new(&settings.prefix),
             timeout,
@@ -186,15 +187,56 @@ impl Store {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.timeout.min(Duration::from_secs(2))))
             .set_response_timeout(Some(block + self.timeout));
-        Ok(self
-            .client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await?)
+        let client = self.conn.client().await?;
+        match client.get_multiplexed_async_connection_with_config(&config).await {
+            Ok(conn) => Ok(conn),
+            Err(e) => {
+                self.conn.failed(&e).await;
+                Err(e.into())
+            }
+        }
     }
 
     /// A pub/sub connection (webhook change notifications).
     pub async fn pubsub(&self) -> StoreResult<redis::aio::PubSub> {
-        Ok(self.client.get_async_pubsub().await?)
+        let client = self.conn.client().await?;
+        match client.get_async_pubsub().await {
+            Ok(pubsub) => Ok(pubsub),
+            Err(e) => {
+                self.conn.failed(&e).await;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// The Redis server in use (`host:port`): `[redis] url`'s, or the primary the sentinels
+    /// last named (None before they were asked).
+    pub fn address(&self) -> Option<String> {
+        self.conn.address()
+    }
+
+    /// What the server in use says it is (`ROLE`): `master`, `slave` or `sentinel`.
+    pub async fn role(&self) -> StoreResult<String> {
+        let mut conn = self.conn.clone();
+        let role: Vec<redis::Value> = redis::cmd("ROLE").query_async(&mut conn).await?;
+        match role.first() {
+            Some(redis::Value::BulkString(name)) => Ok(String::from_utf8_lossy(name).into_owned()),
+            Some(redis::Value::SimpleString(name)) => Ok(name.clone()),
+            _ => Err(StoreError::Corrupt(format!("ROLE answered {role:?}"))),
+        }
+    }
+
+    /// The database number of the connection.
+    fn db(&self) -> i64 {
+        redis::aio::ConnectionLike::get_db(&self.conn)
+    }
+
+    /// Notes an error met on a connection of the caller's own (a blocking read): when it means
+    /// the primary may have moved, the sentinels are asked again.
+    pub async fn failed(&self, error: &StoreError) {
+        if let StoreError::Redis(e) = error {
+            self.conn.failed(e).await;
+        }
     }
 
     /// Whether Redis answers a PING within the command timeout.
