@@ -124,6 +124,18 @@ impl Settings {
             "redis.sentinels",
             "each must be host:port, like 10.0.0.5:26379",
         );
+        check.range(
+            "redis.min_replicas_acked",
+            u64::from(self.redis.min_replicas_acked),
+            0,
+            16,
+        );
+        check.rule(
+            self.redis.min_replicas_acked == 0
+                || (self.redis.replica_wait_ms >= 10 && self.redis.replica_wait_ms < self.redis.timeout_ms),
+            "redis.replica_wait_ms",
+            "must be from 10 and below redis.timeout_ms when redis.min_replicas_acked is set (the wait is one Redis command)",
+        );
         check.rule(
             self.redis.sentinels.is_empty() || !self.redis.master_name.is_empty(),
             "redis.master_name",
@@ -409,6 +421,14 @@ mod tests {
         settings.redis.sentinels = vec!["10.0.0.5:26379".into()];
         settings.redis.master_name = "mymaster".into();
         settings.validate().expect("sentinels with a master name validate");
+        settings.redis.min_replicas_acked = 1;
+        settings.redis.replica_wait_ms = settings.redis.timeout_ms;
+        let message = settings.validate().unwrap_err().to_string();
+        assert!(
+            message.contains("redis.replica_wait_ms: must be from 10 and below redis.timeout_ms"),
+            "{message}"
+        );
+        settings.redis.replica_wait_ms = 1_000;
         std::env::set_var("HOOKROUTER__REDIS__SENTINELS", "10.0.0.5:26379,10.0.0.6:26379");
         let loaded = Settings::load(Path::new("/nonexistent.toml")).unwrap();
         assert_eq!(loaded.redis.sentinels, ["10.0.0.5:26379", "10.0.0.6:26379"]);

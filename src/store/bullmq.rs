@@ -193,6 +193,12 @@ impl BullMqQueue {
         self.ours.events().append(&raws).await
     }
 
+    /// Other-Redis mode, between steps 2 and 3: waits until hookrouter's Redis has the
+    /// appended entries on `[redis] min_replicas_acked` replicas ([`Store::replicated`]).
+    pub async fn replicated(&self) -> StoreResult<()> {
+        self.ours.replicated().await
+    }
+
     /// Other-Redis mode, step 3: removes published jobs from BullMQ; returns how many were
     /// still held under our lock (fewer means some lock expired: they may be appended twice).
     pub async fn finish(&self, jobs: &[Job], entries: &[StreamId], token: &str) -> StoreResult<usize> {

@@ -77,6 +77,9 @@ pub enum StoreError {
     /// A write for a webhook whose lease this instance no longer holds was refused.
     #[error("this instance no longer holds the webhook's lease")]
     Fenced,
+    /// Fewer replicas than `[redis] min_replicas_acked` confirmed the writes so far in time.
+    #[error("{acked} of the {wanted} Redis replicas required (redis.min_replicas_acked) confirmed the write in time")]
+    NotReplicated { wanted: u32, acked: u64 },
     /// The Redis settings cannot be used (a TLS file missing or unreadable); names the key.
     #[error("{0}")]
     Config(String),
@@ -99,6 +102,11 @@ pub struct Store {
     conn: RedisConn,
     keys: Keys,
     timeout: Duration,
+    /// `[redis] min_replicas_acked`: how many replicas must confirm a write before it is
+    /// acknowledged ([`Store::replicated`]); 0 = none.
+    replicas: u32,
+    /// `[redis] replica_wait_ms`: how long [`Store::replicated`] waits for them.
+    replica_wait: Duration,
 }
 
 impl Store {
@@ -116,6 +124,8 @@ impl Store {
             conn,
             keys: Keys::new(&settings.prefix),
             timeout,
+            replicas: settings.min_replicas_acked,
+            replica_wait: Duration::from_millis(settings.replica_wait_ms),
         })
     }
 
@@ -213,6 +223,29 @@ impl Store {
     /// last named (None before they were asked).
     pub fn address(&self) -> Option<String> {
         self.conn.address()
+    }
+
+    /// Waits until `[redis] min_replicas_acked` replicas hold every write sent so far on the
+    /// shared connection (`WAIT`, which covers the writes of the connection it runs on), so
+    /// what is acknowledged next survives a failover; at once when that is 0. Too few in
+    /// `replica_wait_ms` is [`StoreError::NotReplicated`], a "not now" (503, retried).
+    pub async fn replicated(&self) -> StoreResult<()> {
+        if self.replicas == 0 {
+            return Ok(());
+        }
+        let mut conn = self.conn.clone();
+        let acked: u64 = redis::cmd("WAIT")
+            .arg(self.replicas)
+            .arg(self.replica_wait.as_millis() as u64)
+            .query_async(&mut conn)
+            .await?;
+        if acked < u64::from(self.replicas) {
+            return Err(StoreError::NotReplicated {
+                wanted: self.replicas,
+                acked,
+            });
+        }
+        Ok(())
     }
 
     /// What the server in use says it is (`ROLE`): `master`, `slave` or `sentinel`.
