@@ -202,6 +202,7 @@ async fn refuse_early(settings: &Settings, store: &Store) -> anyhow::Result<()> 
     if settings.bullmq.enabled && !settings.bullmq.url.is_empty() && settings.bullmq.url != settings.redis.url {
         let bull = crate::config::RedisSettings {
             url: settings.bullmq.url.clone(),
+            sentinels: Vec::new(),
             ..settings.redis.clone()
         };
         checks.push((Store::new(&bull)?, "bullmq.url", bull.url_for_logs()));

@@ -267,6 +267,12 @@ async fn finish(queue: &BullMqQueue, token: &str, mut held: Held) -> Result<(), 
             Err(e) => return Err((held, e)),
         },
     };
+    // The jobs leave BullMQ only once their stream entries would survive a failover of our
+    // Redis ([redis] min_replicas_acked). If not, they are appended again on the retry (the
+    // entries may be gone with a failed primary): a duplicate, never a loss.
+    if let Err(e) = queue.replicated().await {
+        return Err((held, e));
+    }
     match queue.finish(&held.jobs, &entries, token).await {
         Ok(ours) => {
             if ours < held.jobs.len() {

@@ -325,7 +325,11 @@ impl Handler<Poll> for QueueReader {
                     let message = "the consumer group was missing; recreated it";
                     return Err(CycleError::failed(made.is_ok().then_some(conn), message));
                 }
-                Err(e) => return Err(CycleError::redis(e)),
+                Err(e) => {
+                    // The primary may have moved (a failover): the next connection follows it.
+                    store.failed(&e).await;
+                    return Err(CycleError::redis(e));
+                }
             };
             let count = entries.len();
             if count == 0 {

@@ -42,6 +42,8 @@ pub async fn service(state: web::Data<ApiState>, request: HttpRequest) -> HttpRe
             success: true,
             redis,
             redis_error: None,
+            redis_address: None,
+            redis_role: None,
             instance: None,
             reader: None,
             lag: None,
@@ -50,10 +52,10 @@ pub async fn service(state: web::Data<ApiState>, request: HttpRequest) -> HttpRe
             bullmq: None,
         });
     }
-    let lag = if redis_up {
-        state.store.events().lag().await.ok()
+    let (lag, redis_role) = if redis_up {
+        (state.store.events().lag().await.ok(), state.store.role().await.ok())
     } else {
-        None
+        (None, None)
     };
     let (reader, actors, webhooks) = match &state.router {
         Some(router) => (
@@ -72,6 +74,8 @@ pub async fn service(state: web::Data<ApiState>, request: HttpRequest) -> HttpRe
         success: true,
         redis,
         redis_error,
+        redis_address: state.store.address(),
+        redis_role: Some(redis_role),
         instance: Some(state.instance.to_string()),
         reader: Some(reader.to_string()),
         lag: Some(lag),

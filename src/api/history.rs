@@ -84,7 +84,7 @@ pub async fn replay(
     if replayed > 0 {
         // Tell whichever instance delivers this webhook to read its queue.
         state.store.webhooks().announce(&Notice::Queue(id)).await?;
-        state.changed(id, None).await;
+        state.changed(id, None).await?;
     }
     Ok(HttpResponse::Ok().json(Replayed {
         success: true,

@@ -105,19 +105,23 @@ impl ApiState {
             .update(&id, change)
             .await?
             .ok_or(ApiError::WebhookNotFound)?;
-        self.changed(id, Some(version)).await;
+        self.changed(id, Some(version)).await?;
         Ok(webhook)
     }
 
     /// Applies a webhook change to this instance's supervisor before answering, so an event
     /// published after the response is routed with the change. Other instances learn of it
-    /// through the change feed.
-    async fn changed(&self, id: WebhookId, version: Option<u64>) {
+    /// through the change feed. With `[redis] min_replicas_acked`, waits first until the
+    /// change would survive a failover: too few replicas is a 503 (the change is made, and
+    /// made again when retried).
+    async fn changed(&self, id: WebhookId, version: Option<u64>) -> Result<(), ApiError> {
+        self.store.replicated().await?;
         if let Some(router) = &self.router {
             if let Err(error) = router.supervisor.send(WebhookChanged { id, version }).await {
                 tracing::warn!(webhook = %id, %error, "could not tell the supervisor about a change");
             }
         }
+        Ok(())
     }
 }
 

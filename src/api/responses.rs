@@ -136,6 +136,14 @@ pub struct ServiceHealth {
     /// the error. Shown only to callers with a valid token when tokens are configured.
     #[serde(rename = "redisError", skip_serializing_if = "Option::is_none")]
     pub redis_error: Option<String>,
+    /// The Redis server in use, `host:port`: `[redis] url`'s, or the primary the sentinels
+    /// named last. Shown only to callers with a valid token when tokens are configured.
+    #[serde(rename = "redisAddress", skip_serializing_if = "Option::is_none")]
+    pub redis_address: Option<String>,
+    /// What that server says it is (`ROLE`): `master`, or `slave` while a failover is under
+    /// way (null when it does not answer). Shown only to callers with a valid token.
+    #[serde(rename = "redisRole", skip_serializing_if = "Option::is_none")]
+    pub redis_role: Option<Option<String>>,
     /// This instance's name (`[instance] name`). Shown only to callers with a valid token when
     /// tokens are configured.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -147,7 +147,7 @@ pub async fn create(
         delivery,
     };
     let version = state.store.webhooks().create(&webhook).await?;
-    state.changed(webhook.id, Some(version)).await;
+    state.changed(webhook.id, Some(version)).await?;
     tracing::info!(webhook = %webhook.id, url = %webhook.url.redacted(), "webhook created");
     // Back-fill, up to now: events routed from here on were routed with the new webhook (the
     // fan-out refuses an index older than the write). One routed in between by another
@@ -247,7 +247,7 @@ pub async fn delete(
     }
     let deleted = state.store.webhooks().delete(&id).await?;
     if let Some(version) = deleted {
-        state.changed(id, Some(version)).await;
+        state.changed(id, Some(version)).await?;
         tracing::info!(webhook = %id, "webhook deleted");
     }
     // Deleted by someone else meanwhile: WildDuck answers `success: false` then.

@@ -116,6 +116,36 @@ impl Settings {
             "redis.cert_file",
             "and redis.key_file go together: set both (mutual TLS) or neither",
         );
+        check.rule(
+            self.redis.sentinels.iter().all(|s| {
+                s.rsplit_once(':')
+                    .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
+            }),
+            "redis.sentinels",
+            "each must be host:port, like 10.0.0.5:26379",
+        );
+        check.range(
+            "redis.min_replicas_acked",
+            u64::from(self.redis.min_replicas_acked),
+            0,
+            16,
+        );
+        check.rule(
+            self.redis.min_replicas_acked == 0
+                || (self.redis.replica_wait_ms >= 10 && self.redis.replica_wait_ms < self.redis.timeout_ms),
+            "redis.replica_wait_ms",
+            "must be from 10 and below redis.timeout_ms when redis.min_replicas_acked is set (the wait is one Redis command)",
+        );
+        check.rule(
+            self.redis.sentinels.is_empty() || !self.redis.master_name.is_empty(),
+            "redis.master_name",
+            "must be set when redis.sentinels is",
+        );
+        check.rule(
+            self.redis.sentinels.is_empty() || !self.redis.url.starts_with("unix:"),
+            "redis.url",
+            "must be a redis:// or rediss:// URL when redis.sentinels is set (its host and port are replaced by the sentinels' answer)",
+        );
         check.range("webhooks.resync_ms", self.webhooks.resync_ms, 100, HOUR_MS);
         check.range("events.max_bytes", self.events.max_bytes as u64, 64, 64 * MIB);
         check.range("events.batch_size", self.events.batch_size as u64, 1, 10_000);
@@ -334,6 +364,7 @@ fn environment() -> config::Environment {
         .list_separator(",")
         .with_list_parse_key("api.access_tokens")
         .with_list_parse_key("security.allow_cidrs")
+        .with_list_parse_key("redis.sentinels")
 }
 
 #[cfg(test)]
@@ -377,6 +408,33 @@ mod tests {
         let message = settings.validate().unwrap_err().to_string();
         assert!(message.contains("retry.jitter: must be a fraction"), "{message}");
         assert!(message.contains("api.listen: must be an IP address"), "{message}");
+    }
+
+    #[test]
+    fn sentinel_settings_are_checked() {
+        let mut settings = Settings::default();
+        settings.redis.sentinels = vec!["10.0.0.5:26379".into(), "10.0.0.6".into()];
+        settings.redis.master_name = String::new();
+        let message = settings.validate().unwrap_err().to_string();
+        assert!(message.contains("redis.sentinels: each must be host:port"), "{message}");
+        assert!(
+            message.contains("redis.master_name: must be set when redis.sentinels is"),
+            "{message}"
+        );
+        settings.redis.sentinels = vec!["10.0.0.5:26379".into()];
+        settings.redis.master_name = "mymaster".into();
+        settings.validate().expect("sentinels with a master name validate");
+        settings.redis.min_replicas_acked = 1;
+        settings.redis.replica_wait_ms = settings.redis.timeout_ms;
+        let message = settings.validate().unwrap_err().to_string();
+        assert!(
+            message.contains("redis.replica_wait_ms: must be from 10 and below redis.timeout_ms"),
+            "{message}"
+        );
+        settings.redis.replica_wait_ms = 1_000;
+        std::env::set_var("HOOKROUTER__REDIS__SENTINELS", "10.0.0.5:26379,10.0.0.6:26379");
+        let loaded = Settings::load(Path::new("/nonexistent.toml")).unwrap();
+        assert_eq!(loaded.redis.sentinels, ["10.0.0.5:26379", "10.0.0.6:26379"]);
     }
 
     #[test]

@@ -104,6 +104,21 @@ pub struct RedisSettings {
     pub cert_file: String,
     /// PEM private key of `cert_file`; "" = none.
     pub key_file: String,
+    /// Redis Sentinel addresses (`host:port`); when set, the primary is wherever they say
+    /// `master_name` is, and hookrouter follows a failover. [] = the fixed `url`.
+    pub sentinels: Vec<String>,
+    /// The name the sentinels monitor the primary under (`sentinel monitor <name> ...`).
+    pub master_name: String,
+    /// The sentinels' own password (`requirepass` of the sentinels); "" = none. The primary's
+    /// login stays in `url`.
+    pub sentinel_password: AccessToken,
+    /// Replicas that must confirm a write (`WAIT`) before hookrouter acknowledges it (an event
+    /// answered 200, a BullMQ job removed, a webhook change answered): what is acknowledged
+    /// then survives a failover. 0 = acknowledge at once, as a single Redis does.
+    pub min_replicas_acked: u32,
+    /// How long to wait for those replicas; past it the producer gets a 503 (try again) and
+    /// nothing is lost. Below `timeout_ms`, since the wait is one Redis command.
+    pub replica_wait_ms: u64,
 }
 
 impl RedisSettings {
@@ -129,6 +144,11 @@ impl Default for RedisSettings {
             ca_file: String::new(),
             cert_file: String::new(),
             key_file: String::new(),
+            sentinels: Vec::new(),
+            master_name: "mymaster".into(),
+            sentinel_password: AccessToken(String::new()),
+            min_replicas_acked: 0,
+            replica_wait_ms: 1_000,
         }
     }
 }

@@ -4,7 +4,8 @@
 //! an I/O error, no answer in time), it is loading its data after a restart (`LOADING`), a
 //! script runs too long (`BUSY`), a failover is under way (`MASTERDOWN`, `READONLY` from a
 //! primary turned replica, `TRYAGAIN`, `CLUSTERDOWN`), or too few replicas acknowledge writes
-//! (`NOREPLICAS`), or it refuses our login or TLS until the operator fixes the settings. None
+//! (`NOREPLICAS`), or fewer than `[redis] min_replicas_acked` confirm a write in time
+//! ([`StoreError::NotReplicated`]), or it refuses our login or TLS until the operator fixes the settings. None
 //! of these is a bug of ours, and the same request succeeds once Redis
 //! is back: [`StoreError::unavailable`] names which it is, so the API answers 503 with
 //! `Retry-After` instead of 500, and the actors wait and resume instead of counting a failure.
@@ -36,6 +37,9 @@ pub enum Unavailable {
     Failover,
     /// `NOREPLICAS`: fewer replicas than `min-replicas-to-write` acknowledge writes.
     NoReplicas,
+    /// Fewer replicas than `[redis] min_replicas_acked` confirmed a write within
+    /// `replica_wait_ms` (`WAIT`): it may not survive a failover, so it is not acknowledged.
+    NotReplicated,
     /// Redis refuses our password or our TLS (see [`super::refusal`]): the operator's to fix,
     /// and no bug of ours either.
     Refused,
@@ -51,6 +55,7 @@ impl Unavailable {
             Unavailable::Busy => "Redis is busy running a script",
             Unavailable::Failover => "Redis is failing over",
             Unavailable::NoReplicas => "Redis has too few replicas to accept writes",
+            Unavailable::NotReplicated => "too few Redis replicas confirmed the write in time",
             Unavailable::Refused => "Redis refuses hookrouter's login or TLS",
         }
     }
@@ -64,6 +69,7 @@ impl StoreError {
             StoreError::Redis(_) if super::refusal(self).is_some() => Some(Unavailable::Refused),
             StoreError::Redis(error) => redis_unavailable(error),
             StoreError::Timeout(_) => Some(Unavailable::TimedOut),
+            StoreError::NotReplicated { .. } => Some(Unavailable::NotReplicated),
             StoreError::Corrupt(_) | StoreError::Fenced | StoreError::Config(_) => None,
         }
     }

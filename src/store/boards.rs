@@ -7,18 +7,18 @@
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use super::RedisConn;
 
 use super::{Keys, StoreResult};
 
 #[derive(Clone)]
 pub struct BoardStore {
-    conn: ConnectionManager,
+    conn: RedisConn,
     keys: Keys,
 }
 
 impl BoardStore {
-    pub(super) fn new(conn: ConnectionManager, keys: Keys) -> BoardStore {
+    pub(super) fn new(conn: RedisConn, keys: Keys) -> BoardStore {
         BoardStore { conn, keys }
     }
 

@@ -94,6 +94,8 @@ impl BullMqQueue {
         } else {
             Store::new(&RedisSettings {
                 url: settings.url.clone(),
+                // BullMQ's own Redis is at its URL: the sentinels name hookrouter's primary.
+                sentinels: Vec::new(),
                 ..redis.clone()
             })?
         };
@@ -113,7 +115,7 @@ impl BullMqQueue {
     pub async fn placement(&self) -> StoreResult<Placement> {
         let ours = run_id(&self.ours).await?;
         let bull = run_id(&self.bull).await?;
-        let db = |store: &Store| store.client.get_connection_info().redis_settings().db();
+        let db = |store: &Store| store.db();
         Ok(if ours == bull && db(&self.ours) == db(&self.bull) {
             Placement::SameRedis
         } else {
@@ -189,6 +191,12 @@ impl BullMqQueue {
     pub async fn publish(&self, jobs: &[Job]) -> StoreResult<Vec<StreamId>> {
         let raws: Vec<Vec<u8>> = jobs.iter().map(|job| job.data.clone()).collect();
         self.ours.events().append(&raws).await
+    }
+
+    /// Other-Redis mode, between steps 2 and 3: waits until hookrouter's Redis has the
+    /// appended entries on `[redis] min_replicas_acked` replicas ([`Store::replicated`]).
+    pub async fn replicated(&self) -> StoreResult<()> {
+        self.ours.replicated().await
     }
 
     /// Other-Redis mode, step 3: removes published jobs from BullMQ; returns how many were

@@ -15,7 +15,7 @@
 //! | no attempt left in the log | `delivered`: it left the queue and is not a dead letter, which only a delivery does (or a purge of dead letters) |
 //! | no webhook | `webhookDeleted` |
 
-use redis::aio::ConnectionManager;
+use super::RedisConn;
 use redis::Value;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -59,11 +59,7 @@ pub struct DeliveryView {
     pub attempts: Vec<AttemptView>,
 }
 
-pub(super) async fn states(
-    conn: &ConnectionManager,
-    keys: &Keys,
-    kept: &RetainedEvent,
-) -> StoreResult<Vec<DeliveryView>> {
+pub(super) async fn states(conn: &RedisConn, keys: &Keys, kept: &RetainedEvent) -> StoreResult<Vec<DeliveryView>> {
     let shown = &kept.went[..kept.went.len().min(MAX_SHOWN)];
     if shown.is_empty() {
         return Ok(Vec::new());

@@ -11,7 +11,9 @@
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
-use redis::aio::{ConnectionManager, MultiplexedConnection};
+use redis::aio::MultiplexedConnection;
+
+use super::RedisConn;
 use redis::{Script, Value};
 
 use super::reply::{bytes, read_group_entries};
@@ -205,12 +207,12 @@ pub enum Fanout {
 
 #[derive(Clone)]
 pub struct EventStream {
-    conn: ConnectionManager,
+    conn: RedisConn,
     keys: Keys,
 }
 
 impl EventStream {
-    pub(super) fn new(conn: ConnectionManager, keys: Keys) -> EventStream {
+    pub(super) fn new(conn: RedisConn, keys: Keys) -> EventStream {
         EventStream { conn, keys }
     }
 

@@ -6,9 +6,9 @@
 
 use std::sync::LazyLock;
 
+use super::RedisConn;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use redis::aio::ConnectionManager;
 use redis::{Script, Value};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -116,12 +116,12 @@ pub struct RejectedView {
 
 #[derive(Clone)]
 pub struct HistoryStore {
-    conn: ConnectionManager,
+    conn: RedisConn,
     keys: Keys,
 }
 
 impl HistoryStore {
-    pub(super) fn new(conn: ConnectionManager, keys: Keys) -> HistoryStore {
+    pub(super) fn new(conn: RedisConn, keys: Keys) -> HistoryStore {
         HistoryStore { conn, keys }
     }
 

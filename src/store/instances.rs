@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use super::RedisConn;
 use redis::Script;
 
 use super::{Keys, StoreResult};
@@ -40,13 +40,13 @@ pub struct Beat {
 
 #[derive(Clone)]
 pub struct InstanceStore {
-    conn: ConnectionManager,
+    conn: RedisConn,
     keys: Keys,
     ttl: Duration,
 }
 
 impl InstanceStore {
-    pub(super) fn new(conn: ConnectionManager, keys: Keys, ttl: Duration) -> InstanceStore {
+    pub(super) fn new(conn: RedisConn, keys: Keys, ttl: Duration) -> InstanceStore {
         InstanceStore { conn, keys, ttl }
     }
 

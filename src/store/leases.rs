@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use super::RedisConn;
 use redis::{Script, Value};
 
 use super::{Keys, StoreResult};
@@ -69,13 +69,13 @@ impl fmt::Debug for Lease {
 
 #[derive(Clone)]
 pub struct LeaseStore {
-    conn: ConnectionManager,
+    conn: RedisConn,
     keys: Keys,
     ttl: Duration,
 }
 
 impl LeaseStore {
-    pub(super) fn new(conn: ConnectionManager, keys: Keys, ttl: Duration) -> LeaseStore {
+    pub(super) fn new(conn: RedisConn, keys: Keys, ttl: Duration) -> LeaseStore {
         LeaseStore { conn, keys, ttl }
     }
 

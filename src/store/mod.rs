@@ -1,7 +1,8 @@
 //! Everything hookrouter keeps in Redis, behind typed handles.
 //!
-//! [`Store`] owns the shared connection (a `ConnectionManager`, which reconnects by itself) and
-//! the key schema. Its handles each cover one part of the data: [`WebhookStore`] the webhook
+//! [`Store`] owns the shared connection ([`RedisConn`]: a `ConnectionManager`, which reconnects
+//! by itself, to the primary at `[redis] url` or, with Sentinel, wherever the sentinels say it
+//! is now) and the key schema. Its handles each cover one part of the data: [`WebhookStore`] the webhook
 //! records and their indexes, [`EventStream`] the producers' event stream and the atomic
 //! fan-out into per-webhook queues, [`QueueStore`] one webhook's queue, its due set of entries
 //! waiting for a retry, and its dead letters, [`HistoryStore`] what operators read back (attempt
@@ -24,6 +25,7 @@ mod bullmq;
 mod connect;
 mod deliveries;
 mod events;
+mod failover;
 mod history;
 mod instances;
 mod keys;
@@ -40,7 +42,7 @@ mod wildduck_tokens;
 
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::aio::{ConnectionManagerConfig, MultiplexedConnection};
 use redis::AsyncConnectionConfig;
 
 pub use attempts::{AttemptOutcome, AttemptRecord};
@@ -51,6 +53,7 @@ pub use bullmq::{BullMqQueue, Job, Placement, QueueState};
 pub use connect::refusal;
 pub use deliveries::{DeliveryState, DeliveryView, MAX_SHOWN};
 pub use events::{Appended, EventStream, Fanout, FanoutBatch, FanoutKeeping, FanoutRouter, RawEntry};
+pub use failover::{Primary, RedisConn};
 pub use history::{AttemptView, DeadLetterView, HistoryCursor, HistoryPage, HistoryStore, RejectedView};
 pub use instances::{Beat, InstanceStore, Member};
 pub use keys::{BullMqKeys, Keys, EVENTS_GROUP};
@@ -81,6 +84,9 @@ pub enum StoreError {
     /// A write for a webhook whose lease this instance no longer holds was refused.
     #[error("this instance no longer holds the webhook's lease")]
     Fenced,
+    /// Fewer replicas than `[redis] min_replicas_acked` confirmed the writes so far in time.
+    #[error("{acked} of the {wanted} Redis replicas required (redis.min_replicas_acked) confirmed the write in time")]
+    NotReplicated { wanted: u32, acked: u64 },
     /// The Redis settings cannot be used (a TLS file missing or unreadable); names the key.
     #[error("{0}")]
     Config(String),
@@ -99,29 +105,34 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// The service's handle on Redis. Cheap to clone; clones share one multiplexed connection.
 #[derive(Clone)]
 pub struct Store {
-    client: redis::Client,
-    conn: ConnectionManager,
+    /// The shared connection to the primary, which follows a Sentinel failover.
+    conn: RedisConn,
     keys: Keys,
     timeout: Duration,
+    /// `[redis] min_replicas_acked`: how many replicas must confirm a write before it is
+    /// acknowledged ([`Store::replicated`]); 0 = none.
+    replicas: u32,
+    /// `[redis] replica_wait_ms`: how long [`Store::replicated`] waits for them.
+    replica_wait: Duration,
 }
 
 impl Store {
     /// Builds the handle without connecting: the service starts (and reports Redis as down)
     /// when Redis is unreachable, and connects when it comes up.
     pub fn new(settings: &RedisSettings) -> StoreResult<Store> {
-        let client = connect::client(&settings.url, settings)?;
         let timeout = Duration::from_millis(settings.timeout_ms);
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout.min(Duration::from_secs(2))))
             .set_response_timeout(Some(timeout))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(500));
-        let conn = client.get_connection_manager_lazy(config)?;
+        let conn = RedisConn::new(settings, config)?;
         Ok(Store {
-            client,
             conn,
             keys: Keys::new(&settings.prefix),
             timeout,
+            replicas: settings.min_replicas_acked,
+            replica_wait: Duration::from_millis(settings.replica_wait_ms),
         })
     }
 
@@ -202,15 +213,79 @@ impl Store {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.timeout.min(Duration::from_secs(2))))
             .set_response_timeout(Some(block + self.timeout));
-        Ok(self
-            .client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await?)
+        let client = self.conn.client().await?;
+        match client.get_multiplexed_async_connection_with_config(&config).await {
+            Ok(conn) => Ok(conn),
+            Err(e) => {
+                self.conn.failed(&e).await;
+                Err(e.into())
+            }
+        }
     }
 
     /// A pub/sub connection (webhook change notifications).
     pub async fn pubsub(&self) -> StoreResult<redis::aio::PubSub> {
-        Ok(self.client.get_async_pubsub().await?)
+        let client = self.conn.client().await?;
+        match client.get_async_pubsub().await {
+            Ok(pubsub) => Ok(pubsub),
+            Err(e) => {
+                self.conn.failed(&e).await;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// The Redis server in use (`host:port`): `[redis] url`'s, or the primary the sentinels
+    /// last named (None before they were asked).
+    pub fn address(&self) -> Option<String> {
+        self.conn.address()
+    }
+
+    /// Waits until `[redis] min_replicas_acked` replicas hold every write sent so far on the
+    /// shared connection (`WAIT`, which covers the writes of the connection it runs on), so
+    /// what is acknowledged next survives a failover; at once when that is 0. Too few in
+    /// `replica_wait_ms` is [`StoreError::NotReplicated`], a "not now" (503, retried).
+    pub async fn replicated(&self) -> StoreResult<()> {
+        if self.replicas == 0 {
+            return Ok(());
+        }
+        let mut conn = self.conn.clone();
+        let acked: u64 = redis::cmd("WAIT")
+            .arg(self.replicas)
+            .arg(self.replica_wait.as_millis() as u64)
+            .query_async(&mut conn)
+            .await?;
+        if acked < u64::from(self.replicas) {
+            return Err(StoreError::NotReplicated {
+                wanted: self.replicas,
+                acked,
+            });
+        }
+        Ok(())
+    }
+
+    /// What the server in use says it is (`ROLE`): `master`, `slave` or `sentinel`.
+    pub async fn role(&self) -> StoreResult<String> {
+        let mut conn = self.conn.clone();
+        let role: Vec<redis::Value> = redis::cmd("ROLE").query_async(&mut conn).await?;
+        match role.first() {
+            Some(redis::Value::BulkString(name)) => Ok(String::from_utf8_lossy(name).into_owned()),
+            Some(redis::Value::SimpleString(name)) => Ok(name.clone()),
+            _ => Err(StoreError::Corrupt(format!("ROLE answered {role:?}"))),
+        }
+    }
+
+    /// The database number of the connection.
+    fn db(&self) -> i64 {
+        redis::aio::ConnectionLike::get_db(&self.conn)
+    }
+
+    /// Notes an error met on a connection of the caller's own (a blocking read): when it means
+    /// the primary may have moved, the sentinels are asked again.
+    pub async fn failed(&self, error: &StoreError) {
+        if let StoreError::Redis(e) = error {
+            self.conn.failed(e).await;
+        }
     }
 
     /// Whether Redis answers a PING within the command timeout.

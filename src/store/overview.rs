@@ -8,7 +8,7 @@
 
 use std::sync::LazyLock;
 
-use redis::aio::ConnectionManager;
+use super::RedisConn;
 use redis::{Script, Value};
 
 use super::reply::{bytes, items};
@@ -48,12 +48,12 @@ pub struct WebhookLine {
 
 #[derive(Clone)]
 pub struct OverviewStore {
-    conn: ConnectionManager,
+    conn: RedisConn,
     keys: Keys,
 }
 
 impl OverviewStore {
-    pub(super) fn new(conn: ConnectionManager, keys: Keys) -> OverviewStore {
+    pub(super) fn new(conn: RedisConn, keys: Keys) -> OverviewStore {
         OverviewStore { conn, keys }
     }
 

@@ -13,7 +13,7 @@
 
 use std::sync::{Arc, LazyLock};
 
-use redis::aio::ConnectionManager;
+use super::RedisConn;
 use redis::{Script, Value};
 
 use super::attempts::AttemptRecord;
@@ -173,12 +173,12 @@ impl Retention {
 
 #[derive(Clone)]
 pub struct QueueStore {
-    pub(super) conn: ConnectionManager,
+    pub(super) conn: RedisConn,
     pub(super) keys: Keys,
 }
 
 impl QueueStore {
-    pub(super) fn new(conn: ConnectionManager, keys: Keys) -> QueueStore {
+    pub(super) fn new(conn: RedisConn, keys: Keys) -> QueueStore {
         QueueStore { conn, keys }
     }
 

@@ -19,7 +19,7 @@
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
-use redis::aio::ConnectionManager;
+use super::RedisConn;
 use redis::{Script, Value};
 use serde::{Deserialize, Serialize};
 
@@ -107,12 +107,12 @@ pub enum Stepped {
 
 #[derive(Clone)]
 pub struct ReplayStore {
-    conn: ConnectionManager,
+    conn: RedisConn,
     keys: Keys,
 }
 
 impl ReplayStore {
-    pub(super) fn new(conn: ConnectionManager, keys: Keys) -> ReplayStore {
+    pub(super) fn new(conn: RedisConn, keys: Keys) -> ReplayStore {
         ReplayStore { conn, keys }
     }
 

@@ -17,8 +17,8 @@
 
 use std::sync::LazyLock;
 
+use super::RedisConn;
 use bytes::Bytes;
-use redis::aio::ConnectionManager;
 use redis::{Script, Value};
 
 use super::reply::{entries, Entry};
@@ -131,12 +131,12 @@ pub enum Direction {
 
 #[derive(Clone)]
 pub struct RetainedStore {
-    conn: ConnectionManager,
+    conn: RedisConn,
     keys: Keys,
 }
 
 impl RetainedStore {
-    pub(super) fn new(conn: ConnectionManager, keys: Keys) -> RetainedStore {
+    pub(super) fn new(conn: RedisConn, keys: Keys) -> RetainedStore {
         RetainedStore { conn, keys }
     }
 

@@ -6,18 +6,18 @@
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use super::RedisConn;
 
 use super::{Keys, StoreResult};
 
 #[derive(Clone)]
 pub struct TicketStore {
-    conn: ConnectionManager,
+    conn: RedisConn,
     keys: Keys,
 }
 
 impl TicketStore {
-    pub(super) fn new(conn: ConnectionManager, keys: Keys) -> TicketStore {
+    pub(super) fn new(conn: RedisConn, keys: Keys) -> TicketStore {
         TicketStore { conn, keys }
     }
 

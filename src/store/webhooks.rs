@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
-use redis::aio::ConnectionManager;
+use super::RedisConn;
 use redis::Script;
 
 use super::{Keys, StoreError, StoreResult};
@@ -176,12 +176,12 @@ pub struct WebhookPage {
 
 #[derive(Clone)]
 pub struct WebhookStore {
-    conn: ConnectionManager,
+    conn: RedisConn,
     keys: Keys,
 }
 
 impl WebhookStore {
-    pub(super) fn new(conn: ConnectionManager, keys: Keys) -> WebhookStore {
+    pub(super) fn new(conn: RedisConn, keys: Keys) -> WebhookStore {
         WebhookStore { conn, keys }
     }
 

@@ -17,6 +17,7 @@ pub mod ports;
 pub mod process;
 pub mod python;
 mod receiver;
+pub mod redis_process;
 pub mod tcp;
 pub mod tls;
 

@@ -1,0 +1,279 @@
+//! Redis behind Sentinel, with real processes on loopback: a primary, one replica and three
+//! sentinels (down after 1 s). The primary is killed (`kill -9`) under steady `POST /events`
+//! load through two instances; hookrouter must follow the sentinels to the new primary,
+//! resume delivering within the failover time plus a few seconds, deliver every event it
+//! answered 200 to every webhook, keep one owner per webhook, and take the old primary's
+//! return as a replica without an error.
+
+mod support;
+
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use support::process::{RedisProcess, ServiceProcess};
+use support::{eventually, unique_prefix, Receiver};
+
+const MASTER: &str = "hrtest";
+const WEBHOOKS: usize = 3;
+
+/// A redis command against the server on `port`.
+async fn ask<T: redis::FromRedisValue>(port: u16, cmd: &redis::Cmd) -> Option<T> {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).ok()?;
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(Duration::from_millis(500)))
+        .set_response_timeout(Some(Duration::from_millis(500)));
+    let mut conn = client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+        .ok()?;
+    cmd.query_async(&mut conn).await.ok()
+}
+
+/// What the server on `port` says it is: `master` or `slave`.
+async fn role(port: u16) -> Option<String> {
+    let role: Vec<redis::Value> = ask(port, &redis::cmd("ROLE")).await?;
+    match role.first()? {
+        redis::Value::BulkString(name) => Some(String::from_utf8_lossy(name).into_owned()),
+        _ => None,
+    }
+}
+
+/// The primary's port as a sentinel names it.
+async fn named_primary(sentinel: u16) -> Option<u16> {
+    let mut cmd = redis::cmd("SENTINEL");
+    cmd.arg("GET-MASTER-ADDR-BY-NAME").arg(MASTER);
+    let (_, port): (String, u16) = ask(sentinel, &cmd).await?;
+    Some(port)
+}
+
+/// A field of `SENTINEL MASTER <name>` as a sentinel reports it.
+async fn master_field(sentinel: u16, field: &str) -> Option<String> {
+    let mut cmd = redis::cmd("SENTINEL");
+    cmd.arg("MASTER").arg(MASTER);
+    let fields: HashMap<String, String> = ask(sentinel, &cmd).await?;
+    fields.get(field).cloned()
+}
+
+/// One `POST /events` answer: the event's number and the status (0: no answer).
+type Answer = (u64, u16);
+
+#[actix_web::test]
+async fn a_primary_killed_under_load_fails_over_and_delivery_resumes() {
+    let mut primary = RedisProcess::unstarted();
+    primary.start().await;
+    let mut replica = RedisProcess::replica_of(primary.port);
+    replica.start().await;
+    let mut sentinels: Vec<RedisProcess> = (0..3).map(|_| RedisProcess::sentinel(MASTER, primary.port)).collect();
+    for sentinel in &mut sentinels {
+        sentinel.start().await;
+    }
+    // Every sentinel knows the replica and the two other sentinels before the primary dies.
+    for sentinel in &sentinels {
+        eventually(
+            "the sentinels to know each other and the replica",
+            Duration::from_secs(20),
+            || async {
+                let others = master_field(sentinel.port, "num-other-sentinels").await?;
+                let replicas = master_field(sentinel.port, "num-slaves").await?;
+                (others == "2" && replicas == "1").then_some(())
+            },
+        )
+        .await;
+    }
+
+    let prefix = unique_prefix();
+    let addresses: Vec<String> = sentinels.iter().map(|s| format!("127.0.0.1:{}", s.port)).collect();
+    let env = [
+        ("HOOKROUTER__REDIS__SENTINELS", addresses.join(",")),
+        ("HOOKROUTER__REDIS__MASTER_NAME", MASTER.to_string()),
+        ("HOOKROUTER__REDIS__TIMEOUT_MS", "1000".to_string()),
+        ("HOOKROUTER__LEASES__TTL_MS", "4000".to_string()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    // The URL's host and port are replaced by the sentinels' answer: a dead port shows it.
+    let url = "redis://127.0.0.1:1";
+    let logs: Vec<_> = (0..2)
+        .map(|n| std::env::temp_dir().join(format!("{prefix}-{n}.log")))
+        .collect();
+    let services: Vec<ServiceProcess> = logs
+        .iter()
+        .map(|log| ServiceProcess::start_logging(url, &prefix, &env, Some(log)))
+        .collect();
+    for service in &services {
+        service.wait_until_reading().await;
+    }
+    let receiver = Receiver::ok();
+    for n in 0..WEBHOOKS {
+        services[n % 2]
+            .create_webhook(&format!("{}/{n}", receiver.url()), &["*"])
+            .await;
+    }
+    let (_, health) = services[0].health().await.expect("health");
+    assert_eq!(
+        health["redisAddress"],
+        format!("127.0.0.1:{}", primary.port),
+        "{health}"
+    );
+    assert_eq!(health["redisRole"], "master", "{health}");
+
+    // The producer: POST /events one after another through both instances, numbered.
+    let answers: Rc<RefCell<Vec<Answer>>> = Rc::default();
+    let stop = Rc::new(std::cell::Cell::new(false));
+    let producer = {
+        let (answers, stop) = (answers.clone(), stop.clone());
+        let urls: Vec<String> = services.iter().map(|s| s.url("/events")).collect();
+        actix_rt::spawn(async move {
+            let client = awc::Client::builder().timeout(Duration::from_secs(5)).finish();
+            let mut n = 0u64;
+            while !stop.get() {
+                let body = json!({"ev": "message.new", "n": n});
+                let status = match client.post(&urls[n as usize % 2]).send_json(&body).await {
+                    Ok(response) => response.status().as_u16(),
+                    Err(_) => 0,
+                };
+                answers.borrow_mut().push((n, status));
+                n += 1;
+                actix_rt::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+    let accepted = || answers.borrow().iter().filter(|(_, s)| *s == 200).count();
+    eventually("50 events accepted", Duration::from_secs(15), || async {
+        (accepted() >= 50).then_some(())
+    })
+    .await;
+
+    // kill -9 the primary.
+    primary.stop();
+    let killed = Instant::now();
+    let sent_at_kill = answers.borrow().len() as u64;
+    let new_primary = eventually(
+        "the sentinels to promote the replica",
+        Duration::from_secs(20),
+        || async {
+            let port = named_primary(sentinels[0].port).await?;
+            (port == replica.port).then_some(port)
+        },
+    )
+    .await;
+    let promoted = killed.elapsed();
+    // Delivery resumes: an event sent after the promotion reaches every webhook.
+    let resumed_from = answers.borrow().len() as u64;
+    let delivered_n = |n: u64| {
+        receiver
+            .received()
+            .iter()
+            .filter(|r| r.json()["n"].as_u64() == Some(n))
+            .count()
+    };
+    eventually("delivery to resume", Duration::from_secs(10), || async {
+        let last = answers
+            .borrow()
+            .iter()
+            .rev()
+            .find(|(n, s)| *n >= resumed_from && *s == 200)
+            .copied()?;
+        (delivered_n(last.0) == WEBHOOKS).then_some(())
+    })
+    .await;
+    let resumed = killed.elapsed();
+
+    // The old primary comes back, empty, and the sentinels make it a replica of the new one.
+    primary.start().await;
+    eventually(
+        "the old primary to become a replica",
+        Duration::from_secs(20),
+        || async { (role(primary.port).await? == "slave").then_some(()) },
+    )
+    .await;
+    let back = accepted();
+    eventually("100 more events accepted", Duration::from_secs(15), || async {
+        (accepted() >= back + 100).then_some(())
+    })
+    .await;
+    stop.set(true);
+    producer.await.expect("the producer ends");
+
+    // Every event answered 200 reaches every webhook; none twice more than once.
+    let answers = answers.borrow().clone();
+    let accepted: HashSet<u64> = answers.iter().filter(|(_, s)| *s == 200).map(|(n, _)| *n).collect();
+    let pairs = eventually(
+        "every accepted event delivered to every webhook",
+        Duration::from_secs(30),
+        || async {
+            let mut pairs: HashMap<(String, u64), usize> = HashMap::new();
+            for request in receiver.received() {
+                let webhook = request.header("webhook-id").unwrap_or_default();
+                let webhook = webhook.split(':').next().unwrap_or_default().to_string();
+                let n = request.json()["n"].as_u64().expect("a numbered event");
+                *pairs.entry((webhook, n)).or_default() += 1;
+            }
+            let mut webhooks_of: HashMap<u64, usize> = HashMap::new();
+            for (_, n) in pairs.keys() {
+                *webhooks_of.entry(*n).or_default() += 1;
+            }
+            let complete = accepted.iter().all(|n| webhooks_of.get(n) == Some(&WEBHOOKS));
+            complete.then_some(pairs)
+        },
+    )
+    .await;
+    let duplicates: usize = pairs.values().map(|c| c - 1).sum();
+    let statuses = answers.iter().fold(HashMap::<u16, usize>::new(), |mut m, (_, s)| {
+        *m.entry(*s).or_default() += 1;
+        m
+    });
+    println!(
+        "sentinel failover: promoted {promoted:?} after the kill, delivery resumed {resumed:?} after it; \
+         {} events sent ({sent_at_kill} before the kill), answers {statuses:?}; {} pairs delivered, \
+         {duplicates} duplicates",
+        answers.len(),
+        pairs.len()
+    );
+    assert!(
+        resumed < promoted + Duration::from_secs(5),
+        "delivery resumed within 5 s of the promotion"
+    );
+    assert!(pairs.values().all(|c| *c <= 2), "no pair delivered more than twice");
+    for (n, status) in &answers {
+        assert!(
+            matches!(status, 200 | 503),
+            "event {n}: every answer is 200 or 503 (try again), got {status}"
+        );
+    }
+
+    // One owner per webhook: the webhooks each instance delivers add up to the webhooks.
+    eventually("one owner per webhook", Duration::from_secs(20), || async {
+        let mut owned = 0;
+        for service in &services {
+            let (_, health) = service.health().await?;
+            owned += health["webhooks"].as_u64()?;
+        }
+        (owned == WEBHOOKS as u64).then_some(())
+    })
+    .await;
+    for service in &services {
+        let (_, health) = service.health().await.expect("health");
+        assert_eq!(health["redisAddress"], format!("127.0.0.1:{new_primary}"), "{health}");
+        assert_eq!(health["redisRole"], "master", "{health}");
+    }
+
+    // Each instance logs the failover once, with both addresses, and no error.
+    for log in &logs {
+        let output = std::fs::read_to_string(log).unwrap_or_default();
+        let _ = std::fs::remove_file(log);
+        let switches: Vec<&str> = output.lines().filter(|l| l.contains("Redis failed over")).collect();
+        assert_eq!(switches.len(), 1, "one failover line:\n{output}");
+        let old = format!("127.0.0.1:{}", primary.port);
+        let new = format!("127.0.0.1:{new_primary}");
+        assert!(
+            switches[0].contains(&old) && switches[0].contains(&new),
+            "{}",
+            switches[0]
+        );
+        let errors: Vec<&str> = output.lines().filter(|l| l.contains("ERROR")).collect();
+        assert!(errors.is_empty(), "no errors logged: {errors:#?}");
+    }
+}
