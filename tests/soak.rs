@@ -295,6 +295,9 @@ async fn change_webhook(
                         until: None,
                     }),
                 ),
+                // A 5xx may come after the change was written (Redis ran it, its answer was
+                // lost): which version routed later events is not known.
+                Some((status, _)) if status >= 500 => webhook.uncertain = true,
                 Some(_) => {}
                 None => webhook.uncertain = true,
             }
@@ -303,6 +306,7 @@ async fn change_webhook(
             let asked = Instant::now();
             match fleet.api("DELETE", &path(""), None).await {
                 Some((200, _)) => webhooks[index].changed(asked, None),
+                Some((status, _)) if status >= 500 => webhooks[index].uncertain = true,
                 Some(_) => {}
                 None => webhooks[index].uncertain = true,
             }
