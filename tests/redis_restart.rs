@@ -179,15 +179,7 @@ async fn a_redis_loading_its_data_answers_producers_with_503_never_500() {
     // same, its reply lost in the kill: delivered or not, it was never acknowledged.)
     let accepted: HashSet<u64> = events.iter().filter(|a| a.status == 200).map(|a| a.n).collect();
     let sent: HashSet<u64> = events.iter().map(|a| a.n).collect();
-    let delivered = eventually("every accepted event delivered", Duration::from_secs(30), || async {
-        let delivered: HashSet<u64> = receiver
-            .received()
-            .iter()
-            .filter_map(|r| r.json()["n"].as_u64())
-            .collect();
-        accepted.is_subset(&delivered).then_some(delivered)
-    })
-    .await;
+    let delivered = receiver.wait_for_numbers(&accepted, Duration::from_secs(30)).await;
     assert!(delivered.is_subset(&sent), "nothing delivered that was not sent");
 
     // The API's document says so, for clients and for the fuzzer that holds the API to it.

@@ -91,19 +91,7 @@ async fn with_min_replicas_acked_nothing_is_acknowledged_that_the_replica_lacks(
 
     // Every event answered 200 is delivered. The ones answered 503 were written to the
     // primary all the same (only not confirmed): delivered too, or retried by the producer.
-    let delivered = eventually(
-        "every acknowledged event delivered",
-        Duration::from_secs(20),
-        || async {
-            let delivered: HashSet<u64> = receiver
-                .received()
-                .iter()
-                .filter_map(|r| r.json()["n"].as_u64())
-                .collect();
-            accepted.is_subset(&delivered).then_some(delivered)
-        },
-    )
-    .await;
+    let delivered = receiver.wait_for_numbers(&accepted, Duration::from_secs(20)).await;
     println!(
         "min_replicas_acked = 1: {} events answered 200, all delivered; 5 answered 503 with the replica down \
          ({} of them delivered all the same)",

@@ -52,15 +52,6 @@ impl Drop for StateWatch {
     }
 }
 
-/// Distinct `n` of the events a receiver got (answered 2xx or not).
-fn numbers(receiver: &Receiver) -> HashSet<u64> {
-    receiver
-        .received()
-        .iter()
-        .filter_map(|r| r.json()["n"].as_u64())
-        .collect()
-}
-
 #[actix_web::test]
 async fn a_few_refused_events_never_hold_up_their_webhook() {
     const EVENTS: u64 = 1_000;
@@ -91,7 +82,7 @@ async fn a_few_refused_events_never_hold_up_their_webhook() {
     let clean_took = started.elapsed();
     let good: HashSet<u64> = (0..EVENTS).filter(|n| n % 50 != 0).collect();
     eventually("every good event at the picky receiver", WAIT, || async {
-        good.is_subset(&numbers(&picky)).then_some(())
+        good.is_subset(&picky.numbers()).then_some(())
     })
     .await;
     let picky_took = started.elapsed();
@@ -245,7 +236,7 @@ async fn retry_now_probes_at_once_and_makes_every_waiting_entry_due() {
     assert_eq!((status, reply), (200, json!({"success": true})));
     let failed = health["failed"].as_u64().unwrap() as usize;
     eventually("all 10 delivered", Duration::from_secs(5), || async {
-        (numbers(&receiver).len() == 10 && receiver.count() == failed + 10).then_some(())
+        (receiver.numbers().len() == 10 && receiver.count() == failed + 10).then_some(())
     })
     .await;
     let health = app.health_until(&id, "a drained queue", |h| h["backlog"] == 0).await;
@@ -298,7 +289,7 @@ async fn resume_and_re_enable_probe_at_once() {
         assert_eq!(status, 200);
         let probed = Instant::now();
         eventually(&format!("the probe after {start}"), Duration::from_secs(5), || async {
-            numbers(&receiver).contains(&(round as u64 * 10 + 1)).then_some(())
+            receiver.numbers().contains(&(round as u64 * 10 + 1)).then_some(())
         })
         .await;
         let health = app

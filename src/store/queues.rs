@@ -72,6 +72,9 @@ pub struct Fetched {
     /// For [`RetryLookup::LookAndLearn`]: the queue's last entry if any entry had retry state
     /// (`Some(Some(tail))`), or `Some(None)` when none had.
     pub tried_up_to: Option<Option<StreamId>>,
+    /// The first entry skipped for its retry state (it waits in the due set), for the actor's
+    /// trail.
+    pub first_with_state: Option<StreamId>,
 }
 
 /// A webhook's run of failures, kept so a restart does not forget an open circuit.
@@ -236,10 +239,12 @@ impl QueueStore {
             last: rows.last().map(|row| row.id),
             read: rows.len(),
             tried_up_to,
+            first_with_state: None,
         };
         let mut unreadable = Vec::new();
         for (row, state) in rows.iter().zip(states) {
             if state.is_some() {
+                fetched.first_with_state.get_or_insert(row.id);
                 continue;
             }
             match decode_entry(row, None) {

@@ -197,6 +197,26 @@ impl Receiver {
         counts
     }
 
+    /// The distinct `n` fields of the events received (answered 2xx or not): the tests number
+    /// their events.
+    pub fn numbers(&self) -> std::collections::HashSet<u64> {
+        self.received().iter().filter_map(|r| r.json()["n"].as_u64()).collect()
+    }
+
+    /// Waits until every event numbered in `wanted` arrived; returns every number received.
+    pub async fn wait_for_numbers(
+        &self,
+        wanted: &std::collections::HashSet<u64>,
+        timeout: Duration,
+    ) -> std::collections::HashSet<u64> {
+        let what = format!("{} numbered events at {}", wanted.len(), self.url());
+        super::eventually(&what, timeout, || async {
+            let numbers = self.numbers();
+            wanted.is_subset(&numbers).then_some(numbers)
+        })
+        .await
+    }
+
     /// Waits until at least `n` requests arrived.
     pub async fn wait_for(&self, n: usize, timeout: Duration) -> Vec<Received> {
         super::eventually(&format!("{n} requests at {}", self.url()), timeout, || async {

@@ -245,7 +245,7 @@ impl DeliveryActor {
             "state={:?} cursor={:?} caught_up={} fetching={} window={} settled={} writing={} writes={} \
              redis_retries={} waiting={} next_due={:?} retries_ready={} retries_reading={} retry_timer={} \
              circuit_open={} failures={} probe_ready={} probe_timer={} top_up_timer={} flush_timer={} \
-             pace_timer={} host_wait={} host_permits={} limit={} now={}",
+             pace_timer={} host_wait={} host_permits={} limit={} now={} trail=[{}]",
             self.state(),
             self.cursor.map(|c| c.to_string()),
             self.caught_up,
@@ -271,6 +271,7 @@ impl DeliveryActor {
             self.host.held(),
             self.pacing.limit(),
             now_ms(),
+            self.trail,
         )
     }
 }

@@ -10,6 +10,7 @@
 
 use actix::prelude::*;
 
+use super::trail::Step;
 use super::DeliveryActor;
 
 impl DeliveryActor {
@@ -20,6 +21,7 @@ impl DeliveryActor {
         ctx.spawn(acquire.into_actor(self).map(|result, act, ctx| match result {
             Ok(true) => {
                 act.leased = true;
+                act.trail.push(Step::Leased);
                 act.prepare_retries(ctx);
                 act.fill(ctx);
                 act.report_changed(ctx);

@@ -41,6 +41,7 @@ mod retries;
 mod sender;
 mod setup;
 mod slots;
+mod trail;
 mod upkeep;
 mod window;
 
@@ -163,6 +164,8 @@ pub struct DeliveryActor {
     redis_retries: usize,
     /// The self-check's memory between runs.
     audit: audit::Audit,
+    /// The last steps (reads, hand-overs, rewinds, outcomes), printed with a violation.
+    trail: trail::Trail,
     circuit: Circuit,
     stats: Stats,
     /// Attempts and latency of the last 5 minutes, for reports (boxed: ~1.5 KB).
@@ -235,6 +238,7 @@ impl DeliveryActor {
             writes: 0,
             redis_retries: 0,
             audit: audit::Audit::default(),
+            trail: trail::Trail::default(),
             stats: Stats::default(),
             rates: Box::default(),
             report_due: false,

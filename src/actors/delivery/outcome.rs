@@ -13,6 +13,7 @@ use actix::prelude::*;
 
 use super::circuit::{Failure, Transition};
 use super::sender::{Attempt, Verdict};
+use super::trail::{Flush, Step};
 use super::{DeliveryActor, FLUSH_DELAY};
 
 /// An overload failure is spared (not counted) when the receiver answered a 2xx this recently.
@@ -182,6 +183,13 @@ impl DeliveryActor {
     /// Queues an outcome for the next flush: at once when a batch waits (they hold
     /// window room), else [`FLUSH_DELAY`] after the first one queued.
     fn record(&mut self, entry: StreamId, record: AttemptRecord, after: AfterAttempt, ctx: &mut Context<Self>) {
+        let kind = match (&record.outcome, &after) {
+            (AttemptOutcome::Gone, _) => 'g',
+            (_, AfterAttempt::Delivered { .. }) => 'd',
+            (_, AfterAttempt::Retry { .. }) => 'r',
+            (_, AfterAttempt::Dead(_)) => 'x',
+        };
+        self.trail.push(Step::Outcome { entry, kind });
         self.settled.push(Settled {
             entry,
             record,
@@ -250,6 +258,15 @@ impl DeliveryActor {
             for written in &settled {
                 act.writing.remove(&written.entry);
             }
+            let flushed = match &result {
+                Ok(_) => Flush::Written,
+                Err(StoreError::Fenced) => Flush::Fenced,
+                Err(_) => Flush::Failed,
+            };
+            act.trail.push(Step::Flushed {
+                count: settled.len(),
+                result: flushed,
+            });
             match result {
                 Ok(logged) => {
                     act.upkeep.landed(logged, settled.len());

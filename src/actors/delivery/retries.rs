@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use actix::prelude::*;
 
+use super::trail::Step;
 use super::DeliveryActor;
 use crate::clock::{now_ms, wait_until};
 use crate::domain::StreamId;
@@ -157,6 +158,10 @@ impl DeliveryActor {
         ctx.spawn(take.into_actor(self).map(|result, act, ctx| {
             match result {
                 Ok(taken) => {
+                    act.trail.push(Step::TookRetries {
+                        count: taken.deliveries.len(),
+                        first: taken.deliveries.first().map(|d| d.entry),
+                    });
                     act.retries.end_read(taken.left);
                     if act.active() {
                         for delivery in taken.deliveries {

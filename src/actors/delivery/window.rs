@@ -15,6 +15,7 @@ use actix::prelude::*;
 
 use super::hosts::{host_key, Holder};
 use super::slots::Slot;
+use super::trail::Step;
 use super::{sender, DeliveryActor, Tried, TOP_UP_AFTER};
 use crate::clock::now_ms;
 use crate::domain::{DeliveryId, PreparedEvent, RateLimit, StreamId, Webhook};
@@ -136,7 +137,9 @@ impl DeliveryActor {
         }
         let read_up_to_it = before.is_none_or(|before| !self.is_after_cursor(before));
         let may_take = self.caught_up && read_up_to_it && !self.fetching && self.fresh_allowed();
-        if may_take && self.room() > 0 && self.clearance(1, ctx) > 0 {
+        let took = may_take && self.room() > 0 && self.clearance(1, ctx) > 0;
+        self.trail.push(Step::Intake { entry, before, took });
+        if took {
             self.cursor = Some(entry);
             let delivery = QueuedDelivery {
                 entry,
@@ -160,6 +163,10 @@ impl DeliveryActor {
         let Some(cursor) = self.cursor.filter(|cursor| first <= *cursor) else {
             return;
         };
+        self.trail.push(Step::Rewind {
+            first,
+            from: self.cursor,
+        });
         self.epoch += 1;
         self.cursor = first.predecessor();
         self.tried = match self.tried {
@@ -266,14 +273,29 @@ impl DeliveryActor {
         let epoch = self.epoch;
         let (queue, webhook, cursor) = (self.queue.clone(), self.webhook.id, self.cursor);
         let (lookup, lease) = (self.retry_lookup(), self.lease.clone());
+        self.trail.push(Step::Read {
+            after: cursor,
+            count,
+            epoch,
+        });
         let fetch = async move { queue.fetch(&webhook, &lease, cursor, count, lookup).await };
         ctx.spawn(fetch.into_actor(self).map(move |result, act, ctx| {
             act.fetching = false;
             let written_during_read = std::mem::take(&mut act.written_during_read);
-            if epoch != act.epoch {
-                return act.fill(ctx);
-            }
             match result {
+                Ok(fetched) if epoch != act.epoch => {
+                    act.trail.push(Step::ReadDone {
+                        last: fetched.last,
+                        read: fetched.read,
+                        fresh: fetched.deliveries.len(),
+                        taken: 0,
+                        first_with_state: fetched.first_with_state,
+                        stale: true,
+                        caught_up: act.caught_up,
+                    });
+                    act.fill(ctx);
+                }
+                _ if epoch != act.epoch => act.fill(ctx),
                 Ok(fetched) => {
                     if let Some(tried) = fetched.tried_up_to {
                         act.tried = tried.map_or(Tried::Nothing, Tried::UpTo);
@@ -281,18 +303,34 @@ impl DeliveryActor {
                     if let Some(last) = fetched.last.filter(|last| act.is_after_cursor(*last)) {
                         act.cursor = Some(last);
                     }
+                    let fresh = fetched.deliveries.len();
+                    let mut taken = 0;
                     for delivery in fetched.deliveries {
                         let known = act.taken(&delivery.entry) || written_during_read.contains(&delivery.entry);
                         if !known && act.active() {
+                            taken += 1;
                             act.take(delivery, ctx);
                         }
                     }
                     act.caught_up = fetched.read < count && !act.missed;
                     act.missed = false;
+                    act.trail.push(Step::ReadDone {
+                        last: fetched.last,
+                        read: fetched.read,
+                        fresh,
+                        taken,
+                        first_with_state: fetched.first_with_state,
+                        stale: false,
+                        caught_up: act.caught_up,
+                    });
                     act.fill(ctx);
                 }
-                Err(StoreError::Fenced) => act.lease_lost(ctx),
+                Err(StoreError::Fenced) => {
+                    act.trail.push(Step::ReadFailed { fenced: true });
+                    act.lease_lost(ctx)
+                }
                 Err(error) => {
+                    act.trail.push(Step::ReadFailed { fenced: false });
                     act.redis_failed(&error, "reading the webhook queue failed; retrying");
                     act.after_redis_error(ctx, |act, ctx| act.fill(ctx));
                 }
@@ -392,11 +430,14 @@ impl DeliveryActor {
         }
         self.webhook = webhook;
         if was_active && !self.active() {
+            self.trail.push(Step::Active(false));
             self.release(ctx);
         }
         if !was_active && self.active() {
             // Enabled or resumed: read the whole queue again (it holds what queued meanwhile),
             // and find out at once whether the endpoint answers.
+            self.trail.push(Step::Active(true));
+            self.trail.push(Step::Reset);
             self.epoch += 1;
             self.cursor = None;
             self.tried = Tried::Unknown;
