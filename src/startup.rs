@@ -237,23 +237,26 @@ fn watch_redis(store: Store, url: String) {
                     let now = std::time::Instant::now();
                     down = Some((now, now));
                 }
-                (Err(error), None) if refusal(&error).is_some() => {
-                    let why = refusal(&error).unwrap_or_default();
-                    tracing::warn!(redis = %url, "redis is unreachable: {why}; retrying");
-                    let now = std::time::Instant::now();
-                    down = Some((now, now));
-                }
                 (Err(error), None) => {
-                    tracing::warn!(redis = %url, %error, "redis is unreachable; retrying");
+                    // In words: a refused login or certificate (the words alone), or what Redis
+                    // says (out of memory, unable to save, failing over) with the error.
+                    match refusal(&error) {
+                        Some(why) => tracing::warn!(redis = %url, "redis cannot serve: {why}; retrying"),
+                        None => {
+                            let why = error.unavailable().map_or("Redis is unreachable", |why| why.describe());
+                            tracing::warn!(redis = %url, %error, "redis cannot serve: {why}; retrying");
+                        }
+                    }
                     let now = std::time::Instant::now();
                     down = Some((now, now));
                 }
                 (Err(error), Some((since, warned))) if warned.elapsed() >= WARN_EVERY => {
+                    let why = error.unavailable().map_or("Redis is unreachable", |why| why.describe());
                     tracing::warn!(
                         redis = %url,
                         %error,
                         down_for_s = since.elapsed().as_secs(),
-                        "redis is still unreachable; nothing is read or delivered meanwhile"
+                        "redis still cannot serve: {why}; nothing is read or delivered meanwhile"
                     );
                     down = Some((since, std::time::Instant::now()));
                 }

@@ -10,51 +10,14 @@ use std::collections::{BTreeMap, HashSet};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::json;
+use support::answer::{call, Answer};
 use support::process::{RedisProcess, ServiceProcess};
 use support::{eventually, unique_prefix, Receiver};
 
 /// Filler keys of 100 bytes: about 83 MB of append-only file (41.6 MB measured for 300,000),
 /// which took Redis 1.8 s to load on the development machine.
 const FILL_KEYS: u64 = 600_000;
-
-/// One API answer: the status, its `Retry-After`, and the error message if any.
-#[derive(Debug, Clone)]
-struct Answer {
-    n: u64,
-    status: u16,
-    retry_after: Option<String>,
-    error: String,
-}
-
-/// Calls the service; status 0 when it did not answer at all.
-async fn call(client: &awc::Client, method: &str, url: &str, body: Option<Value>, n: u64) -> Answer {
-    let request = client.request(method.parse().expect("a method"), url);
-    let sent = match body {
-        Some(body) => request.send_json(&body).await,
-        None => request.send().await,
-    };
-    let Ok(mut response) = sent else {
-        return Answer {
-            n,
-            status: 0,
-            retry_after: None,
-            error: format!("{sent:?}"),
-        };
-    };
-    let retry_after = response
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let body: Value = response.json().limit(1 << 20).await.unwrap_or(Value::Null);
-    Answer {
-        n,
-        status: response.status().as_u16(),
-        retry_after,
-        error: body["error"].as_str().unwrap_or_default().to_string(),
-    }
-}
 
 /// Counts answers by status.
 fn by_status(answers: &[Answer]) -> BTreeMap<u16, usize> {

@@ -54,7 +54,7 @@ async fn start_up_says_what_it_read_and_keeps_saying_that_redis_is_unreachable()
         let output = std::fs::read_to_string(&log).unwrap_or_default();
         let warnings = output
             .lines()
-            .filter(|l| l.contains("redis is") && l.contains("unreachable"))
+            .filter(|l| l.contains("cannot serve: Redis is unreachable"))
             .count();
         (warnings >= 2).then_some(output)
     })

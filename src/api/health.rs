@@ -13,24 +13,35 @@ use crate::clock::{iso8601, now_ms};
 use crate::domain::{InstanceName, Webhook};
 use crate::store::{refusal, Unavailable};
 
-/// 200 when Redis answers; 503 with `Retry-After` when it does not, or is loading its data
-/// (`redis` says `down` or `loading`); always JSON. Without a valid access token (when tokens
+/// 200 when Redis answers and takes writes; 503 with `Retry-After` when it does not, is
+/// loading its data, or refuses writes (out of memory, unable to save, too few replicas):
+/// `redis` says `down`, `loading` or `refusingWrites`, `redisError` why; always JSON. Without a valid access token (when tokens
 /// are configured) only `success` and `redis` are shown.
 #[utoipa::path(get, path = "/health", tag = "health", responses(
     (status = 200, body = ServiceHealth, description = "Redis answers"),
-    (status = 503, body = ServiceHealth, description = "Redis is unreachable or loading its data",
+    (status = 503, body = ServiceHealth, description = "Redis is unreachable, loading its data, or refusing writes",
         headers(("Retry-After" = u64, description = "Seconds to wait before asking again")))))]
 pub async fn service(state: web::Data<ApiState>, request: HttpRequest) -> HttpResponse {
-    let checked = state.store.check().await;
-    let (status, redis) = match &checked {
+    let checked = match state.store.check().await {
+        Ok(()) => state.store.check_writes().await,
+        down => down,
+    };
+    let (status, redis) = match checked.as_ref().map_err(|error| error.unavailable()) {
         Ok(()) => (StatusCode::OK, "up"),
-        Err(error) if error.unavailable() == Some(Unavailable::Loading) => (StatusCode::SERVICE_UNAVAILABLE, "loading"),
+        Err(Some(Unavailable::Loading)) => (StatusCode::SERVICE_UNAVAILABLE, "loading"),
+        Err(Some(why)) if why.refuses_writes() => (StatusCode::SERVICE_UNAVAILABLE, "refusingWrites"),
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "down"),
     };
-    let redis_error = checked
-        .err()
-        .map(|error| refusal(&error).unwrap_or_else(|| error.to_string()));
+    // In words first: a refused login or certificate, or what Redis's refusal means.
+    let redis_error = checked.err().map(|error| {
+        refusal(&error).unwrap_or_else(|| match error.unavailable() {
+            Some(why) => format!("{}: {error}", why.describe()),
+            None => error.to_string(),
+        })
+    });
     let redis_up = status == StatusCode::OK;
+    // It answers reads when it only refuses writes: its role and the lag can still be read.
+    let redis_reads = redis_up || redis == "refusingWrites";
     let mut response = HttpResponse::build(status);
     if !redis_up {
         response.insert_header((header::RETRY_AFTER, RETRY_AFTER_S));
@@ -52,7 +63,7 @@ pub async fn service(state: web::Data<ApiState>, request: HttpRequest) -> HttpRe
             bullmq: None,
         });
     }
-    let (lag, redis_role) = if redis_up {
+    let (lag, redis_role) = if redis_reads {
         (state.store.events().lag().await.ok(), state.store.role().await.ok())
     } else {
         (None, None)

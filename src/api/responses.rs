@@ -130,7 +130,9 @@ pub struct WebhookHealthResponse {
 #[derive(Serialize, ToSchema)]
 pub struct ServiceHealth {
     pub success: bool,
-    /// `up`, `loading` (Redis restarted and is reading its data back) or `down`.
+    /// `up`, `loading` (Redis restarted and is reading its data back), `refusingWrites` (it
+    /// answers but refuses writes: out of memory, unable to save, too few replicas; `redisError`
+    /// says which) or `down`.
     pub redis: String,
     /// Why Redis cannot be used, when it cannot: a refused login or certificate in words, or
     /// the error. Shown only to callers with a valid token when tokens are configured.

@@ -5,7 +5,9 @@
 //! script runs too long (`BUSY`), a failover is under way (`MASTERDOWN`, `READONLY` from a
 //! primary turned replica, `TRYAGAIN`, `CLUSTERDOWN`), or too few replicas acknowledge writes
 //! (`NOREPLICAS`), or fewer than `[redis] min_replicas_acked` confirm a write in time
-//! ([`StoreError::NotReplicated`]), or it refuses our login or TLS until the operator fixes the settings. None
+//! ([`StoreError::NotReplicated`]), it refuses writes until an operator makes room (`OOM`:
+//! `maxmemory` reached with a policy that evicts nothing) or mends its disk (`MISCONF`: its last
+//! snapshot failed), or it refuses our login or TLS until the operator fixes the settings. None
 //! of these is a bug of ours, and the same request succeeds once Redis
 //! is back: [`StoreError::unavailable`] names which it is, so the API answers 503 with
 //! `Retry-After` instead of 500, and the actors wait and resume instead of counting a failure.
@@ -37,6 +39,12 @@ pub enum Unavailable {
     Failover,
     /// `NOREPLICAS`: fewer replicas than `min-replicas-to-write` acknowledge writes.
     NoReplicas,
+    /// `OOM`: Redis reached `maxmemory` and evicts nothing (`noeviction`, as a queue needs):
+    /// it refuses writes until something is freed.
+    OutOfMemory,
+    /// `MISCONF`: Redis could not save its snapshot (`stop-writes-on-bgsave-error`): it
+    /// refuses writes until a save succeeds.
+    CannotPersist,
     /// Fewer replicas than `[redis] min_replicas_acked` confirmed a write within
     /// `replica_wait_ms` (`WAIT`): it may not survive a failover, so it is not acknowledged.
     NotReplicated,
@@ -46,6 +54,14 @@ pub enum Unavailable {
 }
 
 impl Unavailable {
+    /// Redis answers, but refuses to write: `/health` says `refusingWrites`.
+    pub fn refuses_writes(self) -> bool {
+        matches!(
+            self,
+            Unavailable::OutOfMemory | Unavailable::CannotPersist | Unavailable::NoReplicas
+        )
+    }
+
     /// The words for it in errors, logs and `/health`.
     pub fn describe(self) -> &'static str {
         match self {
@@ -55,6 +71,8 @@ impl Unavailable {
             Unavailable::Busy => "Redis is busy running a script",
             Unavailable::Failover => "Redis is failing over",
             Unavailable::NoReplicas => "Redis has too few replicas to accept writes",
+            Unavailable::OutOfMemory => "Redis is out of memory (maxmemory) and refuses writes",
+            Unavailable::CannotPersist => "Redis cannot save its data to disk and refuses writes",
             Unavailable::NotReplicated => "too few Redis replicas confirmed the write in time",
             Unavailable::Refused => "Redis refuses hookrouter's login or TLS",
         }
@@ -101,6 +119,8 @@ fn by_code(code: &str) -> Option<Unavailable> {
         "BUSY" => Some(Unavailable::Busy),
         "MASTERDOWN" | "READONLY" | "TRYAGAIN" | "CLUSTERDOWN" => Some(Unavailable::Failover),
         "NOREPLICAS" => Some(Unavailable::NoReplicas),
+        "OOM" => Some(Unavailable::OutOfMemory),
+        "MISCONF" => Some(Unavailable::CannotPersist),
         _ => None,
     }
 }
@@ -164,7 +184,15 @@ mod tests {
 
     #[test]
     fn not_now_answers_are_unavailable() {
-        let cases: [(&[u8], Unavailable); 7] = [
+        let cases: [(&[u8], Unavailable); 9] = [
+            (
+                b"-OOM command not allowed when used memory > 'maxmemory'.\r\n",
+                Unavailable::OutOfMemory,
+            ),
+            (
+                b"-MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk.\r\n",
+                Unavailable::CannotPersist,
+            ),
             (
                 b"-LOADING Redis is loading the dataset in memory\r\n",
                 Unavailable::Loading,

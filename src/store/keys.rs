@@ -33,6 +33,7 @@
 //! | `P:attempts:<id>` | stream | the webhook's attempt log, newest last (capped; expires when idle) |
 //! | `P:circuit:<id>` | hash | consecutive failures and since when (absent while healthy) |
 //! | `P:health:<id>` | string | the delivery actor's last health report (JSON) |
+//! | `P:probe` | string | written by `GET /health` to see that Redis takes writes (expires after 10 s) |
 //! | `P:board:<instance>` | string | a delivering instance's board: its running actors' states (JSON; expires) |
 //! | `P:ticket:<sha256>` | string | a dashboard stream ticket (by the digest of the ticket; single use, expires) |
 //! | `P:scratch:list` | zset | scratch space of the listing script, deleted before it returns |
@@ -223,6 +224,11 @@ impl Keys {
 
     pub fn lease(&self, id: &WebhookId) -> String {
         self.key(format_args!("lease:{id}"))
+    }
+
+    /// `GET /health`'s write probe.
+    pub fn probe(&self) -> String {
+        self.key(format_args!("probe"))
     }
 
     pub fn changes_channel(&self) -> String {

@@ -293,6 +293,22 @@ impl Store {
         self.check().await.is_ok()
     }
 
+    /// Whether Redis takes a write now (a `SET` of `P:probe` that expires): it may answer a
+    /// PING and still refuse every write, out of memory or unable to save (`OOM`, `MISCONF`).
+    pub async fn check_writes(&self) -> StoreResult<()> {
+        let mut conn = self.conn.clone();
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(self.keys.probe())
+            .arg(crate::clock::now_ms())
+            .arg("PX")
+            .arg(10_000);
+        let set = cmd.query_async::<()>(&mut conn);
+        match tokio::time::timeout(self.timeout, set).await {
+            Ok(answer) => answer.map_err(StoreError::from),
+            Err(_) => Err(StoreError::Timeout(self.timeout.as_millis() as u64)),
+        }
+    }
+
     /// PINGs Redis; the error says why it does not answer.
     pub async fn check(&self) -> StoreResult<()> {
         let mut conn = self.conn.clone();

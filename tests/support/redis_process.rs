@@ -108,6 +108,12 @@ impl RedisProcess {
         redis
     }
 
+    /// More redis-server arguments (`--maxmemory`, ...), after the others so that they win.
+    pub fn with_args(mut self, args: &[&str]) -> RedisProcess {
+        self.extra.extend(args.iter().map(|arg| arg.to_string()));
+        self
+    }
+
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
