@@ -11,6 +11,7 @@ pub mod app;
 pub mod browser;
 pub mod bullmq;
 pub mod chaos;
+pub mod failover_load;
 pub mod host;
 pub mod ledger;
 pub mod ports;
@@ -18,6 +19,7 @@ pub mod process;
 pub mod python;
 mod receiver;
 pub mod redis_process;
+pub mod sentinel;
 pub mod tcp;
 pub mod tls;
 
