@@ -3,7 +3,8 @@
 //! load through two instances; hookrouter must follow the sentinels to the new primary,
 //! resume delivering within the failover time plus a few seconds, deliver every event it
 //! answered 200 to every webhook, keep one owner per webhook, and take the old primary's
-//! return as a replica without an error.
+//! return as a replica without an error. And WildDuck's access tokens, in the same Redis, are
+//! read from (and extended on) whichever server the sentinels name.
 //!
 //! The same failover with `min_replicas_acked = 1` and all three sources is
 //! `tests/failover_acked.rs`.
@@ -17,7 +18,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use support::process::ServiceProcess;
-use support::sentinel::{role, SentinelSet};
+use support::sentinel::{ask, role, SentinelSet};
+use support::wildduck_tokens::{Issued, SECRET};
 use support::{eventually, unique_prefix, Receiver};
 
 const WEBHOOKS: usize = 3;
@@ -209,4 +211,72 @@ async fn a_primary_killed_under_load_fails_over_and_delivery_resumes() {
         let errors: Vec<&str> = output.lines().filter(|l| l.contains("ERROR")).collect();
         assert!(errors.is_empty(), "no errors logged: {errors:#?}");
     }
+}
+
+/// `GET /webhooks` with a WildDuck token: the status, None when the service does not answer.
+async fn list_with(service: &ServiceProcess, token: &str) -> Option<u16> {
+    let client = awc::Client::builder().timeout(Duration::from_secs(5)).finish();
+    let request = client
+        .get(service.url("/webhooks"))
+        .insert_header(("X-Access-Token", token));
+    request.send().await.ok().map(|r| r.status().as_u16())
+}
+
+#[actix_web::test]
+async fn wildduck_tokens_are_read_and_extended_on_the_primary_the_sentinels_name() {
+    let mut set = SentinelSet::start(1, Duration::from_secs(1)).await;
+    let prefix = unique_prefix();
+    let mut env = set.service_env();
+    env.extend([
+        ("HOOKROUTER__REDIS__TIMEOUT_MS", "1000".to_string()),
+        ("HOOKROUTER__WEBHOOKS__ENABLED", "false".to_string()),
+        ("HOOKROUTER__API__WILDDUCK_TOKENS", "true".to_string()),
+        ("HOOKROUTER__API__WILDDUCK_SECRET", SECRET.to_string()),
+    ]);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    // WildDuck's Redis is hookrouter's: the tokens follow the sentinels too.
+    let service = ServiceProcess::start("redis://127.0.0.1:1", &prefix, &env);
+    service.wait_until_serving().await;
+
+    // WildDuck issues a token on the primary; the replica has it before the primary dies.
+    let mut issued = Issued::at(&set.primary.url());
+    let (token, key) = issued
+        .token_signed(SECRET, "5f1e9d2c8b3a4e00aaaaaaaa", "user", 1_000, 1_000)
+        .await;
+    let replica = set.replicas[0].port;
+    eventually("the replica to hold the token", Duration::from_secs(10), || async {
+        (ask::<i64>(replica, redis::cmd("EXISTS").arg(&key)).await? == 1).then_some(())
+    })
+    .await;
+    assert_eq!(list_with(&service, &token).await, Some(200), "the token is valid");
+
+    set.primary.stop();
+    let killed = Instant::now();
+    let (new_primary, promoted) = set.promoted(killed).await;
+    // Shortened on the new primary: a use after the failover extends it there again.
+    let _: i64 = ask(new_primary, redis::cmd("EXPIRE").arg(&key).arg(30))
+        .await
+        .expect("EXPIRE on the new primary");
+    eventually(
+        "the token accepted after the failover",
+        Duration::from_secs(10),
+        || async { (list_with(&service, &token).await? == 200).then_some(()) },
+    )
+    .await;
+    let accepted = killed.elapsed();
+    let ttl: i64 = ask(new_primary, redis::cmd("TTL").arg(&key)).await.expect("TTL");
+    assert!(ttl > 900, "the use extended the token on the new primary (TTL {ttl} s)");
+
+    // The old primary back as a replica: still accepted, from the new primary.
+    set.primary.start().await;
+    eventually(
+        "the old primary to become a replica",
+        Duration::from_secs(20),
+        || async { (role(set.primary.port).await? == "slave").then_some(()) },
+    )
+    .await;
+    assert_eq!(list_with(&service, &token).await, Some(200));
+    println!(
+        "WildDuck token: promoted {promoted:?} after the kill, accepted again {accepted:?} after it (TTL {ttl} s)"
+    );
 }

@@ -22,6 +22,7 @@ pub mod redis_process;
 pub mod sentinel;
 pub mod tcp;
 pub mod tls;
+pub mod wildduck_tokens;
 
 pub use app::{TestApp, REDIS_URL};
 pub use receiver::{Received, Receiver, Reply};
