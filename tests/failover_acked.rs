@@ -81,7 +81,7 @@ async fn with_min_replicas_acked_a_failover_loses_no_acknowledged_event_from_any
         .map(|n| std::env::temp_dir().join(format!("{prefix}-{n}.log")))
         .collect();
     // The URL's host and port are replaced by the sentinels' answer.
-    let services: Vec<ServiceProcess> = logs
+    let mut services: Vec<ServiceProcess> = logs
         .iter()
         .map(|log| ServiceProcess::start_logging("redis://127.0.0.1:1", &prefix, &env, Some(log)))
         .collect();
@@ -185,6 +185,17 @@ async fn with_min_replicas_acked_a_failover_loses_no_acknowledged_event_from_any
     stop.set(true);
     for producer in producers {
         producer.await.expect("a producer ends");
+    }
+    // An instance that aborted (a broken invariant) explains everything after it: say so first.
+    for (service, log) in services.iter_mut().zip(&logs) {
+        if let Some(status) = service.try_exit_status() {
+            let output = std::fs::read_to_string(log).unwrap_or_default();
+            let why: Vec<&str> = output.lines().filter(|l| l.starts_with("hookrouter: ")).collect();
+            panic!(
+                "an instance exited ({status}) during the test: {why:#?} (its log: {})",
+                log.display()
+            );
+        }
     }
     assert_eq!(
         set.named_primary().await,
