@@ -1,7 +1,8 @@
 //! Redis behind Sentinel on loopback, for the failover tests: a primary, `n` replicas and three
 //! sentinels (quorum 2, down after a time the test chooses: see [`RedisProcess::sentinel`]).
 //! The shorter it is, the faster a failover, and the likelier a second one on a loaded machine
-//! (a primary starved of CPU for that long is taken for dead). Started and waited for
+//! (at 1 s, seen twice on the 2-core VM about 12 s after the first; why was not found).
+//! Started and waited for
 //! until every sentinel knows the two others and every replica, so that a `kill -9` of the
 //! primary is followed by a failover. Also the questions the tests put to the servers
 //! themselves (`ROLE`, the primary a sentinel names), each a fresh connection with short
