@@ -80,7 +80,7 @@ impl Application {
         let store = Store::new(&settings.redis)?;
         refuse_early(&settings, &store).await?;
         watch_redis(store.clone(), settings.redis.url_for_logs());
-        let wildduck = wildduck_tokens(&settings)?;
+        let wildduck = wildduck_tokens(&settings, &store)?;
         if settings.bullmq.enabled && !settings.webhooks.enabled {
             tracing::warn!("[bullmq] enabled has no effect on an API-only instance ([webhooks] enabled = false)");
         }
@@ -267,13 +267,14 @@ fn watch_redis(store: Store, url: String) {
     });
 }
 
-/// What checks WildDuck's tokens, with `[api] wildduck_tokens` (connected lazily).
-fn wildduck_tokens(settings: &Settings) -> anyhow::Result<Option<api::auth::WildDuckTokens>> {
+/// What checks WildDuck's tokens, with `[api] wildduck_tokens` (connected lazily; through
+/// `store`'s own connection when WildDuck's Redis is hookrouter's).
+fn wildduck_tokens(settings: &Settings, store: &Store) -> anyhow::Result<Option<api::auth::WildDuckTokens>> {
     if !settings.api.wildduck_tokens {
         return Ok(None);
     }
     let url = settings.wildduck_redis_url();
-    let store = WildDuckTokenStore::new(url, &settings.redis)?;
+    let store = WildDuckTokenStore::new(store, url, &settings.redis)?;
     let redis_for_logs = crate::config::RedisSettings {
         url: url.to_string(),
         ..settings.redis.clone()

@@ -5,81 +5,16 @@
 
 mod support;
 
-use std::path::PathBuf;
-
 use hookrouter::config::{AccessToken, Settings};
 use serde_json::{json, Value};
-use support::{TestApp, REDIS_URL};
+use support::wildduck_tokens::{Issued, SECRET};
+use support::TestApp;
 
-/// WildDuck's default `[api.accessControl] secret`.
-const SECRET: &str = "a secret cat";
 const OPERATOR: &str = "operator-token-0123456789";
 const ANN: &str = "5f1e9d2c8b3a4e00aaaaaaaa";
 const BOB: &str = "5f1e9d2c8b3a4e00bbbbbbbb";
 const URL: &str = "https://example.com/hook";
 const DAY_MS: u64 = 86_400_000;
-
-/// Tokens issued in WildDuck's key space, deleted when dropped (also when a test fails).
-struct Issued {
-    keys: Vec<String>,
-}
-
-impl Issued {
-    fn new() -> Issued {
-        Issued { keys: Vec::new() }
-    }
-
-    /// A token for `user` with `role`, `ttl_s` (0: none) and made `age_ms` ago, signed with
-    /// `secret`, with authVersion 0 as WildDuck writes it. Returns the token and its key.
-    async fn token_signed(
-        &mut self,
-        secret: &str,
-        user: &str,
-        role: &str,
-        ttl_s: u64,
-        age_ms: u64,
-    ) -> (String, String) {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/node");
-        assert!(
-            dir.join("node_modules/ioredis").exists(),
-            "the Node test packages are missing: run `scripts/test --setup-only` (npm ci in tests/node)"
-        );
-        let output = tokio::process::Command::new("node")
-            .current_dir(&dir)
-            .arg("wildduck-token.js")
-            .args([
-                REDIS_URL,
-                secret,
-                user,
-                role,
-                &ttl_s.to_string(),
-                &age_ms.to_string(),
-                "0",
-            ])
-            .output()
-            .await
-            .expect("node runs");
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-        let issued: Value = serde_json::from_slice(&output.stdout).expect("JSON from wildduck-token.js");
-        let key = issued["key"].as_str().unwrap().to_string();
-        self.keys.push(key.clone());
-        (issued["token"].as_str().unwrap().to_string(), key)
-    }
-
-    async fn token(&mut self, user: &str, role: &str) -> String {
-        self.token_signed(SECRET, user, role, 1_209_600, 1_000).await.0
-    }
-}
-
-impl Drop for Issued {
-    fn drop(&mut self) {
-        if let Ok(mut conn) = redis::Client::open(REDIS_URL).and_then(|c| c.get_connection()) {
-            for key in &self.keys {
-                let _: redis::RedisResult<i64> = redis::cmd("DEL").arg(key).query(&mut conn);
-            }
-        }
-    }
-}
 
 fn with_wildduck_tokens(settings: &mut Settings) {
     settings.webhooks.enabled = false;

@@ -17,7 +17,9 @@
 //! ceiling use nginx as the sink. Everything is printed in one table, with the targets from
 //! docs/benchmarks.md.
 //! The `bullmq` scenario publishes through WildDuck's BullMQ queue with the real `bullmq`
-//! package (`tests/node`, installed by `scripts/test --setup-only`).
+//! package (`tests/node`, installed by `scripts/test --setup-only`). The `replicas-acked`
+//! scenario starts a Redis primary and replica of its own (`redis-server` on free loopback
+//! ports), to measure what `[redis] min_replicas_acked = 1` costs.
 
 mod broadcast;
 mod bullmq;
@@ -27,7 +29,15 @@ mod instances;
 mod loadgen;
 mod nginx;
 mod one_host;
+#[path = "../../tests/support/ports.rs"]
+mod ports;
 mod publish;
+/// The tests' private redis-server processes, for the replicas-acked scenario (only a plain
+/// server and a replica of it are used here).
+#[allow(dead_code)]
+#[path = "../../tests/support/redis_process.rs"]
+mod redis_process;
+mod replicas;
 mod report;
 mod results;
 mod retention;
@@ -52,7 +62,8 @@ struct Args {
     #[arg(long)]
     quick: bool,
     /// Scenarios to run (default: all): throughput, refusing, throughput-tls, latency,
-    /// isolation, many, backlog, bullmq, broadcast, broadcast-one-host, instances, retention.
+    /// isolation, many, backlog, bullmq, broadcast, broadcast-one-host, instances, retention,
+    /// replicas-acked.
     #[arg(long = "scenario")]
     scenarios: Vec<String>,
     /// The sink of the throughput scenario and its ceiling: `actix` (counts and latency) or
@@ -77,6 +88,26 @@ impl Bench {
     pub fn prefix(&self, scenario: &str) -> String {
         let scenario: String = scenario.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
         format!("hrbench-{}-{scenario}", self.run)
+    }
+}
+
+/// Polls `check` until it returns Some or `timeout` passes (then panics with `what`): what
+/// `redis_process` waits with (tests/support's `eventually`, which the bench does not include).
+pub async fn eventually<T, F, Fut>(what: &str, timeout: std::time::Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        actix_rt::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
 
@@ -200,6 +231,9 @@ async fn main() {
     }
     if wanted("retention") {
         results.retention(retention::retention(&bench).await);
+    }
+    if wanted("replicas-acked") {
+        results.replicas_acked(replicas::replicas_acked(&bench).await);
     }
     if wanted("instances") {
         let one = instances::steady(&bench, 1).await;

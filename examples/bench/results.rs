@@ -136,6 +136,16 @@ impl Results {
         self.rows.extend([with, without]);
     }
 
+    /// What `min_replicas_acked = 1` costs: deliveries/s and `POST /events` latency, without
+    /// and with it, in one run (rounds 0, 1, 1, 0).
+    pub fn replicas_acked(&mut self, runs: Vec<super::replicas::Acked>) {
+        for line in super::replicas::describe(&runs) {
+            println!("{line}");
+            self.notes.push(line);
+        }
+        self.rows.extend(runs.into_iter().map(|run| run.row));
+    }
+
     /// A broadcast to one host with flow control and without.
     pub fn one_host(&mut self, on: &OneHost, off: &OneHost) {
         for found in [on, off] {

@@ -20,9 +20,7 @@ pub fn binary() -> PathBuf {
     dir.join("hookrouter")
 }
 
-#[path = "../../tests/support/ports.rs"]
-mod ports;
-pub use ports::free_port;
+pub use super::ports::free_port;
 
 impl Service {
     /// Starts the service with `prefix` and extra `HOOKROUTER__*` settings.

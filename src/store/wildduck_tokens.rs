@@ -1,35 +1,42 @@
 //! WildDuck's access tokens in WildDuck's Redis (`tn:token:<sha256>`, see [`super::keys`]):
 //! read for `[api] wildduck_tokens`, extended on use and deleted past their lifetime, as
 //! WildDuck's own API does with the same keys (`security::wildduck_tokens` decides which).
+//!
+//! Its connection is a [`RedisConn`], like every other store handle's: when WildDuck's Redis is
+//! hookrouter's own (`[api] wildduck_redis_url` and `[bullmq] url` empty, or equal to
+//! `[redis] url`) it is the shared one, so with Sentinel the tokens are read from whichever
+//! server is the primary now, and extended there (a replica would answer `READONLY`). Another
+//! Redis is taken at its URL, as the BullMQ source takes BullMQ's other Redis: the sentinels
+//! name hookrouter's primary, not that one.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-
+use super::failover::RedisConn;
 use super::keys::wildduck_token;
-use super::StoreResult;
+use super::{Store, StoreResult};
 use crate::config::RedisSettings;
 
 #[derive(Clone)]
 pub struct WildDuckTokenStore {
-    conn: ConnectionManager,
+    /// WildDuck's Redis: `ours`'s connection when it is the same, following a failover.
+    conn: RedisConn,
 }
 
 impl WildDuckTokenStore {
-    /// Connects lazily to WildDuck's Redis at `url`, like [`super::Store::new`] (with the
-    /// timeout and TLS files of `settings`).
-    pub fn new(url: &str, settings: &RedisSettings) -> StoreResult<WildDuckTokenStore> {
-        let timeout = Duration::from_millis(settings.timeout_ms);
-        let client = super::connect::client(url, settings)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout.min(Duration::from_secs(2))))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(500));
-        Ok(WildDuckTokenStore {
-            conn: client.get_connection_manager_lazy(config)?,
-        })
+    /// Connects lazily to WildDuck's Redis at `url`: `ours` itself when `url` is empty or
+    /// `[redis] url`, else a store of its own at `url` (with the timeout and TLS files of
+    /// `settings`, without the sentinels).
+    pub fn new(ours: &Store, url: &str, settings: &RedisSettings) -> StoreResult<WildDuckTokenStore> {
+        let store = if url.is_empty() || url == settings.url {
+            ours.clone()
+        } else {
+            Store::new(&RedisSettings {
+                url: url.to_string(),
+                sentinels: Vec::new(),
+                ..settings.clone()
+            })?
+        };
+        Ok(WildDuckTokenStore { conn: store.conn })
     }
 
     /// The token's hash fields (empty when there is none); fields that are not UTF-8 are left

@@ -6,13 +6,23 @@
 //   node wildduck-queue.js <5-23|latest> <redis url> <bullmq prefix> counts
 //   node wildduck-queue.js <5-23|latest> <redis url> <bullmq prefix> pause|resume
 //   node wildduck-queue.js <5-23|latest> <redis url> <bullmq prefix> die-working
+//   node wildduck-queue.js <5-23|latest> <redis url> <bullmq prefix> produce [{"wait": n, "waitMs": ms}] < events.jsonl
+//
+// <redis url> is redis://host:port/db, or sentinel://<master name>@host:port,host:port,... for a
+// Redis behind Sentinel, which ioredis follows through a failover as WildDuck's dbs.redis does.
 //
 // `add` publishes each line of stdin (one event per line) exactly as WildDuck 1.45's
 // lib/events.js does, and prints {"added": n}. Optional job options are merged over WildDuck's
 // (to make delayed or prioritized jobs). `counts` prints Queue.getJobCounts() plus what it does
 // not show: the stalled set and any job keys left under the queue. `die-working` runs a
 // WildDuck worker (a BullMQ Worker, 1 s lock and stalled-check interval) in a child process that dies by SIGKILL while
-// working on a job, leaving it in `active`, and prints what is active afterwards.
+// working on a job, leaving it in `active`, and prints what is active afterwards. `produce` is a
+// steady producer for failover tests: it adds each line of stdin as it arrives, one at a time,
+// and prints one line per event as its add settles: {"n": <the event's n>, "id": <job id>,
+// "replicas": k} or {"n": ..., "error": "..."}. With "wait", each resolved add is followed by
+// WAIT <wait> <waitMs> on the queue's connection, and "replicas" is WAIT's answer — 0 when
+// ioredis reconnected between the add and the WAIT's answer (a WAIT on a new connection says
+// nothing about a write made on the old one).
 'use strict';
 
 const readline = require('readline');
@@ -26,6 +36,14 @@ const QUEUE_KEYS = new Set(['', 'active', 'wait', 'waiting-children', 'paused', 
   'stalled-check', 'completed', 'failed', 'stalled', 'repeat', 'limiter', 'meta', 'events', 'pc', 'marker', 'de']);
 
 function connection() {
+  if (url.startsWith('sentinel://')) {
+    const [name, hosts] = url.slice('sentinel://'.length).split('@');
+    const sentinels = hosts.split(',').map(address => {
+      const [host, port] = address.split(':');
+      return { host, port: Number(port) };
+    });
+    return { sentinels, name, maxRetriesPerRequest: null };
+  }
   const parsed = new URL(url);
   return {
     host: parsed.hostname,
@@ -62,6 +80,40 @@ async function add(queue) {
   }
   added += (await Promise.all(pending)).length;
   return { added };
+}
+
+async function produce(queue) {
+  const options = extra ? JSON.parse(extra) : {};
+  const publish = publisher(queue, {});
+  // ioredis reports each lost connection and unreachable sentinel: expected here, and counted
+  // through the results instead.
+  queue.on('error', () => {});
+  const client = await queue.client;
+  client.on('error', () => {});
+  let connections = 0;
+  client.on('ready', () => connections++);
+  const lines = readline.createInterface({ input: process.stdin, crlfDelay: Infinity });
+  let produced = 0;
+  for await (const line of lines) {
+    if (!line.trim()) continue;
+    const event = JSON.parse(line);
+    const before = connections;
+    let result;
+    try {
+      const job = await publish(event);
+      let replicas = null;
+      if (options.wait) {
+        replicas = await client.wait(options.wait, options.waitMs || 1000);
+        if (connections !== before) replicas = 0;
+      }
+      result = { n: event.n, id: job.id, replicas };
+    } catch (error) {
+      result = { n: event.n, error: String(error && error.message || error) };
+    }
+    process.stdout.write(JSON.stringify(result) + '\n');
+    produced++;
+  }
+  return { produced };
 }
 
 async function counts(queue) {
@@ -106,6 +158,9 @@ async function main() {
   switch (command) {
     case 'add':
       output = await add(queue);
+      break;
+    case 'produce':
+      output = await produce(queue);
       break;
     case 'counts':
       output = await counts(queue);

@@ -174,6 +174,21 @@ impl WildDuckQueue {
         .await;
     }
 
+    /// A steady WildDuck publisher (`wildduck-queue.js produce`): each line written to its
+    /// stdin (one event, with a number `n`) is added as WildDuck adds it, and a line of JSON is
+    /// printed for each as its add settles (`n`, and `replicas` from a `WAIT` when `options` asks
+    /// for one, or `error`). Killed when dropped. With a `sentinel://<name>@host:port,…` URL,
+    /// ioredis follows the primary through a failover, as WildDuck's does.
+    pub fn producer(&self, options: &Value) -> tokio::process::Child {
+        let options = options.to_string();
+        self.command(&["produce", &options])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("node runs (scripts/test installs it)")
+    }
+
     pub async fn pause(&self) {
         self.node(&["pause"], None).await;
     }

@@ -12,6 +12,7 @@ pub mod app;
 pub mod browser;
 pub mod bullmq;
 pub mod chaos;
+pub mod failover_load;
 pub mod host;
 pub mod ledger;
 pub mod ports;
@@ -19,8 +20,10 @@ pub mod process;
 pub mod python;
 mod receiver;
 pub mod redis_process;
+pub mod sentinel;
 pub mod tcp;
 pub mod tls;
+pub mod wildduck_tokens;
 
 pub use app::{TestApp, REDIS_URL};
 pub use receiver::{Received, Receiver, Reply};

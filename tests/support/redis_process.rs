@@ -41,10 +41,10 @@ impl RedisProcess {
     }
 
     /// A Redis Sentinel watching the primary on `primary_port` as `master_name`, with a
-    /// quorum of 2 and fast failure detection: down after 1 s without an answer, a failover
-    /// retried after 5 s. Not started yet; its configuration file lives in a directory of its
+    /// quorum of 2 and fast failure detection: down after `down_after_ms` without an answer, a
+    /// failover retried after 5 s. Not started yet; its configuration file lives in a directory of its
     /// own (a sentinel rewrites it).
-    pub fn sentinel(master_name: &str, primary_port: u16) -> RedisProcess {
+    pub fn sentinel(master_name: &str, primary_port: u16, down_after_ms: u64) -> RedisProcess {
         let mut redis = RedisProcess::unstarted();
         let dir = std::env::temp_dir().join(format!("hrtest-sentinel-{}-{:08x}", redis.port, rand::random::<u32>()));
         std::fs::create_dir_all(&dir).expect("a directory for the sentinel's configuration");
@@ -52,7 +52,7 @@ impl RedisProcess {
         let text = format!(
             "port {port}\nbind 127.0.0.1\ndir {dir}\n\
              sentinel monitor {master_name} 127.0.0.1 {primary_port} 2\n\
-             sentinel down-after-milliseconds {master_name} 1000\n\
+             sentinel down-after-milliseconds {master_name} {down_after_ms}\n\
              sentinel failover-timeout {master_name} 5000\n\
              sentinel parallel-syncs {master_name} 1\n",
             port = redis.port,
