@@ -18,7 +18,15 @@
 //!
 //! Each failover is logged once per process, as a warning naming the old and new addresses
 //! (many connections notice it; [`note_switch`] keeps the log to one line).
+//!
+//! Every time Redis went away — a connection lost or refused, a server loading its data, a
+//! move to another primary — is counted process-wide ([`redis_lapses`]): Redis may have come
+//! back without writes it had acknowledged (a replica promoted before it received them; the
+//! last second of an `appendfsync everysec` file), so what the delivery actors remember of
+//! their queues may be ahead of what Redis holds. Each actor learns its queue again after a
+//! lapse (`actors::delivery::resync`).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -95,6 +103,9 @@ impl RedisConn {
     /// Notes a failed command on any connection to the primary: when the error means the
     /// primary may have moved, the sentinels are asked again.
     pub(super) async fn failed(&self, error: &RedisError) {
+        if went_away(error) {
+            LAPSES.fetch_add(1, Ordering::SeqCst);
+        }
         if self.shared.settings.sentinels.is_empty() || !points_elsewhere(error) {
             return;
         }
@@ -181,6 +192,9 @@ impl Shared {
         let client = connect::client(&url, &self.settings)?;
         let current = Current::new(address.clone(), client, &self.manager)?;
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(current);
+        if old.is_some() {
+            LAPSES.fetch_add(1, Ordering::SeqCst);
+        }
         note_switch(old.as_deref(), &address, &self.settings.master_name);
         Ok(())
     }
@@ -239,6 +253,25 @@ async fn ask_one(settings: &RedisSettings, sentinel: &str, timeout: Duration) ->
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err("no answer in time".into()),
     }
+}
+
+/// Times Redis went away since the process started (see the module's documentation).
+static LAPSES: AtomicU64 = AtomicU64::new(0);
+
+/// How many times Redis went away (a connection lost or refused, a server loading its data, a
+/// move to another primary) since the process started: when it changed, Redis may have come
+/// back without writes it had acknowledged.
+pub fn redis_lapses() -> u64 {
+    LAPSES.load(Ordering::SeqCst)
+}
+
+/// Whether a failed command says the server went away (and may have come back without its
+/// last writes): a connection lost or refused, or a server loading its data.
+fn went_away(error: &RedisError) -> bool {
+    matches!(
+        StoreError::Redis(error.clone()).unavailable(),
+        Some(Unavailable::Unreachable | Unavailable::Loading)
+    )
 }
 
 /// Whether a failed command says the primary may be elsewhere now.

@@ -53,7 +53,7 @@ pub use bullmq::{BullMqQueue, Job, Placement, QueueState};
 pub use connect::refusal;
 pub use deliveries::{DeliveryState, DeliveryView, MAX_SHOWN};
 pub use events::{Appended, EventStream, Fanout, FanoutBatch, FanoutKeeping, FanoutRouter, RawEntry};
-pub use failover::{Primary, RedisConn};
+pub use failover::{redis_lapses, Primary, RedisConn};
 pub use history::{AttemptView, DeadLetterView, HistoryCursor, HistoryPage, HistoryStore, RejectedView};
 pub use instances::{Beat, InstanceStore, Member};
 pub use keys::{BullMqKeys, Keys, EVENTS_GROUP};

@@ -18,7 +18,9 @@
 //!      in the due set nor in memory was *dropped*.
 //!
 //!    A Redis finding counts only when the next check finds the same: a change on its way to
-//!    the actor (a retry-now, a work notice) is not a violation.
+//!    the actor (a retry-now, a work notice) is not a violation. Nor is anything found across
+//!    a Redis lapse (`store::redis_lapses`): Redis may have come back without writes it had
+//!    acknowledged, and the actor starts over instead (`resync`).
 //!
 //! A violation is a bug. It is logged with the actor's state, counted
 //! (`hookrouter_invariant_violations_total{invariant}`) and repaired: the actor learns the due
@@ -137,6 +139,11 @@ impl DeliveryActor {
 
     /// One check: in memory at once, then against Redis.
     fn audit(&mut self, ctx: &mut Context<Self>) {
+        if self.resync_after_lapse(ctx) {
+            // What it believed is gone; the next check looks at what it learns now.
+            self.audit.suspect = None;
+            return self.fill(ctx);
+        }
         if let Some(finding) = self.idle_with_work() {
             return self.violated(finding, ctx);
         }
@@ -145,14 +152,16 @@ impl DeliveryActor {
         }
         self.audit.reading = true;
         let (queue, webhook, cursor) = (self.queue.clone(), self.webhook.id, self.cursor);
-        let before = self.audit.changes;
+        let (before, lapses) = (self.audit.changes, crate::store::redis_lapses());
         let read = async move { queue.audit(&webhook, cursor, HEAD).await };
         ctx.spawn(read.into_actor(self).map(move |result, act, ctx| {
             act.audit.reading = false;
+            // Only a view of a still moment compares: anything the actor did meanwhile may have
+            // changed Redis or its own state after the read, and a Redis that went away meanwhile
+            // may hold less than the actor learnt (the next fill starts over).
+            let still = act.audit.changes == before && crate::store::redis_lapses() == lapses;
             match result {
-                // Only a view of a still moment compares: anything the actor did meanwhile
-                // may have changed Redis or its own state after the read.
-                Ok(view) if act.active() && !act.under_way() && act.audit.changes == before => act.compare(view, ctx),
+                Ok(view) if act.active() && !act.under_way() && still => act.compare(view, ctx),
                 Ok(_) => {}
                 Err(error) => tracing::debug!(webhook = %act.webhook.id, %error, "self-check could not read Redis"),
             }

@@ -21,6 +21,8 @@ impl DeliveryActor {
         ctx.spawn(acquire.into_actor(self).map(|result, act, ctx| match result {
             Ok(true) => {
                 act.leased = true;
+                // It learns its queue from here on: earlier lapses are behind it.
+                act.lapses_seen = crate::store::redis_lapses();
                 act.trail.push(Step::Leased);
                 act.prepare_retries(ctx);
                 act.fill(ctx);

@@ -37,6 +37,7 @@ mod outcome;
 mod pacing;
 mod rates;
 mod report;
+mod resync;
 mod retries;
 mod sender;
 mod setup;
@@ -134,6 +135,9 @@ pub struct DeliveryActor {
     missed: bool,
     /// Bumped when the cursor is reset, so a queue read started before is ignored.
     epoch: u64,
+    /// `store::redis_lapses` when the actor last learnt its queue: when it moves on, Redis
+    /// went away meanwhile and may have lost writes, and the actor starts over (`resync`).
+    lapses_seen: u64,
     /// Armed while window room short of a batch waits unused with entries to read; when it
     /// fires, `top_up_due` lets the next fill read what fits ([`TOP_UP_AFTER`]).
     top_up_timer: Option<SpawnHandle>,
@@ -226,6 +230,7 @@ impl DeliveryActor {
             fetching: false,
             missed: false,
             epoch: 0,
+            lapses_seen: 0,
             settled: Vec::new(),
             flush_timer: None,
             top_up_timer: None,

@@ -52,6 +52,8 @@ pub(super) enum Step {
     Rewind { first: StreamId, from: Option<StreamId> },
     /// The cursor was cleared (enabled or resumed).
     Reset,
+    /// Redis went away: the cursor was cleared and the due set is learnt again (`resync`).
+    Resync,
     /// Retries taken out of the due set: how many, and the first.
     TookRetries { count: usize, first: Option<StreamId> },
     /// An outcome queued for writing: 'd' delivered, 'r' retry, 'x' dead, 'g' gone.
@@ -112,6 +114,7 @@ impl fmt::Display for Step {
             ),
             Step::Rewind { first, from } => write!(f, "rewind to {first} from {}", Id(from)),
             Step::Reset => f.write_str("cursor reset"),
+            Step::Resync => f.write_str("resync after a Redis lapse"),
             Step::TookRetries { count, first } => write!(f, "took {count} retries from {}", Id(first)),
             Step::Outcome { entry, kind } => write!(f, "outcome {kind} {entry}"),
             Step::Flushed { count, result } => write!(f, "flushed {count} {result:?}"),

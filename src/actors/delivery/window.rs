@@ -197,6 +197,7 @@ impl DeliveryActor {
     }
 
     fn fill_window(&mut self, ctx: &mut Context<Self>) {
+        self.resync_after_lapse(ctx);
         if !self.active() || self.fetching || self.retries.reading() {
             return;
         }
