@@ -25,7 +25,9 @@ use crate::domain::StreamId;
 use crate::store::{note_outage, BullMqQueue, Job, Placement, QueueState, StoreError};
 
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// At most a second: a retry is one command, nothing for Redis, and a Redis back (or a new
+/// primary promoted) is read from within a second, not after a doubling wait of several.
+const BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]

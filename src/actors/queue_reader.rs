@@ -32,7 +32,9 @@ use crate::store::{note_outage, RawEntry, Store, StoreError};
 /// Raw values kept for a rejected entry (the reason says when it was cut).
 const REJECTED_RAW_LIMIT: usize = 64 * 1024;
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// At most a second: a retry is one command, nothing for Redis, and a Redis back (or a new
+/// primary promoted) is read from within a second, not after a doubling wait of several.
+const BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// How often entries left pending by consumers that have gone are looked for.
 const RECLAIM_EVERY: Duration = Duration::from_secs(5);
 
