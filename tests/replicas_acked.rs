@@ -99,3 +99,50 @@ async fn with_min_replicas_acked_nothing_is_acknowledged_that_the_replica_lacks(
         (20..25).filter(|n| delivered.contains(n)).count()
     );
 }
+
+/// `WAIT` confirms only the writes of the connection it runs on: if Redis went away between a
+/// write and its `WAIT` (the connection made anew has written nothing), a `WAIT` answered 1
+/// confirms nothing, and the write is not acknowledged.
+#[actix_web::test]
+async fn a_wait_after_redis_went_away_confirms_nothing() {
+    use hookrouter::config::RedisSettings;
+    use hookrouter::store::{Store, StoreError};
+
+    let mut primary = RedisProcess::unstarted();
+    primary.start().await;
+    let mut replica = RedisProcess::replica_of(primary.port);
+    replica.start().await;
+    let settings = RedisSettings {
+        url: primary.url(),
+        prefix: unique_prefix(),
+        min_replicas_acked: 1,
+        replica_wait_ms: 300,
+        ..RedisSettings::default()
+    };
+    let store = Store::new(&settings).expect("a store");
+    // Once the replica follows, a write is confirmed.
+    eventually("the replica to confirm a write", Duration::from_secs(15), || async {
+        let mark = store.before_write();
+        store.ping().await.then_some(())?;
+        store.replicated(mark).await.ok()
+    })
+    .await;
+
+    let mark = store.before_write();
+    // Redis goes away for this process: a connection refused (here, to a port nothing
+    // listens on, as a restarted Redis refuses while it is down).
+    let gone = RedisSettings {
+        url: RedisProcess::unstarted().url(),
+        ..settings.clone()
+    };
+    assert!(!Store::new(&gone).expect("a store").ping().await);
+    match store.replicated(mark).await {
+        Err(StoreError::NotReplicated { wanted: 1, acked: 0 }) => {}
+        other => panic!("confirmed across a lapse: {other:?}"),
+    }
+    let mark = store.before_write();
+    assert!(
+        store.replicated(mark).await.is_ok(),
+        "a write after the lapse is confirmed"
+    );
+}

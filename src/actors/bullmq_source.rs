@@ -262,6 +262,8 @@ async fn cycle(
 /// Other-Redis mode, steps 2 and 3: append the claimed jobs to the event stream (unless done
 /// already), then remove them from BullMQ. On failure the batch comes back, to be retried.
 async fn finish(queue: &BullMqQueue, token: &str, mut held: Held) -> Result<(), (Held, StoreError)> {
+    // Entries kept from an earlier try were confirmed then (only the removal failed).
+    let mark = queue.before_write();
     let entries = match held.entries.take() {
         Some(entries) => entries,
         None => match queue.publish(&held.jobs).await {
@@ -272,7 +274,7 @@ async fn finish(queue: &BullMqQueue, token: &str, mut held: Held) -> Result<(), 
     // The jobs leave BullMQ only once their stream entries would survive a failover of our
     // Redis ([redis] min_replicas_acked). If not, they are appended again on the retry (the
     // entries may be gone with a failed primary): a duplicate, never a loss.
-    if let Err(e) = queue.replicated().await {
+    if let Err(e) = queue.replicated(mark).await {
         return Err((held, e));
     }
     match queue.finish(&held.jobs, &entries, token).await {

@@ -54,9 +54,10 @@ pub async fn publish(state: web::Data<ApiState>, body: web::Json<Value>) -> Resu
     if !errors.is_empty() {
         return Err(ApiError::InputValidation(errors));
     }
+    let mark = state.store.before_write();
     let ids = state.store.events().publish(&events).await?;
     // Acknowledged only once it would survive a failover ([redis] min_replicas_acked).
-    state.store.replicated().await?;
+    state.store.replicated(mark).await?;
     let mut ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
     Ok(HttpResponse::Ok().json(match (batch, ids.pop()) {
         (false, Some(id)) => PublishResponse::One(Published { success: true, id }),

@@ -80,11 +80,12 @@ pub async fn replay(
 ) -> Result<HttpResponse, ApiError> {
     let ids = replay_ids(&body)?;
     let id = state.webhook(&id).await?.id;
+    let mark = state.store.before_write();
     let replayed = state.store.history().replay_dead(&id, &ids).await?;
     if replayed > 0 {
         // Tell whichever instance delivers this webhook to read its queue.
         state.store.webhooks().announce(&Notice::Queue(id)).await?;
-        state.changed(id, None).await?;
+        state.changed(id, None, mark).await?;
     }
     Ok(HttpResponse::Ok().json(Replayed {
         success: true,

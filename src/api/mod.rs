@@ -56,7 +56,7 @@ use crate::actors::supervisor::{ActorDirectory, Supervisor, WebhookChanged};
 use crate::config::Settings;
 use crate::domain::{InstanceName, Webhook, WebhookId};
 use crate::security::{AccessTokens, Destinations};
-use crate::store::{Store, WebhookChange};
+use crate::store::{Store, WebhookChange, WriteMark};
 use errors::ApiError;
 
 /// The delivering side of this instance, when it has one.
@@ -99,13 +99,14 @@ impl ApiState {
     /// the webhook as changed.
     async fn change(&self, id: &str, change: &WebhookChange) -> Result<Webhook, ApiError> {
         let id = webhooks::parse_id(id)?;
+        let mark = self.store.before_write();
         let (webhook, version) = self
             .store
             .webhooks()
             .update(&id, change)
             .await?
             .ok_or(ApiError::WebhookNotFound)?;
-        self.changed(id, Some(version)).await?;
+        self.changed(id, Some(version), mark).await?;
         Ok(webhook)
     }
 
@@ -113,9 +114,9 @@ impl ApiState {
     /// published after the response is routed with the change. Other instances learn of it
     /// through the change feed. With `[redis] min_replicas_acked`, waits first until the
     /// change would survive a failover: too few replicas is a 503 (the change is made, and
-    /// made again when retried).
-    async fn changed(&self, id: WebhookId, version: Option<u64>) -> Result<(), ApiError> {
-        self.store.replicated().await?;
+    /// made again when retried). `mark`: taken before the change was written.
+    async fn changed(&self, id: WebhookId, version: Option<u64>, mark: WriteMark) -> Result<(), ApiError> {
+        self.store.replicated(mark).await?;
         if let Some(router) = &self.router {
             if let Err(error) = router.supervisor.send(WebhookChanged { id, version }).await {
                 tracing::warn!(webhook = %id, %error, "could not tell the supervisor about a change");

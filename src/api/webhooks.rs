@@ -146,8 +146,9 @@ pub async fn create(
         previous_secret: None,
         delivery,
     };
+    let mark = state.store.before_write();
     let version = state.store.webhooks().create(&webhook).await?;
-    state.changed(webhook.id, Some(version)).await?;
+    state.changed(webhook.id, Some(version), mark).await?;
     tracing::info!(webhook = %webhook.id, url = %webhook.url.redacted(), "webhook created");
     // Back-fill, up to now: events routed from here on were routed with the new webhook (the
     // fan-out refuses an index older than the write). One routed in between by another
@@ -245,9 +246,10 @@ pub async fn delete(
     if webhook.is_none() {
         return Err(ApiError::WebhookNotFound);
     }
+    let mark = state.store.before_write();
     let deleted = state.store.webhooks().delete(&id).await?;
     if let Some(version) = deleted {
-        state.changed(id, Some(version)).await?;
+        state.changed(id, Some(version), mark).await?;
         tracing::info!(webhook = %id, "webhook deleted");
     }
     // Deleted by someone else meanwhile: WildDuck answers `success: false` then.

@@ -27,7 +27,7 @@ use redis::aio::MultiplexedConnection;
 use redis::{Script, Value};
 
 use super::reply::bytes;
-use super::{BullMqKeys, Store, StoreError, StoreResult};
+use super::{BullMqKeys, Store, StoreError, StoreResult, WriteMark};
 use crate::config::{BullMqSettings, RedisSettings};
 use crate::domain::StreamId;
 
@@ -195,8 +195,13 @@ impl BullMqQueue {
 
     /// Other-Redis mode, between steps 2 and 3: waits until hookrouter's Redis has the
     /// appended entries on `[redis] min_replicas_acked` replicas ([`Store::replicated`]).
-    pub async fn replicated(&self) -> StoreResult<()> {
-        self.ours.replicated().await
+    pub async fn replicated(&self, mark: WriteMark) -> StoreResult<()> {
+        self.ours.replicated(mark).await
+    }
+
+    /// Taken before the entries are appended, for [`Self::replicated`].
+    pub fn before_write(&self) -> WriteMark {
+        self.ours.before_write()
     }
 
     /// Other-Redis mode, step 3: removes published jobs from BullMQ; returns how many were

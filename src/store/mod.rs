@@ -54,6 +54,7 @@ pub use connect::refusal;
 pub use deliveries::{DeliveryState, DeliveryView, MAX_SHOWN};
 pub use events::{Appended, EventStream, Fanout, FanoutBatch, FanoutKeeping, FanoutRouter, RawEntry};
 pub use failover::{redis_lapses, Primary, RedisConn};
+
 pub use history::{AttemptView, DeadLetterView, HistoryCursor, HistoryPage, HistoryStore, RejectedView};
 pub use instances::{Beat, InstanceStore, Member};
 pub use keys::{BullMqKeys, Keys, EVENTS_GROUP};
@@ -115,6 +116,11 @@ pub struct Store {
     /// `[redis] replica_wait_ms`: how long [`Store::replicated`] waits for them.
     replica_wait: Duration,
 }
+
+/// Where the connection stood before a write ([`Store::before_write`]): whether Redis went
+/// away since, when the write is to be confirmed by replicas.
+#[derive(Debug, Clone, Copy)]
+pub struct WriteMark(u64);
 
 impl Store {
     /// Builds the handle without connecting: the service starts (and reports Redis as down)
@@ -241,11 +247,20 @@ impl Store {
         self.conn.address()
     }
 
+    /// Taken before a write that [`Store::replicated`] is to confirm.
+    pub fn before_write(&self) -> WriteMark {
+        WriteMark(redis_lapses())
+    }
+
     /// Waits until `[redis] min_replicas_acked` replicas hold every write sent so far on the
     /// shared connection (`WAIT`, which covers the writes of the connection it runs on), so
     /// what is acknowledged next survives a failover; at once when that is 0. Too few in
     /// `replica_wait_ms` is [`StoreError::NotReplicated`], a "not now" (503, retried).
-    pub async fn replicated(&self) -> StoreResult<()> {
+    ///
+    /// `WAIT` confirms only the writes of the connection it runs on: one made anew since the
+    /// write (Redis went away in between; `mark` was taken before it) has written nothing and
+    /// would confirm at once. So a lapse since `mark` confirms nothing either.
+    pub async fn replicated(&self, mark: WriteMark) -> StoreResult<()> {
         if self.replicas == 0 {
             return Ok(());
         }
@@ -255,6 +270,7 @@ impl Store {
             .arg(self.replica_wait.as_millis() as u64)
             .query_async(&mut conn)
             .await?;
+        let acked = if redis_lapses() == mark.0 { acked } else { 0 };
         if acked < u64::from(self.replicas) {
             return Err(StoreError::NotReplicated {
                 wanted: self.replicas,
