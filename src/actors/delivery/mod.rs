@@ -36,6 +36,7 @@ mod messages;
 mod outcome;
 mod pacing;
 mod rates;
+mod reads;
 mod report;
 mod resync;
 mod retries;

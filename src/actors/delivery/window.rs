@@ -19,10 +19,10 @@ use super::trail::Step;
 use super::{sender, DeliveryActor, Tried, TOP_UP_AFTER};
 use crate::clock::now_ms;
 use crate::domain::{DeliveryId, PreparedEvent, RateLimit, StreamId, Webhook};
-use crate::store::{Appended, Due, QueuedDelivery, RetryLookup, StoreError};
+use crate::store::{Appended, Due, QueuedDelivery};
 
 impl DeliveryActor {
-    fn is_after_cursor(&self, entry: StreamId) -> bool {
+    pub(super) fn is_after_cursor(&self, entry: StreamId) -> bool {
         self.cursor.is_none_or(|cursor| entry > cursor)
     }
 
@@ -257,86 +257,6 @@ impl DeliveryActor {
             }));
         }
         self.arm_retry_timer(ctx);
-    }
-
-    /// Whether the next read of the queue must look up retry state (see `store::RetryLookup`).
-    fn retry_lookup(&self) -> RetryLookup {
-        match self.tried {
-            Tried::Unknown => RetryLookup::LookAndLearn,
-            Tried::UpTo(tail) if self.cursor.is_none_or(|cursor| cursor < tail) => RetryLookup::Look,
-            Tried::UpTo(_) | Tried::Nothing => RetryLookup::Skip,
-        }
-    }
-
-    /// Reads up to `count` entries of the queue after the cursor and takes the fresh ones.
-    fn read_queue(&mut self, count: usize, ctx: &mut Context<Self>) {
-        self.fetching = true;
-        let epoch = self.epoch;
-        let (queue, webhook, cursor) = (self.queue.clone(), self.webhook.id, self.cursor);
-        let (lookup, lease) = (self.retry_lookup(), self.lease.clone());
-        self.trail.push(Step::Read {
-            after: cursor,
-            count,
-            epoch,
-        });
-        let fetch = async move { queue.fetch(&webhook, &lease, cursor, count, lookup).await };
-        ctx.spawn(fetch.into_actor(self).map(move |result, act, ctx| {
-            act.fetching = false;
-            let written_during_read = std::mem::take(&mut act.written_during_read);
-            match result {
-                Ok(fetched) if epoch != act.epoch => {
-                    act.trail.push(Step::ReadDone {
-                        last: fetched.last,
-                        read: fetched.read,
-                        fresh: fetched.deliveries.len(),
-                        taken: 0,
-                        first_with_state: fetched.first_with_state,
-                        stale: true,
-                        caught_up: act.caught_up,
-                    });
-                    act.fill(ctx);
-                }
-                _ if epoch != act.epoch => act.fill(ctx),
-                Ok(fetched) => {
-                    if let Some(tried) = fetched.tried_up_to {
-                        act.tried = tried.map_or(Tried::Nothing, Tried::UpTo);
-                    }
-                    if let Some(last) = fetched.last.filter(|last| act.is_after_cursor(*last)) {
-                        act.cursor = Some(last);
-                    }
-                    let fresh = fetched.deliveries.len();
-                    let mut taken = 0;
-                    for delivery in fetched.deliveries {
-                        let known = act.taken(&delivery.entry) || written_during_read.contains(&delivery.entry);
-                        if !known && act.active() {
-                            taken += 1;
-                            act.take(delivery, ctx);
-                        }
-                    }
-                    act.caught_up = fetched.read < count && !act.missed;
-                    act.missed = false;
-                    act.trail.push(Step::ReadDone {
-                        last: fetched.last,
-                        read: fetched.read,
-                        fresh,
-                        taken,
-                        first_with_state: fetched.first_with_state,
-                        stale: false,
-                        caught_up: act.caught_up,
-                    });
-                    act.fill(ctx);
-                }
-                Err(StoreError::Fenced) => {
-                    act.trail.push(Step::ReadFailed { fenced: true });
-                    act.lease_lost(ctx)
-                }
-                Err(error) => {
-                    act.trail.push(Step::ReadFailed { fenced: false });
-                    act.redis_failed(&error, "reading the webhook queue failed; retrying");
-                    act.after_redis_error(ctx, |act, ctx| act.fill(ctx));
-                }
-            }
-        }));
     }
 
     /// Puts a delivery into the window and sends it (as the probe, if the circuit is open).
