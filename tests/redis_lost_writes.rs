@@ -19,25 +19,12 @@ use std::time::Duration;
 
 use serde_json::json;
 use support::process::{RedisProcess, ServiceProcess};
+use support::redis_process::command_at;
 use support::{eventually, unique_prefix, Receiver, Reply};
-
-/// A command to the private Redis.
-async fn ask(port: u16, args: &[&str]) -> redis::Value {
-    let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).expect("a redis url");
-    let mut conn = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("the private redis");
-    let mut cmd = redis::cmd(args[0]);
-    for arg in &args[1..] {
-        cmd.arg(*arg);
-    }
-    cmd.query_async(&mut conn).await.expect("the command")
-}
 
 /// Entries in the webhooks' queues (the test's one webhook).
 async fn queued(port: u16, prefix: &str) -> i64 {
-    let keys: Vec<String> = match ask(port, &["KEYS", &format!("{prefix}:queue:*")]).await {
+    let keys: Vec<String> = match command_at(port, &["KEYS", &format!("{prefix}:queue:*")]).await {
         redis::Value::Array(keys) => keys
             .into_iter()
             .filter_map(|key| redis::from_redis_value::<String>(key).ok())
@@ -46,7 +33,7 @@ async fn queued(port: u16, prefix: &str) -> i64 {
     };
     let mut entries = 0;
     for key in keys {
-        if let redis::Value::Int(n) = ask(port, &["XLEN", &key]).await {
+        if let redis::Value::Int(n) = command_at(port, &["XLEN", &key]).await {
             entries += n;
         }
     }
@@ -87,7 +74,7 @@ async fn a_redis_back_without_its_last_writes_has_them_delivered_again() {
         (queued(redis.port, &prefix).await == 10).then_some(())
     })
     .await;
-    ask(redis.port, &["SAVE"]).await;
+    command_at(redis.port, &["SAVE"]).await;
 
     // Delivered: Redis removes the ten from the queue, and the actor's cursor passes them.
     open.store(true, Ordering::SeqCst);

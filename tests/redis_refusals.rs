@@ -13,25 +13,12 @@ use std::time::Duration;
 use serde_json::json;
 use support::answer::call;
 use support::process::{RedisProcess, ServiceProcess};
+use support::redis_process::command_at;
 use support::{eventually, unique_prefix, Receiver};
-
-/// A command to the private Redis.
-async fn redis(port: u16, args: &[&str]) -> redis::Value {
-    let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).expect("a redis url");
-    let mut conn = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("the private redis");
-    let mut cmd = redis::cmd(args[0]);
-    for arg in &args[1..] {
-        cmd.arg(*arg);
-    }
-    cmd.query_async(&mut conn).await.expect("the command")
-}
 
 /// A field of `INFO persistence`.
 async fn persistence(port: u16, field: &str) -> Option<String> {
-    let info = match redis(port, &["INFO", "persistence"]).await {
+    let info = match command_at(port, &["INFO", "persistence"]).await {
         redis::Value::BulkString(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
         redis::Value::VerbatimString { text, .. } => text,
         other => panic!("INFO answered {other:?}"),
@@ -137,12 +124,12 @@ async fn a_full_redis_answers_503_and_loses_nothing() {
     a_spell_of_refused_writes(
         RedisProcess::unstarted(),
         async |port| {
-            redis(port, &["CONFIG", "SET", "maxmemory-policy", "noeviction"]).await;
+            command_at(port, &["CONFIG", "SET", "maxmemory-policy", "noeviction"]).await;
             // Below what it uses already: every write is refused from now on.
-            redis(port, &["CONFIG", "SET", "maxmemory", "1"]).await;
+            command_at(port, &["CONFIG", "SET", "maxmemory", "1"]).await;
         },
         async |port| {
-            redis(port, &["CONFIG", "SET", "maxmemory", "0"]).await;
+            command_at(port, &["CONFIG", "SET", "maxmemory", "0"]).await;
         },
         "out of memory",
     )
@@ -161,17 +148,17 @@ async fn a_redis_that_cannot_save_answers_503_and_loses_nothing() {
         async |port| {
             // A snapshot schedule (writes stop only when one is configured) and a directory
             // no file can be made in: the next snapshot fails, as on a full or broken disk.
-            redis(port, &["CONFIG", "SET", "save", "3600 1"]).await;
-            redis(port, &["CONFIG", "SET", "dir", "/proc"]).await;
-            redis(port, &["BGSAVE"]).await;
+            command_at(port, &["CONFIG", "SET", "save", "3600 1"]).await;
+            command_at(port, &["CONFIG", "SET", "dir", "/proc"]).await;
+            command_at(port, &["BGSAVE"]).await;
             eventually("the snapshot to fail", Duration::from_secs(10), || async {
                 (persistence(port, "rdb_last_bgsave_status").await.as_deref() == Some("err")).then_some(())
             })
             .await;
         },
         async |port| {
-            redis(port, &["CONFIG", "SET", "dir", &good_dir]).await;
-            redis(port, &["BGSAVE", "SCHEDULE"]).await;
+            command_at(port, &["CONFIG", "SET", "dir", &good_dir]).await;
+            command_at(port, &["BGSAVE", "SCHEDULE"]).await;
             eventually("a snapshot to succeed", Duration::from_secs(10), || async {
                 (persistence(port, "rdb_last_bgsave_status").await.as_deref() == Some("ok")).then_some(())
             })

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use support::process::ServiceProcess;
-use support::sentinel::{ask, role, SentinelSet};
+use support::sentinel::{ask, one_owner_each_on, role, SentinelSet};
 use support::wildduck_tokens::{Issued, SECRET};
 use support::{eventually, unique_prefix, Receiver};
 
@@ -183,19 +183,8 @@ async fn a_primary_killed_under_load_fails_over_and_delivery_resumes() {
         );
     }
 
-    // One owner per webhook: the webhooks each instance delivers add up to the webhooks.
-    eventually("one owner per webhook", Duration::from_secs(20), || async {
-        let mut owned = 0;
-        for service in &services {
-            let (_, health) = service.health().await?;
-            owned += health["webhooks"].as_u64()?;
-        }
-        (owned == WEBHOOKS as u64).then_some(())
-    })
-    .await;
-    for service in &services {
-        let (_, health) = service.health().await.expect("health");
-        assert_eq!(health["redisAddress"], format!("127.0.0.1:{new_primary}"), "{health}");
+    // One owner per webhook, on the new primary.
+    for health in one_owner_each_on(&services, WEBHOOKS, new_primary).await {
         assert_eq!(health["redisRole"], "master", "{health}");
     }
 

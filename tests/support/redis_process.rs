@@ -150,6 +150,11 @@ impl RedisProcess {
         .await;
     }
 
+    /// Sends a command (`args[0]` and its arguments) and returns the answer; panics on an error.
+    pub async fn command(&self, args: &[&str]) -> redis::Value {
+        command_at(self.port, args).await
+    }
+
     /// Writes `keys` keys of `bytes` bytes each outside any test prefix (`fill:<n>`), in one
     /// script, so that a restart has that much to load.
     pub async fn fill(&self, keys: u64, bytes: usize) {
@@ -216,6 +221,20 @@ impl RedisProcess {
             let _ = child.wait();
         }
     }
+}
+
+/// Sends a command to the Redis on `port` and returns the answer; panics on an error.
+pub async fn command_at(port: u16, args: &[&str]) -> redis::Value {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).expect("a redis url");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("the private redis");
+    let mut cmd = redis::cmd(args[0]);
+    for arg in &args[1..] {
+        cmd.arg(*arg);
+    }
+    cmd.query_async(&mut conn).await.expect("the command")
 }
 
 impl Drop for RedisProcess {

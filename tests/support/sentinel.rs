@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use super::eventually;
+use super::process::ServiceProcess;
 use super::redis_process::RedisProcess;
 
 /// The name the sentinels monitor the primary under (`redis.master_name` in the tests).
@@ -98,6 +99,28 @@ impl SentinelSet {
         );
         (port, killed.elapsed())
     }
+}
+
+/// Waits until the webhooks the instances deliver add up to `webhooks` (one owner each: a
+/// webhook owned twice or by none shows in the sum), then checks that every instance uses the
+/// primary on `primary`; returns each instance's `/health`.
+pub async fn one_owner_each_on(services: &[ServiceProcess], webhooks: usize, primary: u16) -> Vec<serde_json::Value> {
+    eventually("one owner per webhook", Duration::from_secs(20), || async {
+        let mut owned = 0;
+        for service in services {
+            let (_, health) = service.health().await?;
+            owned += health["webhooks"].as_u64()?;
+        }
+        (owned == webhooks as u64).then_some(())
+    })
+    .await;
+    let mut healths = Vec::new();
+    for service in services {
+        let (_, health) = service.health().await.expect("health");
+        assert_eq!(health["redisAddress"], format!("127.0.0.1:{primary}"), "{health}");
+        healths.push(health);
+    }
+    healths
 }
 
 /// A redis command against the server on `port`; None when it does not answer (in 500 ms).

@@ -15,7 +15,7 @@
 use actix::prelude::*;
 
 use super::trail::Step;
-use super::{DeliveryActor, Tried};
+use super::DeliveryActor;
 use crate::store::redis_lapses;
 
 impl DeliveryActor {
@@ -31,11 +31,7 @@ impl DeliveryActor {
             return false;
         }
         self.trail.push(Step::Resync);
-        self.epoch += 1;
-        self.cursor = None;
-        self.tried = Tried::Unknown;
-        self.caught_up = false;
-        self.missed = false;
+        self.start_over();
         if !self.retries.reading() {
             self.prepare_retries(ctx);
         }

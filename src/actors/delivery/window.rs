@@ -176,6 +176,16 @@ impl DeliveryActor {
         };
     }
 
+    /// Forgets what it read: the next read starts at the queue's first entry and learns again
+    /// which entries were tried; a read under way is ignored when it answers.
+    pub(super) fn start_over(&mut self) {
+        self.epoch += 1;
+        self.cursor = None;
+        self.tried = Tried::Unknown;
+        self.caught_up = false;
+        self.missed = false;
+    }
+
     /// The queue may hold entries after the cursor: read them when there is room.
     pub(super) fn fell_behind(&mut self, ctx: &mut Context<Self>) {
         // A read under way may have missed them; it must not conclude it caught up.
@@ -359,11 +369,7 @@ impl DeliveryActor {
             // and find out at once whether the endpoint answers.
             self.trail.push(Step::Active(true));
             self.trail.push(Step::Reset);
-            self.epoch += 1;
-            self.cursor = None;
-            self.tried = Tried::Unknown;
-            self.caught_up = false;
-            self.missed = false;
+            self.start_over();
             self.pacing.restart(self.config.settings.initial_concurrency);
             self.probe_now(ctx);
             self.fill(ctx);
