@@ -90,10 +90,22 @@ async fn with_min_replicas_acked_a_failover_loses_no_acknowledged_event_from_any
     }
     let receiver = Receiver::ok();
     for n in 0..WEBHOOKS {
-        let body = json!({"type": ["*"], "url": format!("{}/{n}", receiver.url())});
-        // The replicas may still be syncing: a change waits for one like any other write.
+        let url = format!("{}/{n}", receiver.url());
+        let body = json!({"type": ["*"], "url": url});
+        // The replicas may still be syncing: a change waits for one like any other write, and
+        // one answered 503 may have been made all the same (README): look before trying again,
+        // or a second webhook with this URL would get every event too.
         eventually("a webhook created", Duration::from_secs(15), || async {
-            let (status, _) = services[n % 2].call("POST", "/webhooks", Some(body.clone())).await?;
+            let service = &services[n % 2];
+            let (_, list) = service.call("GET", "/webhooks?limit=250", None).await?;
+            if list["results"]
+                .as_array()?
+                .iter()
+                .any(|webhook| webhook["url"] == url.as_str())
+            {
+                return Some(());
+            }
+            let (status, _) = service.call("POST", "/webhooks", Some(body.clone())).await?;
             (status == 200).then_some(())
         })
         .await;
