@@ -31,7 +31,7 @@ use serde_json::json;
 use support::bullmq::{Bullmq, WildDuckQueue};
 use support::failover_load::{bullmq_producer, post_producer, stream_producer, Log, Sent};
 use support::process::ServiceProcess;
-use support::sentinel::{ask, one_owner_each_on, role, SentinelSet, MASTER};
+use support::sentinel::{ask, one_owner_each_on, SentinelSet, MASTER};
 use support::{eventually, unique_prefix, Receiver};
 
 const WEBHOOKS: usize = 3;
@@ -160,13 +160,7 @@ async fn with_min_replicas_acked_a_failover_loses_no_acknowledged_event_from_any
     let resumed = killed.elapsed();
 
     // The old primary comes back, empty, and the sentinels make it a replica of the new one.
-    set.primary.start().await;
-    eventually(
-        "the old primary to become a replica",
-        Duration::from_secs(20),
-        || async { (role(set.primary.port).await? == "slave").then_some(()) },
-    )
-    .await;
+    set.old_primary_back_as_replica().await;
     let before: Vec<usize> = SOURCES.iter().map(|s| acked(s)).collect();
     let more = || {
         SOURCES

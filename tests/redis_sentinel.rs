@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use support::process::ServiceProcess;
-use support::sentinel::{ask, one_owner_each_on, role, SentinelSet};
+use support::sentinel::{ask, one_owner_each_on, SentinelSet};
 use support::wildduck_tokens::{Issued, SECRET};
 use support::{eventually, unique_prefix, Receiver};
 
@@ -121,13 +121,7 @@ async fn a_primary_killed_under_load_fails_over_and_delivery_resumes() {
     let resumed = killed.elapsed();
 
     // The old primary comes back, empty, and the sentinels make it a replica of the new one.
-    set.primary.start().await;
-    eventually(
-        "the old primary to become a replica",
-        Duration::from_secs(20),
-        || async { (role(set.primary.port).await? == "slave").then_some(()) },
-    )
-    .await;
+    set.old_primary_back_as_replica().await;
     let back = accepted();
     eventually("100 more events accepted", Duration::from_secs(15), || async {
         (accepted() >= back + 100).then_some(())
@@ -261,13 +255,7 @@ async fn wildduck_tokens_are_read_and_extended_on_the_primary_the_sentinels_name
     assert!(ttl > 900, "the use extended the token on the new primary (TTL {ttl} s)");
 
     // The old primary back as a replica: still accepted, from the new primary.
-    set.primary.start().await;
-    eventually(
-        "the old primary to become a replica",
-        Duration::from_secs(20),
-        || async { (role(set.primary.port).await? == "slave").then_some(()) },
-    )
-    .await;
+    set.old_primary_back_as_replica().await;
     assert_eq!(list_with(&service, &token).await, Some(200));
     println!(
         "WildDuck token: promoted {promoted:?} after the kill, accepted again {accepted:?} after it (TTL {ttl} s)"

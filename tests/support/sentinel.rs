@@ -83,6 +83,19 @@ impl SentinelSet {
         None
     }
 
+    /// Starts the killed primary again (empty) and waits until the sentinels make it a
+    /// replica of the new one.
+    pub async fn old_primary_back_as_replica(&mut self) {
+        self.primary.start().await;
+        let port = self.primary.port;
+        eventually(
+            "the old primary to become a replica",
+            Duration::from_secs(20),
+            || async { (role(port).await? == "slave").then_some(()) },
+        )
+        .await;
+    }
+
     /// Waits until the sentinels name a replica as the primary (after the primary was killed
     /// at `killed`): its port and how long after the kill that was.
     pub async fn promoted(&self, killed: Instant) -> (u16, Duration) {
